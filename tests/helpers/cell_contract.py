@@ -1,0 +1,298 @@
+"""CellContract: every shared check of STYLE.md, run on one zoo cell.
+
+A cell's test file subclasses it as `Test<Cell>(CellContract)` and supplies what is particular to the cell:
+
+    cell_class          the cell
+    configs             constructor arguments; the first is the main one, the others are variants (peepholes,
+                        reset_after, ...) that the reference-parity checks also cover
+    expected_weights    {name: shape} for the main config and `input_dim`
+    numpy_step          the lecture's equations in NumPy: (config, weights by name, x_t, states) -> (o_t, states)
+    keras_twins         [(config, Keras cell)]: configurations in which the cell computes what a Keras cell
+                        computes, given the Keras cell's weights (weights Keras lacks keep their initial values)
+    weight_ranges       (optional) {weight name: (low, high)} for weights that must stay in a range
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import gradients
+from tests.helpers import layer_check
+from tests.helpers import reference
+from tests.helpers import saved_model
+from tests.helpers import serialization
+
+BATCH, TIME, INPUT_DIM = 4, 6, 3
+
+
+def _mask(batch=BATCH, time=TIME):
+    """Right padding for some rows and a hole in the middle of another: both must keep the state."""
+    mask = np.ones((batch, time), bool)
+    mask[1, 4:] = False
+    mask[2, 2] = False
+    mask[3, 0] = False
+    return mask
+
+
+class CellContract:
+    cell_class = None
+    configs = ()
+    input_dim = INPUT_DIM
+    weight_ranges = None
+
+    # What a subclass supplies.
+
+    def expected_weights(self):
+        raise AssertionError("a cell test must list the weights of its main config")
+
+    def numpy_step(self, config, weights, x, states):
+        raise AssertionError("a cell test must give the cell's equations in NumPy")
+
+    def keras_twins(self):
+        raise AssertionError("a cell test must list (config, Keras cell) pairs that compute the same function")
+
+    # Helpers.
+
+    @property
+    def config(self):
+        return self.configs[0]
+
+    def make_cell(self, config=None, **overrides):
+        return self.cell_class(**{**(config or self.config), **overrides})
+
+    def output_size(self, config=None):
+        return self.make_cell(config).output_size
+
+    def inputs(self, batch=BATCH, time=TIME, seed=0, dtype="float32"):
+        return np.random.default_rng(seed).normal(size=(batch, time, self.input_dim)).astype(dtype)
+
+    def sequence_layer(self, config=None, seed=0, **rnn_kwargs):
+        """A built `keras.layers.RNN(return_sequences, return_state)` around a fresh cell with random weights."""
+        dtype = rnn_kwargs.pop("dtype", None)
+        cell = self.make_cell(config, **({"dtype": dtype} if dtype else {}))
+        layer = keras.layers.RNN(cell, return_sequences=True, return_state=True, dtype=dtype, **rnn_kwargs)
+        layer.build((None, None, self.input_dim))
+        reference.randomize_weights(layer, seed=seed, ranges=self.weight_ranges)
+        return layer
+
+    def sequence_model(self, time=None):
+        """Input -> RNN(cell, return_sequences) with random weights."""
+        layer = keras.layers.RNN(self.make_cell(), return_sequences=True)
+        model = keras.Sequential([keras.Input((time, self.input_dim)), layer])
+        reference.randomize_weights(layer, ranges=self.weight_ranges)
+        return model
+
+    # The checks.
+
+    def test_layer_check(self):
+        layer_check.run_layer_check(
+            lambda: keras.layers.RNN(self.make_cell(), return_sequences=True),
+            (BATCH, TIME, self.input_dim),
+            (BATCH, TIME, self.output_size()),
+            self.expected_weights(),
+        )
+
+    def test_initial_state(self):
+        cell = self.make_cell()
+        states = cell.get_initial_state(batch_size=BATCH)
+        sizes = cell.state_size if isinstance(cell.state_size, list) else [cell.state_size]
+        assert [tuple(s.shape) for s in states] == [(BATCH, size) for size in sizes]
+        assert all(not np.any(keras.ops.convert_to_numpy(s)) for s in states)
+
+    def test_config_round_trip(self):
+        for config in self.configs:
+            serialization.assert_config_round_trip(self.make_cell(config))
+        rnn = keras.layers.RNN(self.make_cell(), return_sequences=True)
+        clone = keras.layers.RNN.from_config(rnn.get_config())
+        assert type(clone.cell) is self.cell_class
+        assert clone.cell.get_config() == rnn.cell.get_config()
+
+    def test_keras_file_round_trip(self, tmp_path):
+        serialization.assert_keras_file_round_trip(
+            self.sequence_model(), self.inputs(), str(tmp_path / "model.keras")
+        )
+
+    def test_saved_model_round_trip(self, tmp_path):
+        batches = [self.inputs(batch=2, time=3, seed=1), self.inputs(batch=5, time=8, seed=2)]
+        saved_model.assert_saved_model_round_trip(self.sequence_model(), batches, str(tmp_path / "export"))
+
+    def test_numpy_reference(self):
+        x = self.inputs()
+        for config in self.configs:
+            layer = self.sequence_layer(config)
+            weights = reference.weights_by_name(layer)
+            initial = layer.get_initial_state(BATCH)
+
+            def step(x_t, states, config=config, weights=weights):
+                return self.numpy_step(config, weights, x_t, states)
+
+            expected = reference.unroll(step, x, initial)
+            reference.assert_same_sequences(reference.run_sequence_layer(layer, x), expected)
+
+    def test_keras_parity(self):
+        twins = self.keras_twins()
+        assert twins, "every zoo cell reduces to a Keras cell for some configuration; list it in keras_twins()"
+        x, mask = self.inputs(), _mask()
+        for config, twin_cell in twins:
+            twin = keras.layers.RNN(twin_cell, return_sequences=True, return_state=True)
+            twin.build((None, None, self.input_dim))
+            reference.randomize_weights(twin)
+            ours = keras.layers.RNN(self.make_cell(config), return_sequences=True, return_state=True)
+            ours.build((None, None, self.input_dim))
+            reference.copy_weights_by_name(twin, ours)
+            for m in (None, mask):
+                reference.assert_same_sequences(
+                    reference.run_sequence_layer(ours, x, m), reference.run_sequence_layer(twin, x, m)
+                )
+
+    def test_gradients_float64(self):
+        for config in self.configs:
+            layer = self.sequence_layer(config, dtype="float64")
+            x = self.inputs(batch=2, time=3, dtype="float64")
+            gradients.assert_gradients_match_finite_differences(layer, x)
+
+    @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+    @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "reversed"])
+    def test_stepping_equals_sequence_layer(self, masked, go_backwards):
+        x, mask = self.inputs(), (_mask() if masked else None)
+        looped = self.sequence_layer(go_backwards=go_backwards)
+        unrolled = self.sequence_layer(go_backwards=go_backwards, unroll=True)
+        reference.copy_weights_by_name(looped, unrolled)
+        by_hand = reference.unroll(
+            reference.cell_step(looped.cell), x, looped.get_initial_state(BATCH), mask, go_backwards
+        )
+        reference.assert_same_sequences(reference.run_sequence_layer(looped, x, mask), by_hand)
+        reference.assert_same_sequences(reference.run_sequence_layer(unrolled, x, mask), by_hand)
+        # And the lecture's equations agree on the masked / reversed run too.
+        weights = reference.weights_by_name(looped)
+        expected = reference.unroll(
+            lambda x_t, s: self.numpy_step(self.config, weights, x_t, s),
+            x,
+            looped.get_initial_state(BATCH),
+            mask,
+            go_backwards,
+        )
+        reference.assert_same_sequences(by_hand, expected)
+
+    def test_bidirectional(self):
+        x = self.inputs()
+        bidirectional = keras.layers.Bidirectional(keras.layers.RNN(self.make_cell(), return_sequences=True))
+        y = keras.ops.convert_to_numpy(bidirectional(x))
+        size = self.output_size()
+        assert y.shape == (BATCH, TIME, 2 * size)
+        forward = self.sequence_layer()
+        backward = self.sequence_layer(go_backwards=True)
+        reference.copy_weights_by_name(bidirectional.forward_layer, forward)
+        reference.copy_weights_by_name(bidirectional.backward_layer, backward)
+        np.testing.assert_allclose(y[..., :size], reference.run_sequence_layer(forward, x)[0], atol=1e-5)
+        backward_outputs = reference.run_sequence_layer(backward, x)[0][:, ::-1]
+        np.testing.assert_allclose(y[..., size:], backward_outputs, atol=1e-5)
+
+    def test_stacked(self):
+        x = self.inputs()
+        stacked = keras.layers.RNN([self.make_cell(), self.make_cell()], return_sequences=True)
+        stacked.build((None, None, self.input_dim))
+        reference.randomize_weights(stacked, ranges=self.weight_ranges)
+        first = keras.layers.RNN(self.make_cell(), return_sequences=True)
+        first.build((None, None, self.input_dim))
+        second = keras.layers.RNN(self.make_cell(), return_sequences=True)
+        second.build((None, None, self.output_size()))
+        reference.copy_weights_by_name(stacked.cell.cells[0], first.cell)
+        reference.copy_weights_by_name(stacked.cell.cells[1], second.cell)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(stacked(x)), keras.ops.convert_to_numpy(second(first(x))), atol=1e-5
+        )
+
+    def test_jit_compile(self):
+        x = self.inputs()
+        layer = self.sequence_layer()
+        eager = reference.run_sequence_layer(layer, x)
+        compiled = tf.function(lambda x: layer(x), jit_compile=True)
+        outputs, *states = compiled(tf.constant(x))
+        reference.assert_same_sequences((outputs.numpy(), [s.numpy() for s in states]), eager)
+        # A training step compiled by XLA gives the loss of the same step in graph mode.
+        losses = []
+        for jit in (False, True):
+            model = self.sequence_model(time=TIME)
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit)
+            losses.append(model.train_on_batch(x, np.zeros((BATCH, TIME, self.output_size()), "float32")))
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+    def test_mixed_float16(self):
+        x = self.inputs()
+        full = self.sequence_layer()
+        mixed = self.sequence_layer(dtype="mixed_float16")
+        reference.copy_weights_by_name(full, mixed)
+        outputs, *states = mixed(x)
+        assert outputs.dtype == "float16" and all(s.dtype == "float16" for s in states)
+        assert all(w.dtype == "float32" for w in mixed.weights)
+        # float16 keeps ~3 significant digits; errors compound over 6 steps.
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(outputs).astype("float32"), reference.run_sequence_layer(full, x)[0], atol=2e-2
+        )
+        model = keras.Sequential(
+            [
+                keras.Input((TIME, self.input_dim)),
+                keras.layers.RNN(self.make_cell(dtype="mixed_float16"), dtype="mixed_float16"),
+                keras.layers.Dense(1, dtype="float32"),
+            ]
+        )
+        model.compile(optimizer="sgd", loss="mse")
+        assert np.isfinite(model.train_on_batch(x, np.ones((BATCH, 1), "float32")))
+
+    def test_dropout(self):
+        x = self.inputs()
+        plain = self.sequence_layer()
+        dropped = self.sequence_layer(self.config | {"dropout": 0.5, "recurrent_dropout": 0.5, "seed": 1})
+        reference.copy_weights_by_name(plain, dropped)
+        # Inference ignores dropout.
+        reference.assert_same_sequences(
+            reference.run_sequence_layer(dropped, x), reference.run_sequence_layer(plain, x)
+        )
+        # Training draws one mask per sequence; it has an effect and is dropped after the call.
+        outputs = keras.ops.convert_to_numpy(dropped(x, training=True)[0])
+        assert np.all(np.isfinite(outputs))
+        assert not np.allclose(outputs, reference.run_sequence_layer(plain, x)[0]), "dropout had no effect"
+        assert dropped.cell._dropout_mask is None and dropped.cell._recurrent_dropout_mask is None
+        # Where the masks act, checked against the equations: given masks (as keras.layers.RNN pre-draws them),
+        # x_t is masked and the fed-back state is masked where it enters the matrix products.
+        rng = np.random.default_rng(5)
+        input_mask = (rng.uniform(size=(BATCH, self.input_dim)) > 0.5) * 2.0
+        state_size = dropped.get_initial_state(BATCH)[0].shape[-1]
+        recurrent_mask = (rng.uniform(size=(BATCH, state_size)) > 0.5) * 2.0
+        dropped.cell._dropout_mask = keras.ops.convert_to_tensor(input_mask, "float32")
+        dropped.cell._recurrent_dropout_mask = keras.ops.convert_to_tensor(recurrent_mask, "float32")
+        outputs, *states = dropped(x, training=True)
+        weights = reference.weights_by_name(dropped)
+        expected = reference.unroll(
+            lambda x_t, s: self.numpy_step(self.config, weights, x_t * input_mask, s, recurrent_mask=recurrent_mask),
+            x,
+            dropped.get_initial_state(BATCH),
+        )
+        reference.assert_same_sequences(
+            (keras.ops.convert_to_numpy(outputs), [keras.ops.convert_to_numpy(s) for s in states]), expected
+        )
+
+    def test_bad_arguments(self):
+        for units in (0, -3, 2.5, True, "8"):
+            with pytest.raises(ValueError, match=rf"units must be a positive int, got {units!r}"):
+                self.make_cell(units=units)
+        with pytest.raises(ValueError, match=r"activation must be a Keras activation .* got 'tanhh'"):
+            self.make_cell(activation="tanhh")
+        for rate in (-0.1, 1.0, 1.5):
+            with pytest.raises(ValueError, match=rf"dropout must be a float in \[0, 1\), got {rate!r}"):
+                self.make_cell(dropout=rate)
+        with pytest.raises(ValueError, match=r"recurrent_dropout must be a float in \[0, 1\)"):
+            self.make_cell(recurrent_dropout=2)
+
+    def test_bad_inputs(self):
+        name = self.cell_class.__name__
+        with pytest.raises(ValueError, match=rf"{name} expects a step input of shape \(batch, features\).*got shape"):
+            keras.layers.RNN(self.make_cell())(np.zeros((BATCH, TIME), "float32"))
+        with pytest.raises(ValueError, match=r"known feature size"):
+            keras.layers.RNN(self.make_cell())(keras.Input((TIME, None)))
+        layer = keras.layers.RNN(self.make_cell())
+        layer(self.inputs())
+        with pytest.raises(ValueError, match=rf"expected shape=\(None, {self.input_dim}\), found shape=\({BATCH}, {self.input_dim + 2}\)"):
+            layer(np.zeros((BATCH, TIME, self.input_dim + 2), "float32"))

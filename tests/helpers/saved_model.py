@@ -1,0 +1,44 @@
+"""SavedModel round trip: export a Keras model, load it with both TensorFlow loaders, compare outputs.
+
+TF Serving loads a SavedModel through the TF1 session loader (SavedModelBundle), which fails on exports that track
+Keras variable wrappers instead of the raw `tf.Variable`s; so every export is run through that loader as well as
+through `tf.saved_model.load`.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def load_with_session(path, inputs, signature="serving_default"):
+    """Runs `signature` of the SavedModel at `path` the way TF Serving does: TF1 loader, graph, session.
+
+    Args:
+        inputs: {signature input name: array}.
+
+    Returns:
+        {signature output name: array}.
+    """
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], path)
+        signature_def = meta_graph.signature_def[signature]
+        feed = {signature_def.inputs[name].name: value for name, value in inputs.items()}
+        fetches = {name: info.name for name, info in signature_def.outputs.items()}
+        return session.run(fetches, feed)
+
+
+def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5):
+    """Exports `model` (one input) and checks both loaders reproduce it on every batch of `input_batches`.
+
+    `input_batches` should differ in batch size and sequence length, so the signature is shown to be polymorphic.
+    """
+    model.export(path, format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(path)
+    signature = reloaded.signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1].keys()
+    for x in input_batches:
+        expected = keras.ops.convert_to_numpy(model(x))
+        np.testing.assert_allclose(reloaded.serve(x).numpy(), expected, atol=atol)
+        (session_output,) = load_with_session(path, {input_name: x}).values()
+        np.testing.assert_allclose(session_output, expected, atol=atol)

@@ -1,0 +1,1 @@
+"""seqzoo's training side: data, tasks and the training loop (no model definitions)."""
