@@ -81,6 +81,8 @@ class Recurrent(keras.layers.RNN):
                 f"got shape {shape}"
             )
         super().build(sequences_shape, initial_state_shape)
+        # From now on a call with another feature size fails at the layer's door, naming the expected size.
+        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: shape[-1]})
 
     def _use_cudnn(self, use_cudnn, kernel_computes_cell):
         """Validates `use_cudnn` and returns the value to store.

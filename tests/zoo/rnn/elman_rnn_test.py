@@ -1,0 +1,15 @@
+import keras
+
+from tests.helpers.sequence_layer_contract import SequenceLayerContract
+from zoo.rnn import ElmanRNN
+
+
+class TestElmanRNN(SequenceLayerContract):
+    layer_class = ElmanRNN
+    config = {"units": 5}
+
+    def expected_weights(self):
+        return {"kernel": (3, 5), "recurrent_kernel": (5, 5), "bias": (5,)}
+
+    def keras_twins(self):
+        return [({"units": 5}, lambda **kw: keras.layers.SimpleRNN(5, **kw))]
