@@ -1,0 +1,254 @@
+"""Training-step speed of the zoo sequence layers against Keras's own, and the LSTM's share of matmul peak.
+
+    python -m benchmarks.cells                 # what `make bench` runs; rewrites its section of docs/performance.md
+    python -m benchmarks.cells --hidden=128 --rounds=3 --output=   # a quick look, nothing written
+
+Every zoo layer is timed against its Keras baseline in the same process, interleaved (each round times every model
+once, in a new random order), at batch 64, length 50, 32 input features. A model's figure is the median over rounds
+of its mean `train_on_batch` time; a pair's ratio is the median over rounds of (zoo time / baseline time) taken in
+the same round, which cancels slow drifts of a shared machine.
+
+The LSTM's achieved GFLOP/s counts the matmul work of one training step (forward, and the two products of the
+backward pass for each of U and W) and is set against this machine's measured GFLOP/s for the same products at
+the same shapes, timed here with `tf.matmul` in a compiled loop.
+"""
+
+import datetime
+import os
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from training.startup import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+import zoo  # noqa: E402
+
+BATCH, LENGTH, FEATURES = 64, 50, 32
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("hidden", ["128", "512"], "Hidden sizes to measure.")
+flags.DEFINE_integer("rounds", 7, "Interleaved rounds; figures are medians over rounds (at least 5 for the record).")
+flags.DEFINE_integer("steps", 10, "train_on_batch calls timed per model per round.")
+flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose cells section is rewritten; empty: none.")
+flags.DEFINE_integer("seed", 0, "Seed of the weights, data and round order.")
+
+# (name, zoo layer, Keras baseline, target ratio or None for "reported, no target").
+PAIRS = [
+    ("Elman vs SimpleRNN", lambda h: zoo.rnn.ElmanRNN(h), lambda h: keras.layers.SimpleRNN(h), 1.05),
+    ("LSTM vs LSTM", lambda h: zoo.rnn.LSTM(h), lambda h: keras.layers.LSTM(h), 1.05),
+    ("GRU vs GRU", lambda h: zoo.rnn.GRU(h), lambda h: keras.layers.GRU(h), 1.05),
+    (
+        "GRU (reset_after=False) vs GRU (reset_after=False)",
+        lambda h: zoo.rnn.GRU(h, reset_after=False),
+        lambda h: keras.layers.GRU(h, reset_after=False),
+        1.05,
+    ),
+    ("peephole LSTM vs LSTM", lambda h: zoo.rnn.LSTM(h, peepholes=True), lambda h: keras.layers.LSTM(h), 1.3),
+    ("Jordan vs SimpleRNN", lambda h: zoo.rnn.JordanRNN(h), lambda h: keras.layers.SimpleRNN(h), None),
+    ("leaky vs SimpleRNN", lambda h: zoo.rnn.LeakyRNN(h), lambda h: keras.layers.SimpleRNN(h), None),
+]
+
+
+def _train_step(layer):
+    """A compiled model around `layer`, warmed up, and a function that runs one training step on fixed data."""
+    model = keras.Sequential([keras.Input((LENGTH, FEATURES)), layer, keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    rng = tf.random.Generator.from_seed(FLAGS.seed)
+    x = rng.normal((BATCH, LENGTH, FEATURES))
+    y = rng.normal((BATCH, 1))
+    for _ in range(2):  # trace, then one warm step
+        model.train_on_batch(x, y)
+    return lambda: model.train_on_batch(x, y)
+
+
+def _time_per_step(step, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def measure_pairs(hidden):
+    """{pair name: (zoo ms, baseline ms, median ratio)} at one hidden size."""
+    keras.utils.set_random_seed(FLAGS.seed)
+    models = {}
+    for name, ours, theirs, _ in PAIRS:
+        models[(name, "zoo")] = _train_step(ours(hidden))
+        models[(name, "keras")] = _train_step(theirs(hidden))
+    times = {key: [] for key in models}
+    order = list(models)
+    shuffle = random.Random(FLAGS.seed)
+    for _ in range(FLAGS.rounds):
+        shuffle.shuffle(order)
+        for key in order:
+            times[key].append(_time_per_step(models[key], FLAGS.steps))
+    results = {}
+    for name, *_ in PAIRS:
+        ours, theirs = times[(name, "zoo")], times[(name, "keras")]
+        ratio = statistics.median(a / b for a, b in zip(ours, theirs))
+        results[name] = (1e3 * statistics.median(ours), 1e3 * statistics.median(theirs), ratio)
+    return results
+
+
+def lstm_matmul_flops(hidden):
+    """Matmul FLOPs of one LSTM training step: per time step, forward x@U and h@W, and for each the gradient
+    with respect to its input and to its weight (two more products of the same size)."""
+    per_step = 2 * BATCH * (FEATURES + hidden) * 4 * hidden
+    return 3 * LENGTH * per_step
+
+
+def matmul_gflops(hidden, repeats=200):
+    """This machine's GFLOP/s for the products of an LSTM training step at these shapes."""
+    four_h = 4 * hidden
+    shapes = []
+    for inner in (FEATURES, hidden):  # U: [FEATURES, 4H], W: [hidden, 4H]
+        shapes += [
+            ((BATCH, inner), (inner, four_h)),  # forward: x @ U
+            ((BATCH, four_h), (four_h, inner)),  # gradient wrt the input: dz @ U^T
+            ((inner, BATCH), (BATCH, four_h)),  # gradient wrt the weight: x^T @ dz
+        ]
+    flops = seconds = 0.0
+    for a_shape, b_shape in shapes:
+        a = tf.random.normal(a_shape)
+        b = tf.random.normal(b_shape)
+
+        @tf.function
+        def loop(a, b):
+            acc = tf.zeros((a_shape[0], b_shape[1]))
+            for _ in tf.range(repeats):
+                acc += tf.matmul(a, b)
+            return acc
+
+        loop(a, b).numpy()  # trace and warm up
+        best = min(_time_once(lambda: loop(a, b).numpy()) for _ in range(5))
+        flops += 2 * a_shape[0] * a_shape[1] * b_shape[1] * repeats
+        seconds += best
+    return flops / seconds / 1e9
+
+
+def _time_once(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            match = re.search(r"model name\s*:\s*(.+)", f.read())
+        return match.group(1).strip() if match else platform.processor()
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+_MAKE_BENCH = " (`make bench` runs these defaults)"
+
+
+def _defaults():
+    return all(FLAGS[name].value == FLAGS[name].default for name in ("hidden", "rounds", "steps", "seed"))
+
+
+def report(results_by_hidden, lstm_rows):
+    gpus = tf.config.list_physical_devices("GPU")
+    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    lines = [
+        "## Cells: training-step time against Keras (`benchmarks/cells.py`)",
+        "",
+        f"Command: `python -m benchmarks.cells --rounds={FLAGS.rounds} --steps={FLAGS.steps} "
+        f"--hidden={','.join(FLAGS.hidden)}`{_MAKE_BENCH if _defaults() else ''}, {datetime.date.today().isoformat()}.",
+        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {device or 'no GPU'}; "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}.",
+        "",
+        f"One `train_on_batch` step (batch {BATCH}, length {LENGTH}, {FEATURES} input features, a Dense(1) head, "
+        "SGD, MSE), median over interleaved rounds; the ratio is the median of per-round ratios (zoo / Keras).",
+        "",
+        "| hidden | zoo layer vs Keras baseline | zoo ms/step | Keras ms/step | ratio | target | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for hidden, results in results_by_hidden.items():
+        for name, _, _, target in PAIRS:
+            ours, theirs, ratio = results[name]
+            verdict = "—" if target is None else ("meets" if ratio <= target else "**misses**")
+            target_text = "—" if target is None else f"<= {target:.2f}"
+            lines.append(
+                f"| {hidden} | {name} | {ours:.2f} | {theirs:.2f} | {ratio:.3f} | {target_text} | {verdict} |"
+            )
+    lines += [
+        "",
+        "LSTM (zoo, no peepholes) training step against this machine's matmul speed at the same shapes:",
+        "",
+        "| hidden | matmul GFLOP per step | step ms | achieved GFLOP/s | matmul GFLOP/s at these shapes | share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for hidden, flops, step_ms, peak in lstm_rows:
+        achieved = flops / (step_ms / 1e3) / 1e9
+        lines.append(
+            f"| {hidden} | {flops / 1e9:.2f} | {step_ms:.2f} | {achieved:.1f} | {peak:.1f} | {achieved / peak:.0%} |"
+        )
+    lines += [
+        "",
+        "Jordan and leaky layers have no Keras counterpart: their rows show what their extra work (the output "
+        "layer, the leak) costs against the plain Elman recurrence.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, section, name="benchmarks.cells"):
+    """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    block = f"{begin}\n{section}{end}\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
+    else:
+        if not text:
+            text = (
+                "# Performance\n\nEvery figure here is written by the benchmark named in its section, "
+                "run by `make bench`; rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n"
+            )
+        text = text.rstrip("\n") + "\n\n" + block
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main(argv):
+    del argv
+    if FLAGS.rounds < 1 or FLAGS.steps < 1:
+        raise app.UsageError(f"--rounds and --steps must be >= 1, got {FLAGS.rounds} and {FLAGS.steps}")
+    try:
+        hidden_sizes = [int(h) for h in FLAGS.hidden]
+    except ValueError:
+        raise app.UsageError(f"--hidden must be a comma-separated list of ints, got {','.join(FLAGS.hidden)}")
+    results_by_hidden, lstm_rows = {}, []
+    for hidden in hidden_sizes:
+        print(f"hidden {hidden}: timing {2 * len(PAIRS)} models over {FLAGS.rounds} rounds...", flush=True)
+        results = measure_pairs(hidden)
+        results_by_hidden[hidden] = results
+        for name, _, _, target in PAIRS:
+            ours, theirs, ratio = results[name]
+            note = "" if target is None else f"  (target <= {target})"
+            print(f"  {name:52s} {ours:8.2f} ms vs {theirs:8.2f} ms   ratio {ratio:.3f}{note}", flush=True)
+        lstm_rows.append((hidden, lstm_matmul_flops(hidden), results["LSTM vs LSTM"][0], matmul_gflops(hidden)))
+    section = report(results_by_hidden, lstm_rows)
+    print()
+    print(section)
+    if FLAGS.output:
+        write_section(FLAGS.output, section)
+        print(f"wrote {FLAGS.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app.run(main)
