@@ -102,7 +102,8 @@ class LeakyCell(RecurrentCell):
     def __init__(self, units, alpha=0.5, trainable_alpha=False, **kwargs):
         super().__init__(units, **kwargs)
         self._alpha_values = _leak_rates(alpha, self.units)
-        self.alpha_config = alpha if isinstance(alpha, numbers.Real) else list(self._alpha_values)
+        # The config keeps the user's form (one rate, or one per unit) as plain floats, so it serializes to JSON.
+        self.alpha_config = float(alpha) if isinstance(alpha, numbers.Real) else list(self._alpha_values)
         self.trainable_alpha = arguments.boolean("trainable_alpha", trainable_alpha)
 
     def build(self, input_shape):

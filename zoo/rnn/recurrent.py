@@ -73,6 +73,10 @@ class Recurrent(keras.layers.RNN):
         keras.layers.RNN.__init__(self, cell, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
+    @property
+    def units(self):
+        return self.cell.units
+
     def build(self, sequences_shape, initial_state_shape=None):
         shape = tuple(sequences_shape)
         if len(shape) != 3 or shape[-1] is None:

@@ -59,3 +59,11 @@ def test_alpha_is_fixed_or_trained():
 def test_bad_alpha(alpha, message):
     with pytest.raises(ValueError, match=message):
         LeakyCell(3, alpha=alpha)
+
+
+def test_numpy_alpha_serializes():
+    config = LeakyCell(2, alpha=np.float32(0.5)).get_config()
+    assert config["alpha"] == 0.5 and type(config["alpha"]) is float
+    config = LeakyCell(2, alpha=np.array([0.5, 0.25])).get_config()
+    assert config["alpha"] == [0.5, 0.25]
+    keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(LeakyCell(2, alpha=np.float32(0.5))))

@@ -13,3 +13,7 @@ class TestElmanRNN(SequenceLayerContract):
 
     def keras_twins(self):
         return [({"units": 5}, lambda **kw: keras.layers.SimpleRNN(5, **kw))]
+
+
+def test_units_property():
+    assert ElmanRNN(7).units == 7
