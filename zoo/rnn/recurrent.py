@@ -55,6 +55,11 @@ class Recurrent(keras.layers.RNN):
     cell_name = None
 
     def __init__(self, units, **kwargs):
+        if self.cell_class is None:
+            raise ValueError(
+                "Recurrent is a base class: subclass it with `cell_class = <a zoo cell class>`, "
+                "or run any cell with keras.layers.RNN(cell)"
+            )
         own = set(cell_arguments(self.cell_class)) - {"units"}
         cell_kwargs = {key: kwargs.pop(key) for key in list(kwargs) if key in own}
         unknown = sorted(set(kwargs) - set(_LAYER_ARGUMENTS) - set(_RNN_ARGUMENTS))

@@ -17,3 +17,12 @@ class TestElmanRNN(SequenceLayerContract):
 
 def test_units_property():
     assert ElmanRNN(7).units == 7
+
+
+def test_recurrent_base_needs_a_cell_class():
+    import pytest
+
+    from zoo.rnn import Recurrent
+
+    with pytest.raises(ValueError, match=r"Recurrent is a base class: subclass it with `cell_class"):
+        Recurrent(4)
