@@ -26,7 +26,7 @@ from tests.helpers import serialization
 BATCH, TIME, INPUT_DIM = 4, 6, 3
 
 
-def _mask(batch=BATCH, time=TIME):
+def padding_mask(batch=BATCH, time=TIME):
     """Right padding for some rows and a hole in the middle of another: both must keep the state."""
     mask = np.ones((batch, time), bool)
     mask[1, 4:] = False
@@ -133,7 +133,7 @@ class CellContract:
     def test_keras_parity(self):
         twins = self.keras_twins()
         assert twins, "every zoo cell reduces to a Keras cell for some configuration; list it in keras_twins()"
-        x, mask = self.inputs(), _mask()
+        x, mask = self.inputs(), padding_mask()
         for config, twin_cell in twins:
             twin = keras.layers.RNN(twin_cell, return_sequences=True, return_state=True)
             twin.build((None, None, self.input_dim))
@@ -155,7 +155,7 @@ class CellContract:
     @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
     @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "reversed"])
     def test_stepping_equals_sequence_layer(self, masked, go_backwards):
-        x, mask = self.inputs(), (_mask() if masked else None)
+        x, mask = self.inputs(), (padding_mask() if masked else None)
         looped = self.sequence_layer(go_backwards=go_backwards)
         unrolled = self.sequence_layer(go_backwards=go_backwards, unroll=True)
         reference.copy_weights_by_name(looped, unrolled)

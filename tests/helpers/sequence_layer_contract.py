@@ -20,7 +20,7 @@ from tests.helpers import serialization
 from tests.helpers.cell_contract import BATCH
 from tests.helpers.cell_contract import INPUT_DIM
 from tests.helpers.cell_contract import TIME
-from tests.helpers.cell_contract import _mask
+from tests.helpers.cell_contract import padding_mask
 
 
 def _inputs(batch=BATCH, time=TIME, seed=0):
@@ -66,7 +66,7 @@ class SequenceLayerContract:
     def test_keras_parity(self, go_backwards):
         twins = self.keras_twins()
         assert twins
-        x, mask = _inputs(), _mask()
+        x, mask = _inputs(), padding_mask()
         rnn_args = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
         for config, make_twin in twins:
             twin = make_twin(**rnn_args)
