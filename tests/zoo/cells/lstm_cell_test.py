@@ -5,6 +5,17 @@ from tests.helpers.cell_contract import CellContract
 from zoo.cells import LSTMCell
 
 
+# 5 units with peepholes, 3 input features (also the zoo.rnn.LSTM test's configuration).
+PEEPHOLE_LSTM_WEIGHTS = {
+    "kernel": (3, 20),
+    "recurrent_kernel": (5, 20),
+    "bias": (20,),
+    "peephole_input": (5,),
+    "peephole_forget": (5,),
+    "peephole_output": (5,),
+}
+
+
 def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
@@ -14,14 +25,7 @@ class TestLSTMCell(CellContract):
     configs = ({"units": 5, "peepholes": True}, {"units": 5})
 
     def expected_weights(self):
-        return {
-            "kernel": (3, 20),
-            "recurrent_kernel": (5, 20),
-            "bias": (20,),
-            "peephole_input": (5,),
-            "peephole_forget": (5,),
-            "peephole_output": (5,),
-        }
+        return PEEPHOLE_LSTM_WEIGHTS
 
     def numpy_step(self, config, w, x, states, recurrent_mask=1.0):
         # The lecture's equations, gate by gate (Keras order i, f, c, o in the fused weights).

@@ -2,6 +2,7 @@ import keras
 import pytest
 
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
+from tests.zoo.cells.lstm_cell_test import PEEPHOLE_LSTM_WEIGHTS
 from zoo.rnn import LSTM
 
 
@@ -10,14 +11,7 @@ class TestLSTM(SequenceLayerContract):
     config = {"units": 5, "peepholes": True}
 
     def expected_weights(self):
-        return {
-            "kernel": (3, 20),
-            "recurrent_kernel": (5, 20),
-            "bias": (20,),
-            "peephole_input": (5,),
-            "peephole_forget": (5,),
-            "peephole_output": (5,),
-        }
+        return PEEPHOLE_LSTM_WEIGHTS
 
     def keras_twins(self):
         return [({"units": 5}, lambda **kw: keras.layers.LSTM(5, **kw))]
