@@ -68,3 +68,16 @@ def import_tensorflow():
         if not _BANNER.search(line):
             sys.stderr.write(line)
     return tf
+
+
+def absl_warnings_only():
+    """Call first in an absl `main`: show absl logs from WARNING up, unless --verbosity was given.
+
+    absl raises its verbosity to INFO once flags are parsed, which turns TensorFlow's per-checkpoint INFO lines
+    ("Sharding callback duration ...") into output; `--verbosity=0` brings them back.
+    """
+    from absl import flags
+    from absl import logging
+
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)

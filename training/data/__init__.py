@@ -1,0 +1,1 @@
+"""Data: deterministic generators split without overlap, and the tf.data pipelines that batch them."""

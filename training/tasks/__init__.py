@@ -1,0 +1,22 @@
+"""The tasks, by name: `training.tasks.get("adding")`."""
+
+from training.tasks.adding import AddingTask
+from training.tasks.copy_memory import CopyMemoryTask
+from training.tasks.latching import LatchingTask
+from training.tasks.task import Task
+
+_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), LatchingTask())}
+
+
+def names():
+    return sorted(_TASKS)
+
+
+def get(name):
+    """The task called `name`; an unknown name is a `ValueError` listing the valid ones."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {names()}")
+    return _TASKS[name]
+
+
+__all__ = ["AddingTask", "CopyMemoryTask", "LatchingTask", "Task", "get", "names"]

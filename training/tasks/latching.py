@@ -1,0 +1,70 @@
+"""Latching: classify a sequence by its first L steps after T - L steps of noise.
+
+Bengio, Simard & Frasconi (1994), "Learning long-term dependencies with gradient descent is difficult": the class
+is set by the first L inputs only; the remaining T - L inputs are Gaussian noise (mean 0, variance s) that the
+network must ignore while it holds ("latches") the class. Targets are +0.8 / -0.8 read at the last step with a tanh
+output and a squared loss, as in the paper. The informative inputs are fixed +1 / -1 codes, as in Hochreiter &
+Schmidhuber's version of the problem (1997, experiment 3a), rather than the paper's trainable free inputs.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from training.tasks.task import Task
+from training.tasks.task import length_jittered
+from training.tasks.task import mean_squared_error
+
+TARGET = 0.8
+
+_COMMON = {
+    "informative_steps": 3,
+    "noise_variance": 0.2,
+    "length_jitter": 0.0,
+    "validation_size": 1000,
+    "test_size": 1000,
+    "model": "lstm",
+    "cell": "lstm",
+    "units": 32,
+    "num_layers": 1,
+    "cell_options": {},
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "clip_global_norm": 1.0,
+}
+
+
+class LatchingTask(Task):
+    name = "latching"
+    monitor = ("accuracy", "max")
+    presets = {
+        "default": {**_COMMON, "length": 100, "train_size": 10000, "epochs": 20},
+        # Bengio et al.'s setting (T = 20, L = 3, s = 0.2), small enough for a test.
+        "short": {**_COMMON, "length": 20, "train_size": 4000, "learning_rate": 1e-2, "epochs": 4},
+    }
+
+    def generate(self, config, count, rng):
+        informative = config["informative_steps"]
+        if informative >= config["length"]:
+            raise ValueError(
+                f"informative_steps ({informative}) must be smaller than length ({config['length']})"
+            )
+        lengths = length_jittered(config["length"], config["length_jitter"], count, rng)
+        classes = rng.integers(0, 2, size=count)
+        inputs = []
+        for n, c in zip(lengths, classes):
+            x = rng.normal(scale=np.sqrt(config["noise_variance"]), size=(n, 1)).astype("float32")
+            x[:informative, 0] = 1.0 if c else -1.0
+            inputs.append(x)
+        targets = np.where(classes[:, None] == 1, TARGET, -TARGET).astype("float32")
+        return (np.stack(inputs) if config["length_jitter"] == 0 else inputs), targets
+
+    def model_head(self, config):
+        return {"output_units": 1, "output_activation": "tanh", "per_step_outputs": False}
+
+    def loss(self, config, targets, predictions):
+        return mean_squared_error(targets, predictions)
+
+    def metrics(self, config, targets, predictions):
+        predictions = tf.cast(predictions, tf.float32)[:, 0]
+        correct = tf.equal(predictions > 0.0, targets[:, 0] > 0.0)
+        return {"accuracy": tf.cast(correct, tf.float32), "mse": tf.square(predictions - targets[:, 0])}

@@ -1,0 +1,125 @@
+"""Task: what one training problem knows: its data, loss, metrics, model family, presets and serving signature.
+
+The trainer (`training/trainer.py`) drives every task through this interface and nothing else.
+"""
+
+import abc
+import functools
+import json
+
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from training.data import batching
+from training.data import splits
+
+
+class Task(abc.ABC):
+    """Base class of the tasks. A subclass sets the class attributes and implements `generate`, `loss` and
+    `metrics`; everything else has a default that fits sequence-in, tensor-out problems.
+
+    Class attributes:
+        name: the task's name on the command line.
+        presets: {preset name: flat dict of plain values}: data sizes, model preset and arguments, optimization.
+        default_preset: the preset used when none is named.
+        monitor: (metric name, "min" or "max"): the validation metric that picks the best checkpoint.
+        model_keys: config keys passed to `zoo.models.get(config["model"], ...)`, besides `cell` and the task's
+            fixed `model_head` (output size, activation, where the read-out happens).
+    """
+
+    name = None
+    presets = {}
+    default_preset = "default"
+    monitor = ("loss", "min")
+    model_keys = ("units", "num_layers", "cell_options")
+
+    # What a task supplies.
+
+    @abc.abstractmethod
+    def generate(self, config, count, rng):
+        """Returns `count` examples `(inputs, targets)` drawn with `rng` (a `numpy.random.Generator`)."""
+
+    @abc.abstractmethod
+    def loss(self, config, targets, predictions):
+        """Per-example loss [batch], float32."""
+
+    @abc.abstractmethod
+    def metrics(self, config, targets, predictions):
+        """{metric name: per-example value [batch]}; the trainer averages them over the weighted examples."""
+
+    # Defaults.
+
+    def input_features(self, config):
+        return int(self.split_data(config)["test"][0][0].shape[-1])
+
+    def split_sizes(self, config):
+        return {
+            "train": config["train_size"],
+            "validation": config["validation_size"],
+            "test": config["test_size"],
+        }
+
+    def split_data(self, config):
+        """{split: (inputs, targets)}, generated once per config and seed (cached)."""
+        return _cached_splits(self, json.dumps(config, sort_keys=True))
+
+    def steps_per_epoch(self, config, global_batch_size):
+        if config.get("steps_per_epoch"):
+            return int(config["steps_per_epoch"])
+        steps = config["train_size"] // global_batch_size
+        if steps < 1:
+            raise ValueError(
+                f"train_size {config['train_size']} is smaller than one global batch ({global_batch_size}); "
+                "raise train_size or lower batch_size"
+            )
+        return steps
+
+    def dataset(self, config, split, batch_size, *, input_context=None, epoch=0, steps=None, skip_batches=0,
+                pad_to_multiple=None):
+        """The `(inputs, targets, weights)` batches of one split; for "train", epoch `epoch` of a seeded order."""
+        inputs, targets = self.split_data(config)[split]
+        training = split == "train"
+        return batching.sequence_dataset(
+            inputs,
+            targets,
+            batch_size,
+            input_context=input_context,
+            shuffle_seed=(config["seed"] * 100003 + epoch) if training else None,
+            steps=steps if training else None,
+            skip_batches=skip_batches,
+            pad_to_multiple=None if training else pad_to_multiple,
+        )
+
+    @abc.abstractmethod
+    def model_head(self, config):
+        """The model arguments the task fixes: {"output_units": ..., "output_activation": ..., ...}."""
+
+    def build_model(self, config):
+        arguments = {key: config[key] for key in self.model_keys if key in config}
+        arguments["cell"] = config["cell"]
+        return zoo.models.get(config["model"], **arguments, **self.model_head(config))
+
+    def serving_signature(self, config):
+        """The inputs of this task's exported `serving_default`: {name: tf.TensorSpec}."""
+        return {"inputs": tf.TensorSpec([None, None, self.input_features(config)], tf.float32, name="inputs")}
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_splits(task, config_json):
+    config = json.loads(config_json)
+    return splits.disjoint_splits(
+        lambda count, rng: task.generate(config, count, rng), task.split_sizes(config), config["seed"]
+    )
+
+
+def mean_squared_error(targets, predictions):
+    """Per-example MSE over every axis but the first."""
+    error = tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
+    return tf.reduce_mean(tf.reshape(error, [tf.shape(error)[0], -1]), axis=1)
+
+
+def length_jittered(base_length, jitter, count, rng):
+    """Sequence lengths drawn uniformly from [T, T + jitter * T] (LSTM'97's experiments use jitter 0.1)."""
+    high = base_length + int(np.floor(jitter * base_length))
+    return rng.integers(base_length, high + 1, size=count)

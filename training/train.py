@@ -1,0 +1,95 @@
+"""Train a task: python -m training.train --task=NAME --preset=NAME --model_dir=DIR [options].
+
+    --override key=value,...   replace preset values (hyperparameters live in presets, not in flags)
+    --strategy                 default | mirrored | multi_worker (TF_CONFIG) | tpu (with --tpu=ADDRESS)
+    --mixed_precision          float16 compute with float32 weights and loss scaling
+    --jit_compile              compile the training step with XLA
+    --epochs=N | --steps=N     how long to train (default: the preset's epochs)
+    --seed=N                   seed of data order and initial weights (default: the preset's)
+
+Running again with the same --model_dir resumes the run. Exit status: 0 on success, 1 when the loss diverged, 2 on
+a usage error (unknown task, preset, override key or strategy; bad data path).
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from training.startup import absl_warnings_only
+from training.startup import import_tensorflow
+
+import_tensorflow()
+
+from training import config as run_config  # noqa: E402
+from training import strategies  # noqa: E402
+from training import tasks  # noqa: E402
+from training.trainer import DEFAULTS  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+from training.trainer import TrainingDiverged  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("task", None, f"The task to train: one of {tasks.names()}.")
+flags.DEFINE_string("preset", None, "The task's preset (default: the task's default preset).")
+flags.DEFINE_string("model_dir", None, "Directory of the run: config, checkpoints, logs, metrics.")
+flags.DEFINE_string("override", "", "Comma-separated key=value pairs that replace preset values.")
+flags.DEFINE_string("strategy", "default", f"Distribution strategy: one of {list(strategies.NAMES)}.")
+flags.DEFINE_string("tpu", None, "TPU address or name, with --strategy=tpu.")
+flags.DEFINE_bool("mixed_precision", False, "Compute in float16 (mixed_float16 policy) with loss scaling.")
+flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_integer("epochs", None, "Train for this many epochs in all.", lower_bound=1)
+flags.DEFINE_integer("steps", None, "Train for this many steps in all (instead of --epochs).", lower_bound=1)
+flags.DEFINE_integer("seed", None, "Seed of the data, its order and the initial weights.")
+flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines"], "A progress bar, or one line per epoch.")
+flags.mark_flags_as_required(["task", "model_dir"])
+
+
+def resolve_config():
+    """The run's config from the flags; raises ValueError naming what is wrong."""
+    if FLAGS.epochs and FLAGS.steps:
+        raise ValueError("give --epochs or --steps, not both")
+    task = tasks.get(FLAGS.task)
+    preset = FLAGS.preset or task.default_preset
+    config = run_config.resolve(DEFAULTS, task.presets, preset, run_config.parse_overrides(FLAGS.override))
+    if FLAGS.epochs:
+        config["epochs"], config["steps"] = FLAGS.epochs, None
+    if FLAGS.steps:
+        config["steps"] = FLAGS.steps
+    if FLAGS.seed is not None:
+        config["seed"] = FLAGS.seed
+    return task, {"task": task.name, "preset": preset, **config}
+
+
+def main(argv):
+    absl_warnings_only()
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        strategy = strategies.make(FLAGS.strategy, FLAGS.tpu)
+        task, config = resolve_config()
+        trainer = Trainer(
+            task,
+            config,
+            FLAGS.model_dir,
+            strategy=strategy,
+            jit_compile=FLAGS.jit_compile,
+            mixed_precision=FLAGS.mixed_precision,
+            progress=FLAGS.progress,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        metrics = trainer.fit()
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if trainer.chief:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics["validation"].items())
+        print(f"done: step {metrics['step']}, validation {shown}; best {metrics['best']['metric']} "
+              f"{metrics['best']['value']:.4g}; files in {FLAGS.model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,398 @@
+"""Trainer: the one training loop, shared by every task and every distribution strategy.
+
+It is a custom loop (`strategy.run` with a `GradientTape`) rather than Keras `fit`, because Keras 3 `fit` fails under
+MultiWorkerMirroredStrategy; one loop then serves the default, mirrored, multi-worker and TPU strategies alike.
+
+What a run leaves in its model_dir:
+
+    config.json            the resolved config (task, preset, every hyperparameter)
+    checkpoints/           the last `keep_checkpoints` checkpoints: model, optimizer, step, epoch, step in epoch, best
+    best/                  the model at its best validation metric, and best.json (metric, value, step)
+    logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm
+    metrics.json           the final training and validation metrics, and the best checkpoint's
+
+Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: each epoch's data
+order is fixed by the seed and the epoch, so the batches already seen are skipped exactly. Checkpoints are written by
+TensorFlow's CheckpointManager, which writes the files first and then atomically renames the index that points to
+them, so a killed run never leaves a half-written latest checkpoint.
+"""
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training import config as run_config
+from training import strategies
+
+# Defaults every task preset builds on; a preset or --override replaces them.
+DEFAULTS = {
+    "seed": 0,
+    "batch_size": 32,  # per replica; the global batch is batch_size * replicas
+    "epochs": 10,
+    "steps": None,  # when set, training stops after this many steps in all (it overrides epochs)
+    "steps_per_epoch": None,  # default: one pass over the training split
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "clip_global_norm": None,  # clip the gradient's global norm to this value
+    "clip_value": None,  # clip every gradient component to [-clip_value, clip_value]
+    "checkpoint_every_steps": 100,
+    "keep_checkpoints": 3,
+    "log_every_steps": 10,
+}
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
+}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without writing a checkpoint of the diverged weights."""
+
+
+class Trainer:
+    """Trains `task` with `config` in `model_dir` under `strategy`.
+
+    Args:
+        task: a `training.tasks.Task`.
+        config: the resolved config (`training.config.resolve`), including "task" and "preset".
+        model_dir: where the run's files live; an existing run there is resumed.
+        strategy: a `tf.distribute.Strategy` (default: the default strategy).
+        jit_compile: compile the training step with XLA.
+        mixed_precision: compute in float16 with float32 weights and dynamic loss scaling.
+        progress: "bar" (a progress bar per epoch), "lines" (one line per epoch) or "auto" (a bar on a terminal).
+        out: where progress goes (default stdout).
+    """
+
+    def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, mixed_precision=False,
+                 progress="auto", out=None):
+        self.task = task
+        self.config = dict(config)
+        self.model_dir = model_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = strategies.is_chief(self.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.global_batch = self.config["batch_size"] * self.replicas
+        self.steps_per_epoch = task.steps_per_epoch(self.config, self.global_batch)
+        self.out = out or sys.stdout
+        if progress == "auto":
+            progress = "bar" if self.chief and hasattr(self.out, "isatty") and self.out.isatty() else "lines"
+        self.progress = progress
+        self.monitor, self.monitor_mode = task.monitor
+        self._prepare_model_dir()
+        keras.utils.set_random_seed(self.config["seed"])
+        self._build(mixed_precision)
+        self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile)
+        self._eval_step = tf.function(self._distributed_eval_step)
+        self._writers = None
+
+    # Set-up.
+
+    def _prepare_model_dir(self):
+        path = os.path.join(self.model_dir, "config.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                run_config.check_resumable(json.load(f), self.config)
+        if self.chief:
+            os.makedirs(self.model_dir, exist_ok=True)
+            _write_json(path, self.config)
+
+    def _build(self, mixed_precision):
+        policy = keras.config.dtype_policy()
+        if mixed_precision:
+            keras.config.set_dtype_policy("mixed_float16")
+        try:
+            with self.strategy.scope():
+                self.model = self.task.build_model(self.config)
+                sample = self.task.split_data(self.config)["train"][0][0]
+                self.model(np.asarray(sample)[None])
+                self.optimizer = self._make_optimizer(mixed_precision)
+                self.optimizer.build(self.model.trainable_variables)
+                self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+                self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+                self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+                worst = math.inf if self.monitor_mode == "min" else -math.inf
+                self.best = tf.Variable(worst, dtype=tf.float64, trainable=False, name="best")
+        finally:
+            keras.config.set_dtype_policy(policy)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            best=self.best,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self._own_dir("checkpoints"), max_to_keep=self.config["keep_checkpoints"]
+        )
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=self.model, step=self.step), self._own_dir("best"), max_to_keep=1
+        )
+
+    def _make_optimizer(self, mixed_precision):
+        name = self.config["optimizer"]
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {sorted(OPTIMIZERS)}")
+        optimizer = OPTIMIZERS[name](learning_rate=self.config["learning_rate"])
+        return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
+
+    def _own_dir(self, name):
+        """The chief writes to model_dir/name; the other workers (whose saves are collective too) to scratch."""
+        if self.chief:
+            return os.path.join(self.model_dir, name)
+        index = strategies.worker_index(self.strategy)
+        return os.path.join(self.model_dir, ".workers", f"worker-{index}", name)
+
+    def _save(self, manager):
+        manager.save(checkpoint_number=int(self.step))
+        if not self.chief:
+            shutil.rmtree(manager.directory, ignore_errors=True)
+
+    def restore(self, which="latest"):
+        """Restores the latest checkpoint (all state) or the best one (the model); returns its path or None."""
+        directory = os.path.join(self.model_dir, "checkpoints" if which == "latest" else "best")
+        path = tf.train.latest_checkpoint(directory)
+        if path is None:
+            return None
+        if which == "latest":
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        else:
+            tf.train.Checkpoint(model=self.model, step=self.step).restore(path).expect_partial()
+        return path
+
+    # The steps.
+
+    def _replica_train_step(self, inputs, targets, weights):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            predictions = self.model(inputs, training=True)
+            per_example = self.task.loss(self.config, targets, predictions)
+            loss = tf.reduce_sum(per_example * weights) / self.global_batch
+            if self.model.losses:
+                loss += tf.add_n(self.model.losses) / self.replicas
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, variables)
+        # Sum over replicas here, so that clipping and the logged norm see the gradient of the global batch ...
+        gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        norm = tf.linalg.global_norm(gradients) / scale
+        if self.config["clip_value"]:
+            limit = self.config["clip_value"] * scale
+            gradients = [tf.clip_by_value(g, -limit, limit) for g in gradients]
+        if self.config["clip_global_norm"]:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config["clip_global_norm"] * scale)
+        # ... and hand the optimizer 1/replicas of it: Keras's optimizer sums over replicas again when it applies.
+        self.optimizer.apply_gradients(zip([g / self.replicas for g in gradients], variables))
+        sums = self._sums(targets, predictions, per_example, weights)
+        sums["grad_norm"] = norm / self.replicas  # every replica holds the same norm; the SUM reduce restores it
+        return sums
+
+    def _sums(self, targets, predictions, per_example, weights):
+        sums = {"loss": tf.reduce_sum(per_example * weights), "examples": tf.reduce_sum(weights)}
+        for name, values in self.task.metrics(self.config, targets, predictions).items():
+            sums[name] = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
+        return sums
+
+    def _replica_eval_step(self, inputs, targets, weights):
+        predictions = self.model(inputs, training=False)
+        return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights)
+
+    def _distributed_train_step(self, batch):
+        sums = self.strategy.run(self._replica_train_step, args=batch)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+    def _distributed_eval_step(self, batch):
+        sums = self.strategy.run(self._replica_eval_step, args=batch)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+    # Data.
+
+    def _train_data(self, epoch, skip_batches):
+        def dataset_fn(context):
+            return self.task.dataset(
+                self.config,
+                "train",
+                context.get_per_replica_batch_size(self.global_batch),
+                input_context=context,
+                epoch=epoch,
+                steps=self.steps_per_epoch,
+                skip_batches=skip_batches,
+            )
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def evaluate(self, split="validation"):
+        """{metric: mean over the split's examples}, loss included, with the model as it is now."""
+
+        def dataset_fn(context):
+            return self.task.dataset(
+                self.config,
+                split,
+                context.get_per_replica_batch_size(self.global_batch),
+                input_context=context,
+                pad_to_multiple=self.global_batch,
+            )
+
+        totals = {}
+        for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
+            for key, value in self._eval_step(batch).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+        return _means(totals)
+
+    # The loop.
+
+    def fit(self):
+        """Trains to `epochs` (or `steps`) from wherever the model_dir's latest checkpoint left off.
+
+        Returns the final metrics (also written to metrics.json). Raises `TrainingDiverged` on a NaN or Inf loss.
+        """
+        resumed = self.restore("latest")
+        total_steps = self.config["steps"] or self.config["epochs"] * self.steps_per_epoch
+        if resumed and self.chief:
+            print(f"resumed from {resumed} at step {int(self.step)} (epoch {int(self.epoch) + 1})", file=self.out)
+        train_totals, train, validation = {}, {}, {}
+        while int(self.step) < total_steps:
+            epoch, skip = int(self.epoch), int(self.step_in_epoch)
+            started = time.perf_counter()
+            bar = self._progress_bar(epoch, total_steps)
+            for batch in self._train_data(epoch, skip):
+                sums = {k: float(v) for k, v in self._train_step(batch).items()}
+                step = int(self.step.assign_add(1))
+                self.step_in_epoch.assign_add(1)
+                loss = sums["loss"] / max(sums["examples"], 1.0)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(self._divergence_message(loss, step))
+                for key, value in sums.items():
+                    train_totals[key] = train_totals.get(key, 0.0) + value
+                self._log_step(step, loss, sums["grad_norm"])
+                if bar is not None:
+                    bar.update(int(self.step_in_epoch), [("loss", loss)])
+                if step % self.config["checkpoint_every_steps"] == 0:
+                    self._save(self.manager)
+                if step >= total_steps:
+                    break
+            if int(self.step_in_epoch) >= self.steps_per_epoch:
+                train = _means(train_totals)
+                validation = self._end_epoch(train, time.perf_counter() - started)
+                train_totals = {}
+        if train_totals:  # stopped mid-epoch by --steps
+            train, validation = _means(train_totals), {}
+        if not validation:
+            validation = self.evaluate("validation")
+        self._save(self.manager)
+        return self._finish(train, validation)
+
+    def _end_epoch(self, train, seconds):
+        validation = self.evaluate("validation")
+        self.epoch.assign_add(1)
+        self.step_in_epoch.assign(0)
+        value = validation[self.monitor]
+        improved = value < float(self.best) if self.monitor_mode == "min" else value > float(self.best)
+        if improved:
+            self.best.assign(value)
+            self._save(self.best_manager)
+            if self.chief:
+                _write_json(
+                    os.path.join(self.model_dir, "best", "best.json"),
+                    {"metric": self.monitor, "value": value, "step": int(self.step), "epoch": int(self.epoch)},
+                )
+        self._save(self.manager)
+        self._log_epoch(train, validation, seconds)
+        return validation
+
+    def _finish(self, train, validation):
+        metrics = {
+            "task": self.config.get("task"),
+            "preset": self.config.get("preset"),
+            "step": int(self.step),
+            "epoch": int(self.epoch),
+            "train": train,
+            "validation": validation,
+            "best": {"metric": self.monitor, "value": float(self.best)},
+        }
+        if self.chief:
+            _write_json(os.path.join(self.model_dir, "metrics.json"), metrics)
+        return metrics
+
+    def _divergence_message(self, loss, step):
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+        kept = f"the last good checkpoint, {latest}, is kept" if latest else "no checkpoint had been written yet"
+        return (
+            f"training stopped: the loss is {loss} at step {step} (epoch {int(self.epoch) + 1}); {kept}. "
+            "Lower learning_rate or set clip_global_norm / clip_value (--override)."
+        )
+
+    # Reporting.
+
+    def _progress_bar(self, epoch, total_steps):
+        if self.progress != "bar":
+            return None
+        epochs = math.ceil(total_steps / self.steps_per_epoch)
+        print(f"epoch {epoch + 1}/{epochs}", file=self.out)
+        bar = keras.utils.Progbar(self.steps_per_epoch)
+        if int(self.step_in_epoch):
+            bar.update(int(self.step_in_epoch))
+        return bar
+
+    def _summary_writers(self):
+        if self._writers is None:
+            if self.chief:
+                self._writers = {
+                    name: tf.summary.create_file_writer(os.path.join(self.model_dir, "logs", name))
+                    for name in ("train", "validation")
+                }
+            else:
+                self._writers = {name: tf.summary.create_noop_writer() for name in ("train", "validation")}
+        return self._writers
+
+    def _log_step(self, step, loss, grad_norm):
+        if step % self.config["log_every_steps"]:
+            return
+        with self._summary_writers()["train"].as_default(step=step):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("gradient_global_norm", grad_norm)
+            tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
+
+    def _log_epoch(self, train, validation, seconds):
+        step = int(self.step)
+        writers = self._summary_writers()
+        for name, values in (("train", train), ("validation", validation)):
+            with writers[name].as_default(step=step):
+                for key, value in values.items():
+                    tf.summary.scalar(f"epoch_{key}", value)
+        for writer in writers.values():
+            writer.flush()
+        if self.chief:
+            shown = " - ".join(
+                [f"{k} {v:.4g}" for k, v in train.items() if k != "grad_norm"]
+                + [f"val_{k} {v:.4g}" for k, v in validation.items()]
+            )
+            print(f"epoch {int(self.epoch)} - step {step} - {seconds:.1f}s - {shown}", file=self.out, flush=True)
+
+
+def _means(totals):
+    """Sums over examples -> means; the gradient norm is averaged over steps instead."""
+    if not totals:
+        return {}
+    examples = max(totals.get("examples", 0.0), 1.0)
+    means = {k: v / examples for k, v in totals.items() if k not in ("examples", "grad_norm")}
+    return means
+
+
+def _write_json(path, value):
+    """Writes JSON atomically (a temporary file renamed over the target)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(temporary, path)

@@ -1,0 +1,1 @@
+from zoo.models.stacked_rnn.stacked_rnn import StackedRNN
