@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# Trains a small LSTM on the adding problem (T = 30) from scratch, then evaluates its best checkpoint on the test split.
+DEMO_DIR := runs/demo
 demo: setup
-	$(PY) -m training.demo
+	rm -rf $(DEMO_DIR)
+	$(PY) -m training.train --task=adding --preset=short --model_dir=$(DEMO_DIR) --progress=lines
+	$(PY) -m training.evaluate --model_dir=$(DEMO_DIR)
 
 test: setup
 	$(PY) -m pytest -n $(WORKERS) -q

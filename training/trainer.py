@@ -125,8 +125,8 @@ class Trainer:
         finally:
             keras.config.set_dtype_policy(policy)
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.optimizer,
+            model=_checkpointable(self.model.variables),
+            optimizer=_checkpointable(self.optimizer.variables),
             step=self.step,
             epoch=self.epoch,
             step_in_epoch=self.step_in_epoch,
@@ -136,7 +136,9 @@ class Trainer:
             self.checkpoint, self._own_dir("checkpoints"), max_to_keep=self.config["keep_checkpoints"]
         )
         self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=self.model, step=self.step), self._own_dir("best"), max_to_keep=1
+            tf.train.Checkpoint(model=_checkpointable(self.model.variables), step=self.step),
+            self._own_dir("best"),
+            max_to_keep=1,
         )
 
     def _make_optimizer(self, mixed_precision):
@@ -167,7 +169,9 @@ class Trainer:
         if which == "latest":
             self.checkpoint.restore(path).assert_existing_objects_matched()
         else:
-            tf.train.Checkpoint(model=self.model, step=self.step).restore(path).expect_partial()
+            tf.train.Checkpoint(model=_checkpointable(self.model.variables), step=self.step).restore(
+                path
+            ).assert_existing_objects_matched()
         return path
 
     # The steps.
@@ -378,6 +382,16 @@ class Trainer:
                 + [f"val_{k} {v:.4g}" for k, v in validation.items()]
             )
             print(f"epoch {int(self.epoch)} - step {step} - {seconds:.1f}s - {shown}", file=self.out, flush=True)
+
+
+def _checkpointable(variables):
+    """The raw `tf.Variable`s behind Keras variables, keyed by position and path, for `tf.train.Checkpoint`.
+
+    Keras 3 models do not expose every layer to TensorFlow's object graph (layers held in a list are missing), so
+    checkpoints name the variables explicitly. Positions keep keys unique (two seed generators share a path); the
+    path, without the model's or optimizer's own name, keeps them readable and independent of name suffixes.
+    """
+    return {f"{index:04d}:{variable.path.split('/', 1)[-1]}": variable.value for index, variable in enumerate(variables)}
 
 
 def _means(totals):

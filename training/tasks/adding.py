@@ -54,6 +54,9 @@ class AddingTask(Task):
             targets[i, 0] = values[markers == 1.0].sum()
         return (np.stack(inputs) if config["length_jitter"] == 0 else inputs), targets
 
+    def chance_levels(self, config):
+        return {"mse": BASELINE_MSE, "loss": BASELINE_MSE}
+
     def model_head(self, config):
         return {"output_units": 1, "output_activation": None, "per_step_outputs": False}
 

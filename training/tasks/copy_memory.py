@@ -56,6 +56,11 @@ class CopyMemoryTask(Task):
         inputs = np.eye(symbols + 2, dtype="float32")[categories]
         return inputs, targets
 
+    def chance_levels(self, config):
+        k, symbols = config["copy_length"], config["symbols"]
+        length = config["delay"] + 2 * k
+        return {"recall_accuracy": 1.0 / symbols, "loss": k * np.log(symbols) / length}
+
     def model_head(self, config):
         # Logits over blank and the symbols at every step.
         return {"output_units": config["symbols"] + 1, "output_activation": None, "per_step_outputs": True}

@@ -58,6 +58,9 @@ class LatchingTask(Task):
         targets = np.where(classes[:, None] == 1, TARGET, -TARGET).astype("float32")
         return (np.stack(inputs) if config["length_jitter"] == 0 else inputs), targets
 
+    def chance_levels(self, config):
+        return {"accuracy": 0.5, "mse": TARGET**2, "loss": TARGET**2}
+
     def model_head(self, config):
         return {"output_units": 1, "output_activation": "tanh", "per_step_outputs": False}
 

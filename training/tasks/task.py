@@ -50,6 +50,10 @@ class Task(abc.ABC):
 
     # Defaults.
 
+    def chance_levels(self, config):
+        """{metric: the value a model that ignores the long-range information gets}, for context in reports."""
+        return {}
+
     def input_features(self, config):
         return int(self.split_data(config)["test"][0][0].shape[-1])
 

@@ -1,0 +1,70 @@
+"""Evaluate a trained run: python -m training.evaluate --model_dir=DIR [--split=test] [--checkpoint=best].
+
+Restores the run's best checkpoint (or its latest), evaluates it on a split of the run's task (the test split by
+default), prints the metrics and writes them to DIR/evaluation_<split>.json.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from training.startup import absl_warnings_only
+from training.startup import import_tensorflow
+
+import_tensorflow()
+
+from training import tasks  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+from training.trainer import _write_json  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Directory of a run written by python -m training.train.")
+flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which split to evaluate.")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
+flags.mark_flag_as_required("model_dir")
+
+
+def evaluate(model_dir, split="test", checkpoint="best"):
+    """Returns {"split", "checkpoint", "step", "metrics"} for the run in `model_dir`; raises ValueError if none."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"no run in {model_dir!r} (no config.json); train one with python -m training.train")
+    with open(path) as f:
+        config = json.load(f)
+    trainer = Trainer(tasks.get(config["task"]), config, model_dir, progress="lines")
+    restored = trainer.restore(checkpoint)
+    if restored is None:
+        raise ValueError(f"the run in {model_dir!r} has no {checkpoint} checkpoint yet; train it first")
+    result = {
+        "split": split,
+        "checkpoint": restored,
+        "step": int(trainer.step),
+        "metrics": trainer.evaluate(split),
+        "chance_levels": trainer.task.chance_levels(config),
+    }
+    _write_json(os.path.join(model_dir, f"evaluation_{split}.json"), result)
+    return result
+
+
+def main(argv):
+    absl_warnings_only()
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        result = evaluate(FLAGS.model_dir, FLAGS.split, FLAGS.checkpoint)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    chance = result["chance_levels"]
+    shown = ", ".join(
+        f"{k} {v:.4g}" + (f" (chance level {chance[k]:.4g})" if k in chance else "") for k, v in result["metrics"].items()
+    )
+    print(f"{result['split']} split, {FLAGS.checkpoint} checkpoint (step {result['step']}): {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
