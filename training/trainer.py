@@ -94,6 +94,7 @@ class Trainer:
         self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile)
         self._eval_step = tf.function(self._distributed_eval_step)
         self._writers = None
+        self.history = []  # one entry per epoch finished by this object: {"epoch", "step", "train", "validation"}
 
     # Set-up.
 
@@ -126,7 +127,7 @@ class Trainer:
             keras.config.set_dtype_policy(policy)
         self.checkpoint = tf.train.Checkpoint(
             model=_checkpointable(self.model.variables),
-            optimizer=_checkpointable(self.optimizer.variables),
+            optimizer=_checkpointable(self.optimizer.variables, with_paths=False),
             step=self.step,
             epoch=self.epoch,
             step_in_epoch=self.step_in_epoch,
@@ -167,11 +168,11 @@ class Trainer:
         if path is None:
             return None
         if which == "latest":
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            self.checkpoint.restore(path).assert_consumed()
         else:
             tf.train.Checkpoint(model=_checkpointable(self.model.variables), step=self.step).restore(
                 path
-            ).assert_existing_objects_matched()
+            ).assert_consumed()
         return path
 
     # The steps.
@@ -312,6 +313,7 @@ class Trainer:
                 )
         self._save(self.manager)
         self._log_epoch(train, validation, seconds)
+        self.history.append({"epoch": int(self.epoch), "step": int(self.step), "train": train, "validation": validation})
         return validation
 
     def _finish(self, train, validation):
@@ -384,13 +386,16 @@ class Trainer:
             print(f"epoch {int(self.epoch)} - step {step} - {seconds:.1f}s - {shown}", file=self.out, flush=True)
 
 
-def _checkpointable(variables):
-    """The raw `tf.Variable`s behind Keras variables, keyed by position and path, for `tf.train.Checkpoint`.
+def _checkpointable(variables, with_paths=True):
+    """The raw `tf.Variable`s behind Keras variables, keyed by position (and path), for `tf.train.Checkpoint`.
 
     Keras 3 models do not expose every layer to TensorFlow's object graph (layers held in a list are missing), so
-    checkpoints name the variables explicitly. Positions keep keys unique (two seed generators share a path); the
-    path, without the model's or optimizer's own name, keeps them readable and independent of name suffixes.
+    checkpoints name the variables explicitly. Positions keep keys unique (two seed generators share a path); a
+    model variable's path without the model's own name keeps its key readable and free of name suffixes such as
+    "stacked_rnn_1". Optimizer variable paths embed the model's name, so they are keyed by position only.
     """
+    if not with_paths:
+        return {f"{index:04d}": variable.value for index, variable in enumerate(variables)}
     return {f"{index:04d}:{variable.path.split('/', 1)[-1]}": variable.value for index, variable in enumerate(variables)}
 
 

@@ -1,0 +1,154 @@
+"""The training loop, in process: resuming, divergence, clipping, outputs, progress, precision and XLA."""
+
+import glob
+import io
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import config as run_config
+from training import tasks
+from training.tasks.adding import AddingTask
+from training.trainer import DEFAULTS
+from training.trainer import Trainer
+from training.trainer import TrainingDiverged
+
+# A small adding problem: 16 steps per epoch at batch 32; a few seconds per test.
+SMALL = {"length": 10, "train_size": 512, "validation_size": 128, "test_size": 128, "units": 8, "batch_size": 32}
+
+
+def make_trainer(model_dir, task=None, out=None, **overrides):
+    task = task or tasks.get("adding")
+    config = run_config.resolve(DEFAULTS, task.presets, "short", {**SMALL, **overrides})
+    return Trainer(task, {"task": task.name, "preset": "short", **config}, str(model_dir), progress="lines",
+                   out=out or io.StringIO())
+
+
+def weights(trainer):
+    return [keras.ops.convert_to_numpy(v) for v in trainer.model.weights]
+
+
+def test_resuming_mid_epoch_gives_the_uninterrupted_run(tmp_path):
+    whole = make_trainer(tmp_path / "whole", steps=30)
+    whole.fit()
+    first = make_trainer(tmp_path / "split", steps=12)  # stops inside the first epoch (16 steps)
+    first.fit()
+    out = io.StringIO()
+    second = make_trainer(tmp_path / "split", steps=30, out=out)
+    second.fit()
+    assert "resumed from" in out.getvalue() and "at step 12 (epoch 1)" in out.getvalue()
+    assert int(second.step) == 30 and int(second.epoch) == 1 and int(second.step_in_epoch) == 14
+    for a, b in zip(weights(whole), weights(second)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # The optimizer state came back too: both runs made 30 updates.
+    assert int(second.optimizer.iterations) == int(whole.optimizer.iterations) == 30
+
+
+def test_a_run_leaves_config_checkpoints_best_logs_and_metrics(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=2, keep_checkpoints=2, checkpoint_every_steps=5, log_every_steps=4)
+    metrics = trainer.fit()
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f) == trainer.config
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f) == json.loads(json.dumps(metrics))
+    assert metrics["step"] == 32 and metrics["epoch"] == 2 and set(metrics["validation"]) == {"loss", "mse", "solved"}
+    # keep_checkpoints=2: only the last two of the steps 5, 10, 15, 16, 20, ... 32 are kept.
+    assert tf.train.get_checkpoint_state(str(tmp_path / "checkpoints")).all_model_checkpoint_paths[-2:] == [
+        str(tmp_path / "checkpoints" / "ckpt-30"),
+        str(tmp_path / "checkpoints" / "ckpt-32"),
+    ]
+    assert len(glob.glob(str(tmp_path / "checkpoints" / "*.index"))) == 2
+    with open(tmp_path / "best" / "best.json") as f:
+        best = json.load(f)
+    assert best["metric"] == "mse" and best["value"] == pytest.approx(min(h["validation"]["mse"] for h in trainer.history))
+    tags = {"train": set(), "validation": set()}
+    for split in tags:
+        for path in glob.glob(str(tmp_path / "logs" / split / "events*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags[split] |= {value.tag for value in event.summary.value}
+    assert {"loss", "gradient_global_norm", "learning_rate", "epoch_loss", "epoch_mse"} <= tags["train"]
+    assert {"epoch_loss", "epoch_mse", "epoch_solved"} <= tags["validation"]
+
+
+def test_the_best_checkpoint_is_the_best_validation_epoch(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    trainer.fit()
+    best_epoch = min(trainer.history, key=lambda h: h["validation"]["mse"])
+    restored = make_trainer(tmp_path, epochs=3)
+    assert restored.restore("best").endswith(f"ckpt-{best_epoch['step']}")
+    assert restored.evaluate("validation")["mse"] == pytest.approx(best_epoch["validation"]["mse"], rel=1e-5)
+
+
+class PoisonedAdding(AddingTask):
+    """The adding task whose inputs turn to NaN from the second epoch on."""
+
+    def dataset(self, config, split, batch_size, **kwargs):
+        data = super().dataset(config, split, batch_size, **kwargs)
+        if split == "train" and kwargs.get("epoch", 0) >= 1:
+            data = data.map(lambda x, y, w: (x * np.nan, y, w))
+        return data
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, task=PoisonedAdding(), epochs=3, checkpoint_every_steps=5)
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 17 \(epoch 2\); the last good checkpoint, "
+                                               r".*ckpt-16, is kept"):
+        trainer.fit()
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-16")
+    # It restores, and holds finite weights from before the NaN step.
+    clean = make_trainer(tmp_path, epochs=3, checkpoint_every_steps=5)
+    clean.restore("latest")
+    assert int(clean.step) == 16 and all(np.all(np.isfinite(w)) for w in weights(clean))
+
+
+@pytest.mark.parametrize("knob, bound", [("clip_global_norm", "norm"), ("clip_value", "max")])
+def test_gradient_clipping_bounds_the_update(tmp_path, knob, bound):
+    def update(**overrides):
+        settings = {"clip_global_norm": None, **overrides}  # the preset clips at 1.0; start from no clipping
+        trainer = make_trainer(tmp_path / knob / str(len(overrides)), steps=1, optimizer="sgd", learning_rate=1.0,
+                               **settings)
+        before = weights(trainer)
+        trainer.fit()
+        change = np.concatenate([(a - b).ravel() for a, b in zip(weights(trainer), before)])
+        return np.linalg.norm(change) if bound == "norm" else np.abs(change).max()
+
+    limit = 1e-3
+    assert update() > 10 * limit  # unclipped, the step is much larger than the limit ...
+    assert update(**{knob: limit}) <= limit * (1 + 1e-4)  # ... and clipping bounds it (SGD, learning rate 1)
+
+
+def test_progress_is_one_line_per_epoch_off_a_terminal(tmp_path):
+    out = io.StringIO()
+    make_trainer(tmp_path, epochs=2, out=out).fit()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("epoch ")]
+    assert [line.split(" - ")[:2] for line in lines] == [["epoch 1", "step 16"], ["epoch 2", "step 32"]]
+    assert all("val_mse" in line for line in lines)
+
+
+def test_progress_bar_on_request(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.progress = "bar"
+    trainer.fit()
+    assert "16/16" in capsys.readouterr().out  # keras.utils.Progbar's counter
+
+
+def test_mixed_precision_and_xla_train(tmp_path):
+    task = tasks.get("adding")
+    config = {"task": "adding", "preset": "short",
+              **run_config.resolve(DEFAULTS, task.presets, "short", {**SMALL, "steps": 20})}
+    trainer = Trainer(task, config, str(tmp_path), mixed_precision=True, jit_compile=True, out=io.StringIO())
+    metrics = trainer.fit()
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trainer.model.recurrent_layers[0].compute_dtype == "float16"
+    assert np.isfinite(metrics["validation"]["mse"])
+    assert keras.config.dtype_policy().name == "float32", "the global policy is restored after building"
+
+
+def test_a_changed_config_does_not_resume(tmp_path):
+    make_trainer(tmp_path, steps=2).fit()
+    with pytest.raises(ValueError, match=r"different config \(units: 8 -> 16\)"):
+        make_trainer(tmp_path, steps=2, units=16)
