@@ -99,6 +99,8 @@ class Trainer:
     # Set-up.
 
     def _prepare_model_dir(self):
+        if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+            raise ValueError(f"model_dir {self.model_dir!r} exists and is not a directory")
         path = os.path.join(self.model_dir, "config.json")
         if os.path.exists(path):
             with open(path) as f:
