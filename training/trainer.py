@@ -120,13 +120,14 @@ class Trainer:
                 self.model(np.asarray(sample)[None])
                 self.optimizer = self._make_optimizer(mixed_precision)
                 self.optimizer.build(self.model.trainable_variables)
-                self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-                self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-                self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-                worst = math.inf if self.monitor_mode == "min" else -math.inf
-                self.best = tf.Variable(worst, dtype=tf.float64, trainable=False, name="best")
         finally:
             keras.config.set_dtype_policy(policy)
+        # Bookkeeping that only the host reads and writes: plain variables, outside the strategy's scope.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        worst = math.inf if self.monitor_mode == "min" else -math.inf
+        self.best = tf.Variable(worst, dtype=tf.float64, trainable=False, name="best")
         self.checkpoint = tf.train.Checkpoint(
             model=_checkpointable(self.model.variables),
             optimizer=_checkpointable(self.optimizer.variables, with_paths=False),
@@ -224,16 +225,18 @@ class Trainer:
 
     # Data.
 
-    def _train_data(self, epoch, skip_batches):
+    def _train_data(self, epoch, skip_steps):
         def dataset_fn(context):
+            # Each step takes one batch per local replica from this worker's pipeline.
+            local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
             return self.task.dataset(
                 self.config,
                 "train",
                 context.get_per_replica_batch_size(self.global_batch),
                 input_context=context,
                 epoch=epoch,
-                steps=self.steps_per_epoch,
-                skip_batches=skip_batches,
+                steps=self.steps_per_epoch * local_replicas,
+                skip_batches=skip_steps * local_replicas,
             )
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
@@ -272,6 +275,7 @@ class Trainer:
             epoch, skip = int(self.epoch), int(self.step_in_epoch)
             started = time.perf_counter()
             bar = self._progress_bar(epoch, total_steps)
+            step_before = int(self.step)
             for batch in self._train_data(epoch, skip):
                 sums = {k: float(v) for k, v in self._train_step(batch).items()}
                 step = int(self.step.assign_add(1))
@@ -288,6 +292,10 @@ class Trainer:
                     self._save(self.manager)
                 if step >= total_steps:
                     break
+            if int(self.step) == step_before:
+                raise RuntimeError(
+                    f"epoch {epoch + 1} yielded no training batch after step {step_before} of {self.steps_per_epoch}"
+                )
             if int(self.step_in_epoch) >= self.steps_per_epoch:
                 train = _means(train_totals)
                 validation = self._end_epoch(train, time.perf_counter() - started)
