@@ -31,6 +31,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m benchmarks.cells
+	$(PY) -m benchmarks.pipeline
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -14,10 +14,6 @@ the same shapes, timed here with `tf.matmul` in a compiled loop.
 """
 
 import datetime
-import os
-import platform
-import random
-import re
 import statistics
 import sys
 import time
@@ -31,6 +27,7 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 import zoo  # noqa: E402
+from benchmarks import report  # noqa: E402
 
 BATCH, LENGTH, FEATURES = 64, 50, 32
 
@@ -70,11 +67,9 @@ def _train_step(layer):
     return lambda: model.train_on_batch(x, y)
 
 
-def _time_per_step(step, steps):
-    start = time.perf_counter()
-    for _ in range(steps):
+def _run_steps(step):
+    for _ in range(FLAGS.steps):
         step()
-    return (time.perf_counter() - start) / steps
 
 
 def measure_pairs(hidden):
@@ -84,18 +79,14 @@ def measure_pairs(hidden):
     for name, ours, theirs, _ in PAIRS:
         models[(name, "zoo")] = _train_step(ours(hidden))
         models[(name, "keras")] = _train_step(theirs(hidden))
-    times = {key: [] for key in models}
-    order = list(models)
-    shuffle = random.Random(FLAGS.seed)
-    for _ in range(FLAGS.rounds):
-        shuffle.shuffle(order)
-        for key in order:
-            times[key].append(_time_per_step(models[key], FLAGS.steps))
+    times = report.interleaved({key: (lambda step=step: _run_steps(step)) for key, step in models.items()},
+                               FLAGS.rounds, seed=FLAGS.seed)
     results = {}
     for name, *_ in PAIRS:
         ours, theirs = times[(name, "zoo")], times[(name, "keras")]
-        ratio = statistics.median(a / b for a, b in zip(ours, theirs))
-        results[name] = (1e3 * statistics.median(ours), 1e3 * statistics.median(theirs), ratio)
+        per_step = 1e3 / FLAGS.steps
+        ratio = report.median_ratio(ours, theirs)
+        results[name] = (per_step * statistics.median(ours), per_step * statistics.median(theirs), ratio)
     return results
 
 
@@ -141,15 +132,6 @@ def _time_once(fn):
     return time.perf_counter() - start
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            match = re.search(r"model name\s*:\s*(.+)", f.read())
-        return match.group(1).strip() if match else platform.processor()
-    except OSError:
-        return platform.processor() or platform.machine()
-
-
 _MAKE_BENCH = " (`make bench` runs these defaults)"
 
 
@@ -157,16 +139,13 @@ def _defaults():
     return all(FLAGS[name].value == FLAGS[name].default for name in ("hidden", "rounds", "steps", "seed"))
 
 
-def report(results_by_hidden, lstm_rows):
-    gpus = tf.config.list_physical_devices("GPU")
-    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+def section(results_by_hidden, lstm_rows):
     lines = [
         "## Cells: training-step time against Keras (`benchmarks/cells.py`)",
         "",
         f"Command: `python -m benchmarks.cells --rounds={FLAGS.rounds} --steps={FLAGS.steps} "
         f"--hidden={','.join(FLAGS.hidden)}`{_MAKE_BENCH if _defaults() else ''}, {datetime.date.today().isoformat()}.",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {device or 'no GPU'}; "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}.",
+        f"Machine: {report.machine()}.",
         "",
         f"One `train_on_batch` step (batch {BATCH}, length {LENGTH}, {FEATURES} input features, a Dense(1) head, "
         "SGD, MSE), median over interleaved rounds; the ratio is the median of per-round ratios (zoo / Keras).",
@@ -204,28 +183,6 @@ def report(results_by_hidden, lstm_rows):
     return "\n".join(lines) + "\n"
 
 
-def write_section(path, section, name="benchmarks.cells"):
-    """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file."""
-    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = ""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read()
-    block = f"{begin}\n{section}{end}\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
-    else:
-        if not text:
-            text = (
-                "# Performance\n\nEvery figure here is written by the benchmark named in its section, "
-                "run by `make bench`; rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n"
-            )
-        text = text.rstrip("\n") + "\n\n" + block
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main(argv):
     del argv
     if FLAGS.rounds < 1 or FLAGS.steps < 1:
@@ -244,11 +201,11 @@ def main(argv):
             note = "" if target is None else f"  (target <= {target})"
             print(f"  {name:52s} {ours:8.2f} ms vs {theirs:8.2f} ms   ratio {ratio:.3f}{note}", flush=True)
         lstm_rows.append((hidden, lstm_matmul_flops(hidden), results["LSTM vs LSTM"][0], matmul_gflops(hidden)))
-    section = report(results_by_hidden, lstm_rows)
+    text = section(results_by_hidden, lstm_rows)
     print()
-    print(section)
+    print(text)
     if FLAGS.output:
-        write_section(FLAGS.output, section)
+        report.write_section(FLAGS.output, text, "benchmarks.cells")
         print(f"wrote {FLAGS.output}", file=sys.stderr)
 
 

@@ -11,8 +11,8 @@ What a run leaves in its model_dir:
     logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm
     metrics.json           the final training and validation metrics, and the best checkpoint's
 
-Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: each epoch's data
-order is fixed by the seed and the epoch, so the batches already seen are skipped exactly. Checkpoints are written by
+Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: the training stream's
+order is fixed by the seed, so resuming skips exactly the batches already seen. Checkpoints are written by
 TensorFlow's CheckpointManager, which writes the files first and then atomically renames the index that points to
 them, so a killed run never leaves a half-written latest checkpoint.
 """
@@ -91,8 +91,10 @@ class Trainer:
         self._prepare_model_dir()
         keras.utils.set_random_seed(self.config["seed"])
         self._build(mixed_precision)
-        self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile)
-        self._eval_step = tf.function(self._distributed_eval_step)
+        # reduce_retracing: batches bucketed by length differ in their time dimension; after a few shapes the step
+        # is traced once for any length instead of once per length.
+        self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile, reduce_retracing=True)
+        self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
         self._writers = None
         self.history = []  # one entry per epoch finished by this object: {"epoch", "step", "train", "validation"}
 
@@ -180,6 +182,10 @@ class Trainer:
 
     # The steps.
 
+    def train_step(self, batch):
+        """One optimization step on a distributed batch; returns the step's sums over examples as floats."""
+        return {key: float(value) for key, value in self._train_step(batch).items()}
+
     def _replica_train_step(self, inputs, targets, weights):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
@@ -225,7 +231,9 @@ class Trainer:
 
     # Data.
 
-    def _train_data(self, epoch, skip_steps):
+    def train_data(self, skip_steps=0):
+        """The run's distributed training batches, one per step, after the first `skip_steps` steps' worth."""
+
         def dataset_fn(context):
             # Each step takes one batch per local replica from this worker's pipeline.
             local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
@@ -234,8 +242,6 @@ class Trainer:
                 "train",
                 context.get_per_replica_batch_size(self.global_batch),
                 input_context=context,
-                epoch=epoch,
-                steps=self.steps_per_epoch * local_replicas,
                 skip_batches=skip_steps * local_replicas,
             )
 
@@ -271,35 +277,29 @@ class Trainer:
         if resumed and self.chief:
             print(f"resumed from {resumed} at step {int(self.step)} (epoch {int(self.epoch) + 1})", file=self.out)
         train_totals, train, validation = {}, {}, {}
+        batches = iter(self.train_data(skip_steps=int(self.step)))
+        started = time.perf_counter()
+        bar = self._progress_bar(total_steps)
         while int(self.step) < total_steps:
-            epoch, skip = int(self.epoch), int(self.step_in_epoch)
-            started = time.perf_counter()
-            bar = self._progress_bar(epoch, total_steps)
-            step_before = int(self.step)
-            for batch in self._train_data(epoch, skip):
-                sums = {k: float(v) for k, v in self._train_step(batch).items()}
-                step = int(self.step.assign_add(1))
-                self.step_in_epoch.assign_add(1)
-                loss = sums["loss"] / max(sums["examples"], 1.0)
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(self._divergence_message(loss, step))
-                for key, value in sums.items():
-                    train_totals[key] = train_totals.get(key, 0.0) + value
-                self._log_step(step, loss, sums["grad_norm"])
-                if bar is not None:
-                    bar.update(int(self.step_in_epoch), [("loss", loss)])
-                if step % self.config["checkpoint_every_steps"] == 0:
-                    self._save(self.manager)
-                if step >= total_steps:
-                    break
-            if int(self.step) == step_before:
-                raise RuntimeError(
-                    f"epoch {epoch + 1} yielded no training batch after step {step_before} of {self.steps_per_epoch}"
-                )
-            if int(self.step_in_epoch) >= self.steps_per_epoch:
+            sums = self.train_step(next(batches))
+            step = int(self.step.assign_add(1))
+            self.step_in_epoch.assign_add(1)
+            loss = sums["loss"] / max(sums["examples"], 1.0)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(self._divergence_message(loss, step))
+            for key, value in sums.items():
+                train_totals[key] = train_totals.get(key, 0.0) + value
+            self._log_step(step, loss, sums["grad_norm"])
+            if bar is not None:
+                bar.update(int(self.step_in_epoch), [("loss", loss)])
+            if step % self.config["checkpoint_every_steps"] == 0:
+                self._save(self.manager)
+            if int(self.step_in_epoch) == self.steps_per_epoch:
                 train = _means(train_totals)
                 validation = self._end_epoch(train, time.perf_counter() - started)
-                train_totals = {}
+                train_totals, started = {}, time.perf_counter()
+                if int(self.step) < total_steps:
+                    bar = self._progress_bar(total_steps)
         if train_totals:  # stopped mid-epoch by --steps
             train, validation = _means(train_totals), {}
         if not validation:
@@ -350,11 +350,11 @@ class Trainer:
 
     # Reporting.
 
-    def _progress_bar(self, epoch, total_steps):
+    def _progress_bar(self, total_steps):
         if self.progress != "bar":
             return None
         epochs = math.ceil(total_steps / self.steps_per_epoch)
-        print(f"epoch {epoch + 1}/{epochs}", file=self.out)
+        print(f"epoch {int(self.epoch) + 1}/{epochs}", file=self.out)
         bar = keras.utils.Progbar(self.steps_per_epoch)
         if int(self.step_in_epoch):
             bar.update(int(self.step_in_epoch))

@@ -3,7 +3,6 @@
 import glob
 import io
 import json
-import os
 
 import keras
 import numpy as np
@@ -84,13 +83,16 @@ def test_the_best_checkpoint_is_the_best_validation_epoch(tmp_path):
 
 
 class PoisonedAdding(AddingTask):
-    """The adding task whose inputs turn to NaN from the second epoch on."""
+    """The adding task whose training inputs turn to NaN from the 17th batch on (the second epoch)."""
 
     def dataset(self, config, split, batch_size, **kwargs):
         data = super().dataset(config, split, batch_size, **kwargs)
-        if split == "train" and kwargs.get("epoch", 0) >= 1:
-            data = data.map(lambda x, y, w: (x * np.nan, y, w))
-        return data
+        if split != "train":
+            return data
+        first = kwargs.get("skip_batches", 0)
+        return data.enumerate(start=first).map(
+            lambda i, batch: (batch[0] * tf.where(i >= 16, np.nan, 1.0), batch[1], batch[2])
+        )
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -18,8 +18,9 @@ def _as_ragged_or_dense(values):
     return tf.RaggedTensor.from_row_lengths(flat, lengths)
 
 
-def _dense(*element):
-    return tuple(t.to_tensor() if isinstance(t, tf.RaggedTensor) else t for t in element)
+def _dense(tensor):
+    """A gathered ragged batch, padded with zeros to its longest example; dense tensors pass through."""
+    return tensor.to_tensor() if isinstance(tensor, tf.RaggedTensor) else tensor
 
 
 def pad_examples(inputs, targets, multiple):
@@ -49,9 +50,12 @@ def sequence_dataset(
     steps=None,
     skip_batches=0,
     pad_to_multiple=None,
-    bucket_count=4,
+    sort_window=8,
 ):
     """Batches sequence examples.
+
+    The pipeline shuffles, shards, buckets and skips example *indices*, and gathers each batch from the in-memory
+    tensors in one vectorized step: shuffling costs no copies, and skipping batches to resume costs no gathers.
 
     Args:
         inputs: array [count, time, features], or a list of [time_i, features] arrays (variable length).
@@ -64,8 +68,9 @@ def sequence_dataset(
         skip_batches: batches to skip first (resuming mid-epoch; the seeded order makes the skip exact).
         pad_to_multiple: for evaluation: pad the examples to a multiple of this (the global batch) with weight-0
             examples, so every replica gets full, equally many batches.
-        bucket_count: for training, variable-length examples are grouped into this many length buckets before
-            batching (less padding); evaluation batches them in order, padded to the longest of each batch.
+        sort_window: for training, variable-length examples are bucketed by length: each run of `sort_window`
+            batches' worth of shuffled examples is sorted by length before it is cut into batches (less padding).
+            Evaluation batches them in order, padded to the longest of each batch.
 
     Returns:
         A dataset of `(inputs, targets, weights)` batches, padded with zero steps where lengths differ.
@@ -74,32 +79,35 @@ def sequence_dataset(
         inputs, targets, weights = pad_examples(inputs, targets, pad_to_multiple)
     else:
         weights = np.ones(len(inputs), "float32")
-    variable = not isinstance(inputs, np.ndarray) or not isinstance(targets, np.ndarray)
-    data = tf.data.Dataset.from_tensor_slices((_as_ragged_or_dense(inputs), _as_ragged_or_dense(targets), weights))
-    if variable:
-        # Slices of a ragged tensor come out as ragged tensors of ragged rank 0; batching wants dense ones.
-        data = data.map(_dense, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    count = len(weights)
+    variable = not isinstance(inputs, np.ndarray)
+    columns = (_as_ragged_or_dense(inputs), _as_ragged_or_dense(targets), tf.constant(weights))
+
+    def gather(indices):
+        return tuple(_dense(tf.gather(column, indices)) for column in columns)
+
+    data = tf.data.Dataset.range(count)
     if input_context is not None and input_context.num_input_pipelines > 1:
         data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     training = shuffle_seed is not None
     if training:
-        data = data.shuffle(len(weights), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
+        data = data.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
     if variable and training:
-        lengths = sorted(len(x) for x in inputs)
-        boundaries = sorted({lengths[len(lengths) * (i + 1) // bucket_count - 1] + 1 for i in range(bucket_count - 1)})
-        data = data.bucket_by_sequence_length(
-            lambda x, y, w: tf.shape(x)[0],
-            bucket_boundaries=boundaries,
-            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-            drop_remainder=True,
-        )
-    elif variable:
-        # Evaluation keeps a fixed number of batches per replica (buckets would not): pad to the longest in the batch.
-        data = data.padded_batch(batch_size)
+        # Bucketing by length, vectorized: take `sort_window` batches' worth of shuffled examples, sort them by
+        # length, cut them into batches and shuffle those, so each batch holds similar lengths (little padding).
+        length_of = tf.constant([len(x) for x in inputs], tf.int32)
+
+        def sorted_batches(indices):
+            ordered = tf.gather(indices, tf.argsort(tf.gather(length_of, indices), stable=True))
+            return tf.reshape(ordered, [sort_window, batch_size])
+
+        data = data.batch(batch_size * sort_window, drop_remainder=True).map(sorted_batches).unbatch()
+        data = data.shuffle(sort_window, seed=shuffle_seed)
     else:
         data = data.batch(batch_size, drop_remainder=training)
     if training and steps is not None:
         data = data.take(steps)
     if skip_batches:
         data = data.skip(skip_batches)
+    data = data.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -79,9 +79,12 @@ class Task(abc.ABC):
             )
         return steps
 
-    def dataset(self, config, split, batch_size, *, input_context=None, epoch=0, steps=None, skip_batches=0,
-                pad_to_multiple=None):
-        """The `(inputs, targets, weights)` batches of one split; for "train", epoch `epoch` of a seeded order."""
+    def dataset(self, config, split, batch_size, *, input_context=None, skip_batches=0, pad_to_multiple=None):
+        """The `(inputs, targets, weights)` batches of one split.
+
+        "train" is one endless stream for the whole run, its order fixed by the seed: `skip_batches` resumes it
+        exactly. The other splits are one pass in order, padded to `pad_to_multiple` examples with weight 0.
+        """
         inputs, targets = self.split_data(config)[split]
         training = split == "train"
         return batching.sequence_dataset(
@@ -89,8 +92,7 @@ class Task(abc.ABC):
             targets,
             batch_size,
             input_context=input_context,
-            shuffle_seed=(config["seed"] * 100003 + epoch) if training else None,
-            steps=steps if training else None,
+            shuffle_seed=config["seed"] if training else None,
             skip_batches=skip_batches,
             pad_to_multiple=None if training else pad_to_multiple,
         )

@@ -14,7 +14,7 @@ def variable_examples(count=40, seed=0):
 
 def test_bucketing_pads_with_zero_steps_and_keeps_every_real_step():
     inputs, targets = variable_examples()
-    data = batching.sequence_dataset(inputs, targets, 4, shuffle_seed=3, steps=10, bucket_count=3)
+    data = batching.sequence_dataset(inputs, targets, 4, shuffle_seed=3, steps=10, sort_window=5)
     spreads = []
     for x, y, w in data:
         assert x.shape[0] == 4 and np.all(w.numpy() == 1.0)

@@ -1,0 +1,120 @@
+"""Is the input pipeline ever the bottleneck? Training-step time with the real tf.data pipeline against the same
+batches already in memory.
+
+    python -m benchmarks.pipeline                 # what `make bench` runs; rewrites its section of docs/performance.md
+    python -m benchmarks.pipeline --rounds=3 --output=
+
+For each configuration a Trainer is built once; a round times `--steps` training steps fed by the trainer's own
+pipeline (its one stream for the run: seeded shuffle, sharding, batching or bucketing by length, gathering, prefetch),
+and the same number of steps fed from a list of batches materialized beforehand. The figure is the median over interleaved rounds of the
+per-round ratio (pipeline / cached). Target: <= 1.05.
+"""
+
+import datetime
+import io
+import statistics
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+
+from training.startup import import_tensorflow
+
+import_tensorflow()
+
+from benchmarks import report  # noqa: E402
+from training import config as run_config  # noqa: E402
+from training import tasks  # noqa: E402
+from training.trainer import DEFAULTS  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("rounds", 7, "Interleaved rounds (at least 5 for the record).")
+flags.DEFINE_integer("steps", 40, "Training steps per timed run.")
+flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose pipeline section is rewritten; empty: none.")
+
+TARGET = 1.05
+
+# (name, task, overrides): fixed-length batches, and variable lengths bucketed by length.
+CONFIGS = [
+    ("adding, T = 100, fixed length", "adding", {"length": 100, "length_jitter": 0.0}),
+    ("adding, T = 100 to 110, bucketed by length", "adding", {"length": 100, "length_jitter": 0.1}),
+    ("copy memory, delay 100, one-hot inputs", "copy_memory", {"delay": 100, "copy_length": 10}),
+]
+
+
+def build(task_name, overrides, model_dir):
+    task = tasks.get(task_name)
+    overrides = {**overrides, "train_size": 4096, "validation_size": 64, "test_size": 64, "units": 64,
+                 "batch_size": 64}
+    config = {"task": task_name, "preset": "default",
+              **run_config.resolve(DEFAULTS, task.presets, "default", overrides)}
+    return Trainer(task, config, model_dir, out=io.StringIO())
+
+
+def measure(trainer):
+    stream = iter(trainer.train_data())
+    cached = [next(stream) for _ in range(FLAGS.steps)]
+
+    def from_pipeline():
+        for _ in range(FLAGS.steps):
+            trainer.train_step(next(stream))
+
+    def from_memory():
+        for batch in cached:
+            trainer.train_step(batch)
+
+    from_pipeline(), from_memory()  # trace, and warm the pipeline up as a run's first steps do
+    times = report.interleaved({"pipeline": from_pipeline, "cached": from_memory}, FLAGS.rounds)
+    per_step = 1e3 / FLAGS.steps
+    return (
+        per_step * statistics.median(times["pipeline"]),
+        per_step * statistics.median(times["cached"]),
+        report.median_ratio(times["pipeline"], times["cached"]),
+    )
+
+
+def section(rows):
+    lines = [
+        "## Input pipeline: training steps fed by tf.data against cached batches (`benchmarks/pipeline.py`)",
+        "",
+        f"Command: `python -m benchmarks.pipeline --rounds={FLAGS.rounds} --steps={FLAGS.steps}`, "
+        f"{datetime.date.today().isoformat()}.",
+        f"Machine: {report.machine()}.",
+        "",
+        f"{FLAGS.steps} training steps of the trainer (LSTM 64, batch 64) per run; the pipeline runs draw from the "
+        "trainer's stream (seeded shuffle, batching or bucketing, gathering, prefetch); the cached runs replay "
+        "batches already in memory. "
+        "Median over interleaved rounds; the ratio is the median of per-round ratios.",
+        "",
+        "| configuration | pipeline ms/step | cached ms/step | ratio | target | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (pipeline, cached, ratio) in rows:
+        verdict = "meets" if ratio <= TARGET else "**misses**"
+        lines.append(f"| {name} | {pipeline:.2f} | {cached:.2f} | {ratio:.3f} | <= {TARGET:.2f} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    if FLAGS.rounds < 1 or FLAGS.steps < 1:
+        raise app.UsageError(f"--rounds and --steps must be >= 1, got {FLAGS.rounds} and {FLAGS.steps}")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index, (name, task_name, overrides) in enumerate(CONFIGS):
+            print(f"{name}: {FLAGS.rounds} rounds...", flush=True)
+            result = measure(build(task_name, overrides, f"{scratch}/{index}"))
+            print(f"  pipeline {result[0]:.2f} ms/step, cached {result[1]:.2f} ms/step, ratio {result[2]:.3f}")
+            rows.append((name, result))
+    text = section(rows)
+    print()
+    print(text)
+    if FLAGS.output:
+        report.write_section(FLAGS.output, text, "benchmarks.pipeline")
+        print(f"wrote {FLAGS.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,74 @@
+"""What every benchmark writes: the machine it ran on, and its own section of docs/performance.md."""
+
+import os
+import platform
+import re
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+
+def machine():
+    """One line: CPU, cores, GPUs, and the versions that matter."""
+    gpus = tf.config.list_physical_devices("GPU")
+    devices = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    return (
+        f"{_cpu_name()}, {os.cpu_count()} cores, {devices or 'no GPU'}; "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}"
+    )
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            match = re.search(r"model name\s*:\s*(.+)", f.read())
+        return match.group(1).strip() if match else platform.processor()
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def interleaved(runs, rounds, seed=0):
+    """Times every `runs[name]()` once per round, in a new shuffled order each round.
+
+    Returns {name: [seconds per round]}. Interleaving spreads a shared machine's slow spells over all the runs.
+    """
+    import random
+
+    order, times = list(runs), {name: [] for name in runs}
+    shuffle = random.Random(seed)
+    for _ in range(rounds):
+        shuffle.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median_ratio(numerator, denominator):
+    """The median over rounds of the per-round ratio: robust to drifts that hit both runs of a round."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
+def write_section(path, section, name):
+    """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    block = f"{begin}\n{section}{end}\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
+    else:
+        if not text:
+            text = (
+                "# Performance\n\nEvery figure here is written by the benchmark named in its section, "
+                "run by `make bench`; rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n"
+            )
+        text = text.rstrip("\n") + "\n\n" + block
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
