@@ -28,12 +28,14 @@ def load_with_session(path, inputs, signature="serving_default"):
         return session.run(fetches, feed)
 
 
-def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5):
+def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5, input_signature=None):
     """Exports `model` (one input) and checks both loaders reproduce it on every batch of `input_batches`.
 
     `input_batches` should differ in batch size and sequence length, so the signature is shown to be polymorphic.
+    `input_signature` (e.g. `[keras.InputSpec(shape=(None, None, 3))]`) is needed for subclassed models, whose
+    built shape would otherwise fix the sequence length.
     """
-    model.export(path, format="tf_saved_model", verbose=False)
+    model.export(path, format="tf_saved_model", verbose=False, input_signature=input_signature)
     reloaded = tf.saved_model.load(path)
     signature = reloaded.signatures["serving_default"]
     (input_name,) = signature.structured_input_signature[1].keys()

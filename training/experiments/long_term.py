@@ -1,7 +1,7 @@
 """The lecture's central claim, measured: plain recurrences fail to learn long-term dependencies, gated ones do not,
 and the reason is the decay of the gradient through time.
 
-    python -m training.experiments.long_term [--lengths=10,20,50,100,200] [--seeds=3] [--steps=1500]
+    python -m training.experiments.long_term [--lengths=10,20,50,100,200] [--seeds=3] [--steps_per_run=1500]
 
 It trains the Elman, Jordan, leaky, LSTM and GRU cells on `latching` and `adding` for every length T and seed
 (through the trainer, each run in its own directory under --work_dir, so an interrupted experiment resumes), then
@@ -53,7 +53,7 @@ GRADIENT_LENGTH = 100
 FLAGS = flags.FLAGS
 flags.DEFINE_list("lengths", ["10", "20", "50", "100", "200"], "Sequence lengths T.")
 flags.DEFINE_integer("seeds", 3, "Seeds per (cell, task, T).", lower_bound=1)
-flags.DEFINE_integer("steps", 1500, "Training steps per run.", lower_bound=1)
+flags.DEFINE_integer("steps_per_run", 1500, "Training steps per run.", lower_bound=1)
 flags.DEFINE_list("cells", list(CELLS), "Cells to compare.")
 flags.DEFINE_string("work_dir", "runs/long_term", "Where the runs live (reused when the experiment is rerun).")
 flags.DEFINE_string("output_dir", "docs/results", "Where long_term.md and the figures are written.")
@@ -262,14 +262,14 @@ def main(argv):
             for length in lengths:
                 for seed in range(FLAGS.seeds):
                     model_dir = os.path.join(FLAGS.work_dir, task_name, cell, f"T{length}", f"seed{seed}")
-                    trainer, metrics = train_one(task_name, cell, length, seed, FLAGS.steps, model_dir)
+                    trainer, metrics = train_one(task_name, cell, length, seed, FLAGS.steps_per_run, model_dir)
                     results[task_name][cell][length].append(metrics[metric])
                     print(f"{task_name} {cell} T={length} seed={seed}: test {metric} {metrics[metric]:.4f}", flush=True)
                     if task_name == "adding" and length == GRADIENT_LENGTH and seed == 0:
                         trained_for_gradients[cell] = trainer
     gradients = {}
     for cell in FLAGS.cells:
-        task, config = run_config_for("adding", cell, GRADIENT_LENGTH, 0, FLAGS.steps)
+        task, config = run_config_for("adding", cell, GRADIENT_LENGTH, 0, FLAGS.steps_per_run)
         inputs, targets = task.split_data(config)["test"]
         batch = (inputs[:256], targets[:256])
         keras.utils.set_random_seed(0)
@@ -285,7 +285,7 @@ def main(argv):
         print(f"gradient norms of {cell}: done", flush=True)
     linear = linear_recurrence_decay([0.8, 0.9, 0.95, 1.0, 1.05])
     settings_line = (
-        f"--lengths={','.join(FLAGS.lengths)} --seeds={FLAGS.seeds} --steps={FLAGS.steps} --cells={','.join(FLAGS.cells)}"
+        f"--lengths={','.join(FLAGS.lengths)} --seeds={FLAGS.seeds} --steps_per_run={FLAGS.steps_per_run} --cells={','.join(FLAGS.cells)}"
     )
     write_report(FLAGS.output_dir, results, gradients, linear, lengths, settings_line)
     with open(os.path.join(FLAGS.work_dir, "results.json"), "w") as f:
