@@ -15,7 +15,6 @@ the same shapes, timed here with `tf.matmul` in a compiled loop.
 
 import datetime
 import statistics
-import sys
 import time
 
 from absl import app
@@ -202,11 +201,7 @@ def main(argv):
             print(f"  {name:52s} {ours:8.2f} ms vs {theirs:8.2f} ms   ratio {ratio:.3f}{note}", flush=True)
         lstm_rows.append((hidden, lstm_matmul_flops(hidden), results["LSTM vs LSTM"][0], matmul_gflops(hidden)))
     text = section(results_by_hidden, lstm_rows)
-    print()
-    print(text)
-    if FLAGS.output:
-        report.write_section(FLAGS.output, text, "benchmarks.cells")
-        print(f"wrote {FLAGS.output}", file=sys.stderr)
+    report.publish(text, FLAGS.output, "benchmarks.cells")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ per-round ratio (pipeline / cached). Target: <= 1.05.
 import datetime
 import io
 import statistics
-import sys
 import tempfile
 
 from absl import app
@@ -109,11 +108,7 @@ def main(argv):
             print(f"  pipeline {result[0]:.2f} ms/step, cached {result[1]:.2f} ms/step, ratio {result[2]:.3f}")
             rows.append((name, result))
     text = section(rows)
-    print()
-    print(text)
-    if FLAGS.output:
-        report.write_section(FLAGS.output, text, "benchmarks.pipeline")
-        print(f"wrote {FLAGS.output}", file=sys.stderr)
+    report.publish(text, FLAGS.output, "benchmarks.pipeline")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import os
 import platform
+import sys
 import re
 import statistics
 import time
@@ -72,3 +73,12 @@ def write_section(path, section, name):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def publish(text, output, name):
+    """Prints a benchmark's section, and writes it into `output` (a Markdown file) unless `output` is empty."""
+    print()
+    print(text)
+    if output:
+        write_section(output, text, name)
+        print(f"wrote {output}", file=sys.stderr)

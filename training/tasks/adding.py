@@ -9,25 +9,14 @@ MSE = Var(X1 + X2) = 2/12 ~ 0.167, the baseline a model that cannot carry inform
 import numpy as np
 import tensorflow as tf
 
+from training.tasks.task import SEQUENCE_TASK_DEFAULTS
 from training.tasks.task import Task
 from training.tasks.task import length_jittered
 from training.tasks.task import mean_squared_error
 
 BASELINE_MSE = 1.0 / 6.0
 
-_COMMON = {
-    "length_jitter": 0.0,
-    "validation_size": 1000,
-    "test_size": 1000,
-    "model": "lstm",
-    "cell": "lstm",
-    "units": 64,
-    "num_layers": 1,
-    "cell_options": {},
-    "batch_size": 64,
-    "learning_rate": 1e-3,
-    "clip_global_norm": 1.0,
-}
+_COMMON = {**SEQUENCE_TASK_DEFAULTS, "length_jitter": 0.0}
 
 
 class AddingTask(Task):

@@ -10,21 +10,10 @@ k log(symbols) / (T + 2k).
 import numpy as np
 import tensorflow as tf
 
+from training.tasks.task import SEQUENCE_TASK_DEFAULTS
 from training.tasks.task import Task
 
-_COMMON = {
-    "symbols": 8,
-    "validation_size": 500,
-    "test_size": 500,
-    "model": "lstm",
-    "cell": "lstm",
-    "units": 64,
-    "num_layers": 1,
-    "cell_options": {},
-    "batch_size": 64,
-    "learning_rate": 1e-3,
-    "clip_global_norm": 1.0,
-}
+_COMMON = {**SEQUENCE_TASK_DEFAULTS, "symbols": 8, "validation_size": 500, "test_size": 500}
 
 
 class CopyMemoryTask(Task):

@@ -10,6 +10,7 @@ Schmidhuber's version of the problem (1997, experiment 3a), rather than the pape
 import numpy as np
 import tensorflow as tf
 
+from training.tasks.task import SEQUENCE_TASK_DEFAULTS
 from training.tasks.task import Task
 from training.tasks.task import length_jittered
 from training.tasks.task import mean_squared_error
@@ -17,19 +18,11 @@ from training.tasks.task import mean_squared_error
 TARGET = 0.8
 
 _COMMON = {
+    **SEQUENCE_TASK_DEFAULTS,
     "informative_steps": 3,
     "noise_variance": 0.2,
     "length_jitter": 0.0,
-    "validation_size": 1000,
-    "test_size": 1000,
-    "model": "lstm",
-    "cell": "lstm",
     "units": 32,
-    "num_layers": 1,
-    "cell_options": {},
-    "batch_size": 64,
-    "learning_rate": 1e-3,
-    "clip_global_norm": 1.0,
 }
 
 

@@ -15,6 +15,21 @@ from training.data import batching
 from training.data import splits
 
 
+# What the sequence tasks' presets share (plain data): split sizes besides training, the model, the optimization.
+SEQUENCE_TASK_DEFAULTS = {
+    "validation_size": 1000,
+    "test_size": 1000,
+    "model": "lstm",
+    "cell": "lstm",
+    "units": 64,
+    "num_layers": 1,
+    "cell_options": {},
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "clip_global_norm": 1.0,
+}
+
+
 class Task(abc.ABC):
     """Base class of the tasks. A subclass sets the class attributes and implements `generate`, `loss` and
     `metrics`; everything else has a default that fits sequence-in, tensor-out problems.
