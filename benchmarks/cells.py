@@ -20,6 +20,7 @@ import time
 from absl import app
 from absl import flags
 
+from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
 
 tf = import_tensorflow()
@@ -184,6 +185,7 @@ def section(results_by_hidden, lstm_rows):
 
 def main(argv):
     del argv
+    absl_warnings_only()
     if FLAGS.rounds < 1 or FLAGS.steps < 1:
         raise app.UsageError(f"--rounds and --steps must be >= 1, got {FLAGS.rounds} and {FLAGS.steps}")
     try:

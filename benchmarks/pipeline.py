@@ -18,6 +18,7 @@ import tempfile
 from absl import app
 from absl import flags
 
+from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
 
 import_tensorflow()
@@ -98,6 +99,7 @@ def section(rows):
 
 def main(argv):
     del argv
+    absl_warnings_only()
     if FLAGS.rounds < 1 or FLAGS.steps < 1:
         raise app.UsageError(f"--rounds and --steps must be >= 1, got {FLAGS.rounds} and {FLAGS.steps}")
     rows = []

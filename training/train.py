@@ -57,7 +57,7 @@ def resolve_config():
         config["steps"] = FLAGS.steps
     if FLAGS.seed is not None:
         config["seed"] = FLAGS.seed
-    return task, {"task": task.name, "preset": preset, **config}
+    return task, {"task": task.name, "preset": preset, **config, "mixed_precision": FLAGS.mixed_precision}
 
 
 def main(argv):
@@ -73,7 +73,6 @@ def main(argv):
             FLAGS.model_dir,
             strategy=strategy,
             jit_compile=FLAGS.jit_compile,
-            mixed_precision=FLAGS.mixed_precision,
             progress=FLAGS.progress,
         )
     except ValueError as error:

@@ -64,17 +64,17 @@ class Trainer:
 
     Args:
         task: a `training.tasks.Task`.
-        config: the resolved config (`training.config.resolve`), including "task" and "preset".
+        config: the resolved config (`training.config.resolve`), with "task" and "preset", and "mixed_precision"
+            (float16 compute with float32 weights and dynamic loss scaling; part of the config because it changes
+            what a checkpoint holds).
         model_dir: where the run's files live; an existing run there is resumed.
         strategy: a `tf.distribute.Strategy` (default: the default strategy).
         jit_compile: compile the training step with XLA.
-        mixed_precision: compute in float16 with float32 weights and dynamic loss scaling.
         progress: "bar" (a progress bar per epoch), "lines" (one line per epoch) or "auto" (a bar on a terminal).
         out: where progress goes (default stdout).
     """
 
-    def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, mixed_precision=False,
-                 progress="auto", out=None):
+    def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, progress="auto", out=None):
         self.task = task
         self.config = dict(config)
         self.model_dir = model_dir
@@ -90,7 +90,7 @@ class Trainer:
         self.monitor, self.monitor_mode = task.monitor
         self._prepare_model_dir()
         keras.utils.set_random_seed(self.config["seed"])
-        self._build(mixed_precision)
+        self._build(bool(self.config.get("mixed_precision", False)))
         # reduce_retracing: batches bucketed by length differ in their time dimension; after a few shapes the step
         # is traced once for any length instead of once per length.
         self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile, reduce_retracing=True)

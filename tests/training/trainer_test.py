@@ -140,9 +140,9 @@ def test_progress_bar_on_request(tmp_path, capsys):
 
 def test_mixed_precision_and_xla_train(tmp_path):
     task = tasks.get("adding")
-    config = {"task": "adding", "preset": "short",
+    config = {"task": "adding", "preset": "short", "mixed_precision": True,
               **run_config.resolve(DEFAULTS, task.presets, "short", {**SMALL, "steps": 20})}
-    trainer = Trainer(task, config, str(tmp_path), mixed_precision=True, jit_compile=True, out=io.StringIO())
+    trainer = Trainer(task, config, str(tmp_path), jit_compile=True, out=io.StringIO())
     metrics = trainer.fit()
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
     assert trainer.model.recurrent_layers[0].compute_dtype == "float16"
