@@ -300,10 +300,10 @@ class Trainer:
                 train_totals, started = {}, time.perf_counter()
                 if int(self.step) < total_steps:
                     bar = self._progress_bar(total_steps)
-        if train_totals:  # stopped mid-epoch by --steps
-            train, validation = _means(train_totals), {}
-        if not validation:
+        if train_totals or not validation:  # stopped mid-epoch by --steps, or resumed a finished run
+            train = _means(train_totals) if train_totals else train
             validation = self.evaluate("validation")
+            self._keep_if_best(validation)
         self._save(self.manager)
         return self._finish(train, validation)
 
@@ -311,20 +311,25 @@ class Trainer:
         validation = self.evaluate("validation")
         self.epoch.assign_add(1)
         self.step_in_epoch.assign(0)
-        value = validation[self.monitor]
-        improved = value < float(self.best) if self.monitor_mode == "min" else value > float(self.best)
-        if improved:
-            self.best.assign(value)
-            self._save(self.best_manager)
-            if self.chief:
-                _write_json(
-                    os.path.join(self.model_dir, "best", "best.json"),
-                    {"metric": self.monitor, "value": value, "step": int(self.step), "epoch": int(self.epoch)},
-                )
+        self._keep_if_best(validation)
         self._save(self.manager)
         self._log_epoch(train, validation, seconds)
         self.history.append({"epoch": int(self.epoch), "step": int(self.step), "train": train, "validation": validation})
         return validation
+
+    def _keep_if_best(self, validation):
+        """Saves the model as the best checkpoint if its validation metric beats the best so far."""
+        value = validation[self.monitor]
+        improved = value < float(self.best) if self.monitor_mode == "min" else value > float(self.best)
+        if not improved:
+            return
+        self.best.assign(value)
+        self._save(self.best_manager)
+        if self.chief:
+            _write_json(
+                os.path.join(self.model_dir, "best", "best.json"),
+                {"metric": self.monitor, "value": value, "step": int(self.step), "epoch": int(self.epoch)},
+            )
 
     def _finish(self, train, validation):
         metrics = {

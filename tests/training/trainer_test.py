@@ -154,3 +154,10 @@ def test_a_changed_config_does_not_resume(tmp_path):
     make_trainer(tmp_path, steps=2).fit()
     with pytest.raises(ValueError, match=r"different config \(units: 8 -> 16\)"):
         make_trainer(tmp_path, steps=2, units=16)
+
+
+def test_a_run_shorter_than_an_epoch_still_has_a_best_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, steps=5)  # 16 steps make an epoch
+    metrics = trainer.fit()
+    assert metrics["best"]["value"] == pytest.approx(metrics["validation"]["mse"])
+    assert make_trainer(tmp_path, steps=5).restore("best").endswith("ckpt-5")
