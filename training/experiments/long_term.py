@@ -234,9 +234,10 @@ def _figures(output_dir, results, gradients, linear, lengths):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, (task_name, metric) in zip(axes, TASKS.items()):
         for cell, by_length in results[task_name].items():
-            means = [summarize(by_length[t])[0] for t in lengths]
-            errors = [summarize(by_length[t])[1] for t in lengths]
-            axis.errorbar(lengths, means, yerr=errors, marker="o", capsize=3, label=cell)
+            # The mean, and every seed as a dot: the outcomes are often all-or-nothing, which a std bar hides.
+            line = axis.plot(lengths, [summarize(by_length[t])[0] for t in lengths], marker="o", label=cell)[0]
+            for t in lengths:
+                axis.scatter([t] * len(by_length[t]), by_length[t], s=12, alpha=0.5, color=line.get_color())
         chance = tasks.get(task_name).chance_levels({})[metric]
         axis.axhline(chance, color="grey", linestyle=":", label="chance")
         axis.set(xscale="log", xlabel="sequence length T", ylabel=f"test {metric}", title=task_name)
