@@ -33,7 +33,7 @@ BATCH, LENGTH, FEATURES = 64, 50, 32
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("hidden", ["128", "512"], "Hidden sizes to measure.")
-flags.DEFINE_integer("rounds", 7, "Interleaved rounds; figures are medians over rounds (at least 5 for the record).")
+flags.DEFINE_integer("rounds", 11, "Interleaved rounds; figures are medians over rounds (at least 5 for the record).")
 flags.DEFINE_integer("steps", 10, "train_on_batch calls timed per model per round.")
 flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose cells section is rewritten; empty: none.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, data and round order.")
