@@ -33,8 +33,8 @@ BATCH, LENGTH, FEATURES = 64, 50, 32
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("hidden", ["128", "512"], "Hidden sizes to measure.")
-flags.DEFINE_integer("rounds", 11, "Interleaved rounds; figures are medians over rounds (at least 5 for the record).")
-flags.DEFINE_integer("steps", 10, "train_on_batch calls timed per model per round.")
+flags.DEFINE_integer("rounds", 11, "Interleaved rounds; figures are medians over rounds (at least 5 for the record).", lower_bound=1)
+flags.DEFINE_integer("steps", 10, "train_on_batch calls timed per model per round.", lower_bound=1)
 flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose cells section is rewritten; empty: none.")
 flags.DEFINE_integer("seed", 0, "Seed of the weights, data and round order.")
 
@@ -186,8 +186,6 @@ def section(results_by_hidden, lstm_rows):
 def main(argv):
     del argv
     absl_warnings_only()
-    if FLAGS.rounds < 1 or FLAGS.steps < 1:
-        raise app.UsageError(f"--rounds and --steps must be >= 1, got {FLAGS.rounds} and {FLAGS.steps}")
     try:
         hidden_sizes = [int(h) for h in FLAGS.hidden]
     except ValueError:
