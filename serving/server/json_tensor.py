@@ -1,0 +1,469 @@
+"""TensorFlow Serving's REST JSON <-> tensors, rule for rule (its `util/json_tensor.cc`).
+
+Requests: the row format (`instances`) and the columnar format (`inputs`) of :predict, typed by the signature's
+input dtypes, with `{"b64": ...}` strings; the `examples` (+ `context`) of :classify and :regress, as tf.Examples.
+Responses: `predictions` / `outputs` with TF Serving's float formatting (6 significant digits unless that does not
+round-trip, `.0` appended to integral values, bare NaN / Infinity tokens), `*_bytes` outputs as `{"b64": ...}`,
+and `results` for :classify / :regress. Error messages are TF Serving's.
+"""
+
+import base64
+import binascii
+import json
+import math
+
+import numpy as np
+from tensorflow.core.example import example_pb2
+from tensorflow.core.example import feature_pb2
+from tensorflow.core.framework import types_pb2
+
+from serving.server.errors import ServingError
+from serving.server.errors import invalid_argument
+
+# TF's DataTypeString names (used in messages) and NumPy types, by DataType enum.
+TYPE_NAMES = {
+    types_pb2.DT_FLOAT: "float",
+    types_pb2.DT_DOUBLE: "double",
+    types_pb2.DT_INT32: "int32",
+    types_pb2.DT_UINT8: "uint8",
+    types_pb2.DT_INT16: "int16",
+    types_pb2.DT_INT8: "int8",
+    types_pb2.DT_STRING: "string",
+    types_pb2.DT_COMPLEX64: "complex64",
+    types_pb2.DT_INT64: "int64",
+    types_pb2.DT_BOOL: "bool",
+    types_pb2.DT_BFLOAT16: "bfloat16",
+    types_pb2.DT_UINT16: "uint16",
+    types_pb2.DT_COMPLEX128: "complex128",
+    types_pb2.DT_HALF: "half",
+    types_pb2.DT_UINT32: "uint32",
+    types_pb2.DT_UINT64: "uint64",
+}
+NUMPY_TYPES = {
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_UINT8: np.uint8,
+    types_pb2.DT_INT16: np.int16,
+    types_pb2.DT_INT8: np.int8,
+    types_pb2.DT_STRING: object,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_BOOL: np.bool_,
+    types_pb2.DT_UINT32: np.uint32,
+    types_pb2.DT_UINT64: np.uint64,
+}
+_INT32_LIKE = (types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8)
+_INT_RANGES = {
+    types_pb2.DT_INT64: (-(2**63), 2**63 - 1),
+    types_pb2.DT_UINT32: (0, 2**32 - 1),
+    types_pb2.DT_UINT64: (0, 2**64 - 1),
+    **{dtype: (-(2**31), 2**31 - 1) for dtype in _INT32_LIKE},
+}
+
+
+def type_name(dtype):
+    return TYPE_NAMES.get(dtype, types_pb2.DataType.Name(dtype).lower().removeprefix("dt_"))
+
+
+# JSON in.
+
+
+def parse_json(body):
+    """The request body as a JSON value; bytes after the first top-level value are ignored, as rapidjson does."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
+    stripped = text.lstrip()
+    if not stripped:
+        raise invalid_argument("JSON Parse error: The document is empty")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(stripped)
+    except json.JSONDecodeError as error:
+        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos + len(text) - len(stripped)}")
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: the document nests too deeply")
+    return value
+
+
+def _json_text(value):
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def _json_type(value):
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def _type_error(value, dtype):
+    return invalid_argument(
+        f"JSON Value: {_json_text(value)} Type: {_json_type(value)} is not of expected type: {type_name(dtype)}"
+    )
+
+
+def _is_b64(value):
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value and isinstance(value["b64"], str)
+
+
+def _leaf(value, dtype):
+    """One JSON leaf as a Python value of `dtype`."""
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(value, dtype)
+        return float(value)
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _type_error(value, dtype)
+        return value
+    if dtype == types_pb2.DT_BOOL:
+        if not isinstance(value, bool):
+            raise _type_error(value, dtype)
+        return value
+    if dtype == types_pb2.DT_STRING:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if _is_b64(value):
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_argument(f"Unable to base64 decode: {value['b64']}") from None
+        raise _type_error(value, dtype)
+    raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {_json_text(value)} to type: {type_name(dtype)}")
+
+
+def tensor_from_json(value, dtype):
+    """A JSON value (scalar, b64 object or nested lists) as a NumPy array of `dtype`, checked as TF Serving does."""
+    shape = []
+    probe = value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    rank = len(shape)
+    flat = []
+
+    def visit(node, level):
+        if isinstance(node, list):
+            if level >= rank:
+                raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
+            if len(node) != shape[level]:
+                raise invalid_argument(
+                    f"Encountered list at unexpected size: {len(node)} at level: {level} expected size: {shape[level]}"
+                )
+            for child in node:
+                visit(child, level + 1)
+        else:
+            if level != rank:
+                raise invalid_argument(
+                    f"JSON Value: {_json_text(node)} found at incorrect level: {level} in the JSON DOM. "
+                    f"Expected at level: {rank}"
+                )
+            flat.append(_leaf(node, dtype))
+
+    try:
+        visit(value, 0)
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: the document nests too deeply") from None
+    numpy_type = NUMPY_TYPES[dtype]
+    if dtype in _INT32_LIKE and dtype != types_pb2.DT_INT32:
+        # TF stores these in int_val and wraps out-of-range values (uint8: 300 -> 44, -1 -> 255).
+        array = np.array(flat, dtype=np.int64).astype(numpy_type)
+    elif numpy_type is object:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+    else:
+        array = np.array(flat, dtype=numpy_type)
+    return array.reshape(shape)
+
+
+def predict_signature_name(document):
+    """The request's `signature_name` ("" for the default); checks that the body is a JSON object first."""
+    if not isinstance(document, dict):
+        raise invalid_argument(f"JSON Value: {_json_text(document)} Is not object")
+    name = document.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid_argument(
+            f"JSON Value: {_json_text(name)} Type: {_json_type(name)} 'signature_name' key must be a string value."
+        )
+    return name
+
+
+def predict_inputs(document, input_dtypes):
+    """The tensors of a :predict body, typed by the signature's inputs.
+
+    Args:
+        document: the parsed body (an object; see `predict_signature_name`).
+        input_dtypes: {input name: DataType enum} of the signature.
+
+    Returns:
+        ({input name: np.ndarray}, row_format).
+    """
+    has_instances, has_inputs = "instances" in document, "inputs" in document
+    if has_instances and has_inputs:
+        raise invalid_argument(
+            "JSON Value: Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"
+        )
+    if not has_instances and not has_inputs:
+        raise invalid_argument("Missing 'inputs' or 'instances' key")
+    if has_instances:
+        return _row_format(document["instances"], input_dtypes), True
+    return _columnar_format(document["inputs"], input_dtypes), False
+
+
+def _row_format(instances, input_dtypes):
+    if not isinstance(instances, list):
+        raise invalid_argument("Expecting 'instances' to be an list/array")
+    if not instances:
+        raise invalid_argument("No values in 'instances' array")
+    names = sorted(input_dtypes)
+    named = isinstance(instances[0], dict) and not _is_b64(instances[0])
+    if not named and len(names) != 1:
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input tensors required as per "
+            "tensorinfo_map"
+        )
+    columns = {name: [] for name in names}
+    for index, item in enumerate(instances):
+        if named:
+            if isinstance(item, list):
+                raise invalid_argument(f"Expecting object but got list at item {index} of input list")
+            if not isinstance(item, dict) or _is_b64(item):
+                raise invalid_argument(f"Expecting object but got value at item {index} of input list")
+            for key in item:
+                if key not in input_dtypes:
+                    raise _wrapped(index, None, invalid_argument(f"JSON object: does not have named input: {key}"))
+            if sorted(item) != names:
+                raise _wrapped(
+                    index,
+                    None,
+                    invalid_argument(f"JSON object: {_json_text(item)} keys must be equal to: {','.join(names)}"),
+                )
+            values = item
+        else:
+            if isinstance(item, dict) and not _is_b64(item):
+                raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
+            values = {names[0]: item}
+        for name in names:
+            try:
+                tensor = tensor_from_json(values[name], input_dtypes[name])
+                if columns[name]:
+                    first = columns[name][0]
+                    if tensor.size != first.size:
+                        raise invalid_argument(f"Expecting tensor size: {first.size} but got: {tensor.size}")
+                    if tensor.shape != first.shape:
+                        raise invalid_argument(
+                            f"Expecting shape {_shape_text(first.shape)} but got: {_shape_text(tensor.shape)}"
+                        )
+            except ServingError as error:
+                raise _wrapped(index, name if named else None, error) from None
+            columns[name].append(tensor)
+    return {name: np.stack(tensors) for name, tensors in columns.items()}
+
+
+def _shape_text(shape):
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _wrapped(index, name, error):
+    where = f"element: {index} key: {name}" if name else f"element: {index}"
+    return invalid_argument(f"Failed to process {where} of 'instances' list. Error: {error.code}: {error.message}")
+
+
+def _columnar_format(inputs, input_dtypes):
+    if isinstance(inputs, dict) and not _is_b64(inputs):
+        missing = [name for name in sorted(input_dtypes) if name not in inputs]
+        if missing:
+            raise invalid_argument(f"Missing named input: {missing[0]} in 'inputs' object.")
+        return {name: tensor_from_json(inputs[name], dtype) for name, dtype in input_dtypes.items()}
+    if len(input_dtypes) != 1:
+        raise invalid_argument(
+            "inputs is a plain value/list, but expecting an object as multiple input tensors required as per "
+            "tensorinfo_map"
+        )
+    ((name, dtype),) = input_dtypes.items()
+    return {name: tensor_from_json(inputs, dtype)}
+
+
+# JSON out.
+
+
+def _format_floats(values, single_precision):
+    """TF Serving's float text: %.6g if it round-trips, else %.9g (float) / %.17g (double); `.0` if integral."""
+    texts = []
+    for value in values:
+        if math.isnan(value):
+            texts.append("NaN")
+            continue
+        if math.isinf(value):
+            texts.append("Infinity" if value > 0 else "-Infinity")
+            continue
+        text = "%.6g" % value
+        parsed = float(text)
+        same = np.float32(parsed) == np.float32(value) if single_precision else parsed == value
+        if not same:
+            text = ("%.9g" if single_precision else "%.17g") % value
+        if "." not in text and "e" not in text:
+            text += ".0"
+        texts.append(text)
+    return texts
+
+
+def _leaf_texts(array, name):
+    """The JSON text of every element of `array` (flattened, row-major)."""
+    flat = array.reshape(-1)
+    if array.dtype == np.float32:
+        return _format_floats(flat.tolist(), single_precision=True)
+    if array.dtype == np.float64:
+        return _format_floats(flat.tolist(), single_precision=False)
+    if array.dtype == np.bool_:
+        return ["true" if v else "false" for v in flat.tolist()]
+    if np.issubdtype(array.dtype, np.integer):
+        return [str(v) for v in flat.tolist()]
+    if array.dtype == object or array.dtype.kind in "SU":
+        values = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist()]
+        if name.endswith("_bytes"):
+            return ['{"b64": "' + base64.b64encode(v).decode("ascii") + '"}' for v in values]
+        return [json.dumps(v.decode("utf-8", errors="replace"), ensure_ascii=False) for v in values]
+    raise invalid_argument(f"Failed to write JSON value for tensor type: {array.dtype}")
+
+
+def _nest(texts, shape):
+    """Nested JSON list text of `shape` from row-major leaf texts."""
+    if not shape:
+        return texts[0]
+    if len(shape) == 1:
+        return "[" + ", ".join(texts) + "]"
+    step = int(np.prod(shape[1:])) if shape[1:] else 1
+    if shape[0] == 0:
+        return "[]"
+    return "[" + ", ".join(_nest(texts[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])) + "]"
+
+
+def tensor_json(array, name):
+    """One output tensor as JSON text."""
+    array = np.asarray(array)
+    return _nest(_leaf_texts(array, name), list(array.shape))
+
+
+def predict_response(outputs, row_format):
+    """The JSON text of a :predict response: `predictions` (row format) or `outputs` (columnar)."""
+    names = sorted(outputs)
+    if not row_format:
+        if len(names) == 1:
+            return '{"outputs": ' + tensor_json(outputs[names[0]], names[0]) + "}"
+        body = ", ".join(f"{json.dumps(n)}: {tensor_json(outputs[n], n)}" for n in names)
+        return '{"outputs": {' + body + "}}"
+    batch = None
+    for name in names:
+        array = np.asarray(outputs[name])
+        if array.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch is None:
+            batch = array.shape[0]
+        elif array.shape[0] != batch:
+            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
+    items = []
+    for index in range(batch or 0):
+        if len(names) == 1:
+            items.append(tensor_json(np.asarray(outputs[names[0]])[index], names[0]))
+        else:
+            items.append(
+                "{" + ", ".join(f"{json.dumps(n)}: {tensor_json(np.asarray(outputs[n])[index], n)}" for n in names) + "}"
+            )
+    return '{"predictions": [' + ", ".join(items) + "]}"
+
+
+# :classify and :regress.
+
+
+def _feature(name, values):
+    """A tf.train.Feature from a JSON value or list, its kind decided by the first value."""
+    values = values if isinstance(values, list) else [values]
+    feature = feature_pb2.Feature()
+    kind = None
+    for value in values:
+        if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64(value)):
+            raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+        if isinstance(value, str) or _is_b64(value):
+            this = "bytes"
+        elif isinstance(value, float):
+            this = "float"
+        else:  # int or bool
+            this = "int64"
+        kind = kind or this
+        if this != kind:
+            raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: {kind}")
+        if kind == "bytes":
+            feature.bytes_list.value.append(_leaf(value, types_pb2.DT_STRING))
+        elif kind == "float":
+            feature.float_list.value.append(value)
+        else:
+            number = int(value)
+            if number > 2**63 - 1:
+                raise invalid_argument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+            if number < -(2**63):
+                raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: Number")
+            feature.int64_list.value.append(number)
+    return feature
+
+
+def _example(value):
+    if not isinstance(value, dict):
+        raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
+    example = example_pb2.Example()
+    for name, values in value.items():
+        example.features.feature[name].CopyFrom(_feature(name, values))
+    return example
+
+
+def examples_from_json(document):
+    """(examples, context or None) of a :classify / :regress body, as tf.train.Example protos."""
+    if not isinstance(document, dict):
+        raise invalid_argument(f"JSON Value: {_json_text(document)} Is not object")
+    if "examples" not in document:
+        raise invalid_argument("When method is classify, key 'examples' is expected and was not found")
+    examples = document["examples"]
+    if not isinstance(examples, list):
+        raise invalid_argument("Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid_argument("'examples' value is an empty array")
+    context = _example(document["context"]) if "context" in document else None
+    return [_example(e) for e in examples], context
+
+
+def classify_response(classifications):
+    """`classifications`: per example, a list of (label bytes or None, score or None)."""
+    if not classifications:
+        raise invalid_argument("Cannot convert empty ClassificationResults to JSON")
+    rows = []
+    for classes in classifications:
+        pairs = []
+        for label, score in classes:
+            label_text = json.dumps((label or b"").decode("utf-8", errors="replace"), ensure_ascii=False)
+            score_text = _format_floats([float(score or 0.0)], single_precision=True)[0]
+            pairs.append(f"[{label_text}, {score_text}]")
+        rows.append("[" + ", ".join(pairs) + "]")
+    return '{"results": [' + ", ".join(rows) + "]}"
+
+
+def regress_response(values):
+    if len(values) == 0:
+        raise invalid_argument("Cannot convert empty RegressionResults to JSON")
+    return '{"results": [' + ", ".join(_format_floats([float(v) for v in values], single_precision=True)) + "]}"
+
+
+def error_body(message):
+    return json.dumps({"error": message})
