@@ -1,0 +1,193 @@
+"""Servable: one loaded version of a model: its SignatureDefs, and predict / classify / regress on NumPy values.
+
+Any SavedModel with a `serve` meta graph loads (TF1 builder exports and TF2 `tf.saved_model.save` alike); TF Text
+ops are registered before loading, as the stock model server links them.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the TF Text ops that exported graphs may use)
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+
+from serving.server.errors import ServingError
+from serving.server.errors import invalid_argument
+
+DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+
+_TF_CODES = {
+    tf.errors.CANCELLED: "CANCELLED",
+    tf.errors.UNKNOWN: "UNKNOWN",
+    tf.errors.INVALID_ARGUMENT: "INVALID_ARGUMENT",
+    tf.errors.DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
+    tf.errors.NOT_FOUND: "NOT_FOUND",
+    tf.errors.ALREADY_EXISTS: "ALREADY_EXISTS",
+    tf.errors.PERMISSION_DENIED: "PERMISSION_DENIED",
+    tf.errors.RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
+    tf.errors.FAILED_PRECONDITION: "FAILED_PRECONDITION",
+    tf.errors.ABORTED: "ABORTED",
+    tf.errors.OUT_OF_RANGE: "OUT_OF_RANGE",
+    tf.errors.UNIMPLEMENTED: "UNIMPLEMENTED",
+    tf.errors.INTERNAL: "INTERNAL",
+    tf.errors.UNAVAILABLE: "UNAVAILABLE",
+    tf.errors.DATA_LOSS: "DATA_LOSS",
+    tf.errors.UNAUTHENTICATED: "UNAUTHENTICATED",
+}
+
+
+def from_tf_error(error):
+    """A TensorFlow runtime error as a ServingError with the same code and its message (never a traceback)."""
+    return ServingError(_TF_CODES.get(error.error_code, "UNKNOWN"), error.message)
+
+
+def read_signature_defs(path):
+    """{name: SignatureDef} of the `serve` meta graph of the SavedModel at `path`."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    for meta_graph in proto.meta_graphs:
+        if tf.saved_model.SERVING in meta_graph.meta_info_def.tags:
+            return dict(meta_graph.signature_def)
+    raise ServingError("NOT_FOUND", f"Could not find meta graph def matching supplied tags: {{ serve }} in {path}")
+
+
+def _shape_list(tensor_info):
+    if tensor_info.tensor_shape.unknown_rank:
+        return None
+    return [d.size for d in tensor_info.tensor_shape.dim]
+
+
+def _dtype_name(dtype):
+    return tf.dtypes.as_dtype(dtype).name.replace("float32", "float").replace("float64", "double")
+
+
+class Servable:
+    """A SavedModel version, loaded and ready to run."""
+
+    def __init__(self, name, version, path):
+        self.name = name
+        self.version = int(version)
+        self.path = path
+        self.signature_defs = read_signature_defs(path)
+        try:
+            self._model = tf.saved_model.load(path, tags=[tf.saved_model.SERVING])
+        except tf.errors.OpError as error:
+            raise from_tf_error(error) from None
+        self._functions = self._model.signatures
+
+    def signature(self, name):
+        """The SignatureDef called `name` ("" means serving_default), or None."""
+        return self.signature_defs.get(name or DEFAULT_SIGNATURE)
+
+    def input_dtypes(self, signature_name):
+        return {key: info.dtype for key, info in self.signature(signature_name).inputs.items()}
+
+    def predict(self, signature_name, inputs, output_filter=()):
+        """Runs a signature on {input key: np.ndarray}; returns {output key: np.ndarray}.
+
+        The inputs must be exactly the signature's, with its dtypes and compatible shapes; errors are TF Serving's.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signature(name)
+        expected = set(signature.inputs)
+        sent = set(inputs)
+        if sent != expected:
+            raise invalid_argument(
+                f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}})"
+                f" != len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
+                f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
+            )
+        for index, key in enumerate(sorted(expected)):
+            info = signature.inputs[key]
+            value = inputs[key]
+            want = tf.dtypes.as_dtype(info.dtype)
+            have = tf.dtypes.as_dtype(value.dtype) if value.dtype != object else tf.string
+            if have != want:
+                raise invalid_argument(
+                    f"Expects arg[{index}] to be {_dtype_name(want)} but {_dtype_name(have)} is provided"
+                )
+            shape = _shape_list(info)
+            if shape is not None and (
+                len(shape) != value.ndim or any(s not in (-1, d) for s, d in zip(shape, value.shape))
+            ):
+                wanted = "[" + ",".join("?" if s == -1 else str(s) for s in shape) + "]"
+                raise invalid_argument(
+                    f"input {key} has shape [{','.join(str(d) for d in value.shape)}] but the signature "
+                    f"{name} expects {wanted}"
+                )
+        outputs = self._call(name, inputs)
+        if output_filter:
+            seen = set()
+            for alias in output_filter:
+                if alias not in signature.outputs:
+                    raise invalid_argument(
+                        f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                        f"{{{','.join(sorted(signature.outputs))}}}."
+                    )
+                if alias in seen:
+                    raise invalid_argument(f"duplicate output tensor alias: {alias}")
+                seen.add(alias)
+            outputs = {k: v for k, v in outputs.items() if k in seen}
+        return outputs
+
+    def _call(self, name, inputs):
+        function = self._functions[name]
+        try:
+            results = function(**{key: tf.constant(value) for key, value in inputs.items()})
+        except tf.errors.OpError as error:
+            raise from_tf_error(error) from None
+        except (TypeError, ValueError) as error:
+            raise invalid_argument(str(error).split("\n")[0]) from None
+        return {key: value.numpy() for key, value in results.items()}
+
+    def _example_signature(self, signature_name, method):
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signature(name)
+        if signature is None:
+            raise invalid_argument(f"No signature was found with the name: {name}")
+        if "inputs" not in signature.inputs or len(signature.inputs) != 1:
+            raise invalid_argument(f"Expected one input Tensor named 'inputs' in the {method} signature {name}")
+        if signature.inputs["inputs"].dtype != types_pb2.DT_STRING:
+            raise invalid_argument(f"The {method} signature {name} must take serialized tf.Examples (DT_STRING)")
+        return name, signature
+
+    def classify(self, signature_name, serialized_examples):
+        """Per example, a list of (label bytes or None, score or None), from the `classes` / `scores` outputs."""
+        name, signature = self._example_signature(signature_name, "classification")
+        if not set(signature.outputs) & {"classes", "scores"}:
+            raise invalid_argument(f"Expected classification signature outputs 'classes' and/or 'scores' in {name}")
+        if not serialized_examples:
+            raise invalid_argument("Input is empty.")
+        outputs = self._call(name, {"inputs": np.array(serialized_examples, dtype=object)})
+        classes, scores = outputs.get("classes"), outputs.get("scores")
+        batch = len(serialized_examples)
+        for key, value in (("classes", classes), ("scores", scores)):
+            if value is not None and (value.ndim != 2 or value.shape[0] != batch):
+                raise invalid_argument(f"Expected Tensor shape: [{batch} N] but got {list(value.shape)} for {key}")
+        width = (classes if classes is not None else scores).shape[1]
+        return [
+            [
+                (None if classes is None else classes[i, j], None if scores is None else float(scores[i, j]))
+                for j in range(width)
+            ]
+            for i in range(batch)
+        ]
+
+    def regress(self, signature_name, serialized_examples):
+        """One float per example, from the `outputs` output ([batch] or [batch, 1])."""
+        name, signature = self._example_signature(signature_name, "regression")
+        if "outputs" not in signature.outputs:
+            raise invalid_argument(f"Expected regression signature output 'outputs' in {name}")
+        if not serialized_examples:
+            raise invalid_argument("Input is empty.")
+        values = self._call(name, {"inputs": np.array(serialized_examples, dtype=object)})["outputs"]
+        batch = len(serialized_examples)
+        if values.shape not in ((batch,), (batch, 1)):
+            raise invalid_argument(f"Expected output Tensor shape to be either [{batch}] or [{batch} 1] but got "
+                                   f"{list(values.shape)}")
+        return [float(v) for v in values.reshape(-1)]
