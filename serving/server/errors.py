@@ -27,16 +27,17 @@ _GRPC_MESSAGE_LIMIT = 1024
 class ServingError(Exception):
     """A request failed with `code` (a tensorflow.error.Code name such as "INVALID_ARGUMENT") and `message`."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, http_status=None):
         if code not in _HTTP and code not in ("UNKNOWN", "INTERNAL", "DATA_LOSS"):
             raise ValueError(f"unknown status code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status  # where HTTP has a better word than the code's usual status (413)
 
     @property
     def http_status(self):
-        return _HTTP.get(self.code, 500)
+        return self._http_status or _HTTP.get(self.code, 500)
 
     @property
     def grpc_code(self):

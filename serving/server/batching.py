@@ -1,0 +1,201 @@
+"""Server-side batching with TensorFlow Serving's parameters (its BatchingParameters and shared batch scheduler).
+
+Concurrent Predict requests for the same model version, signature and input layout are merged along dimension 0,
+padded up to the next allowed batch size with copies of a row (the first row of the last request), run once, and
+the outputs split back. A batch closes when it reaches `max_batch_size`; a worker (one of `num_batch_threads`)
+takes it, or takes an open batch once `batch_timeout_micros` have passed since its first request (0: as soon as a
+worker is free, so batches grow exactly while every worker is busy). More than `max_enqueued_batches` waiting
+batches make a new request fail with UNAVAILABLE, as TF Serving's queue-full error does.
+"""
+
+import collections
+import threading
+import time
+from concurrent.futures import Future
+
+import numpy as np
+
+from serving.server.errors import ServingError
+from serving.server.errors import invalid_argument
+
+
+class BatchingParameters:
+    """TF Serving's defaults: max_batch_size 1000, batch_timeout_micros 0, max_enqueued_batches 10, num_batch_threads
+    the number of CPUs."""
+
+    def __init__(self, max_batch_size=1000, batch_timeout_micros=0, max_enqueued_batches=10, num_batch_threads=None,
+                 allowed_batch_sizes=(), pad_variable_length_inputs=False):
+        import os
+
+        self.max_batch_size = int(max_batch_size)
+        self.batch_timeout_micros = int(batch_timeout_micros)
+        self.max_enqueued_batches = int(max_enqueued_batches)
+        self.num_batch_threads = int(num_batch_threads or os.cpu_count() or 1)
+        self.allowed_batch_sizes = [int(s) for s in allowed_batch_sizes]
+        self.pad_variable_length_inputs = bool(pad_variable_length_inputs)
+        if self.max_batch_size < 1 or self.num_batch_threads < 1 or self.max_enqueued_batches < 1:
+            raise ValueError("max_batch_size, num_batch_threads and max_enqueued_batches must be positive")
+        if self.allowed_batch_sizes:
+            if self.allowed_batch_sizes != sorted(set(self.allowed_batch_sizes)):
+                raise ValueError(f"allowed_batch_sizes must increase, got {self.allowed_batch_sizes}")
+            if self.allowed_batch_sizes[-1] != self.max_batch_size:
+                raise ValueError(
+                    f"the last allowed_batch_sizes entry ({self.allowed_batch_sizes[-1]}) must equal max_batch_size "
+                    f"({self.max_batch_size})"
+                )
+
+
+class _Task:
+    def __init__(self, inputs, size):
+        self.inputs = inputs
+        self.size = size
+        self.future = Future()
+
+
+class _Batch:
+    def __init__(self, key, servable, signature):
+        self.key, self.servable, self.signature = key, servable, signature
+        self.tasks = []
+        self.size = 0
+        self.opened = time.monotonic()
+
+
+class Batcher:
+    """Batches `predict(servable, signature, inputs)` calls from many threads; see the module docstring."""
+
+    def __init__(self, parameters, metrics=None):
+        self.parameters = parameters
+        self.metrics = metrics
+        self._lock = threading.Condition()
+        self._open = {}  # key -> _Batch accepting tasks
+        self._closed = collections.deque()  # full batches waiting for a worker
+        self._stopped = False
+        self._workers = [
+            threading.Thread(target=self._work, name=f"batch-worker-{i}", daemon=True)
+            for i in range(parameters.num_batch_threads)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+
+    def predict(self, servable, signature, inputs, output_filter=()):
+        """Runs one request through a batch; blocks until its outputs are ready."""
+        sizes = {value.shape[0] if value.ndim else None for value in inputs.values()}
+        if None in sizes or len(sizes) != 1:
+            raise invalid_argument("Batching session Run() input tensors must have equal 0th-dimension size")
+        (size,) = sizes
+        if size > self.parameters.max_batch_size:
+            raise invalid_argument(
+                f"Task size {size} is larger than maximum input batch size {self.parameters.max_batch_size}"
+            )
+        if size == 0:
+            return servable.predict(signature, inputs, output_filter)
+        key = (id(servable), signature) + tuple(
+            (name, value.dtype.str, value.ndim if self.parameters.pad_variable_length_inputs else value.shape[1:])
+            for name, value in sorted(inputs.items())
+        )
+        task = _Task(inputs, size)
+        with self._lock:
+            batch = self._open.get(key)
+            if batch is not None and batch.size + size > self.parameters.max_batch_size:
+                self._close(key)
+                batch = None
+            if batch is None:
+                if len(self._closed) >= self.parameters.max_enqueued_batches:
+                    raise ServingError(
+                        "UNAVAILABLE",
+                        "The batch scheduling queue to which this task was submitted is full; try again later",
+                    )
+                batch = self._open[key] = _Batch(key, servable, signature)
+            batch.tasks.append(task)
+            batch.size += size
+            if batch.size == self.parameters.max_batch_size:
+                self._close(key)
+            self._lock.notify()
+        outputs = task.future.result()
+        if output_filter:
+            missing = [alias for alias in output_filter if alias not in outputs]
+            if missing:
+                servable.predict(signature, inputs, output_filter)  # raises TF Serving's own error for the alias
+            outputs = {k: v for k, v in outputs.items() if k in output_filter}
+        return outputs
+
+    def _close(self, key):
+        self._closed.append(self._open.pop(key))
+
+    def _next_batch(self):
+        """Waits for work: a closed batch, or an open one whose timeout has passed. Called with the lock held."""
+        timeout = self.parameters.batch_timeout_micros / 1e6
+        while not self._stopped:
+            if self._closed:
+                return self._closed.popleft()
+            now = time.monotonic()
+            due = [b for b in self._open.values() if now - b.opened >= timeout]
+            if due:
+                batch = min(due, key=lambda b: b.opened)
+                del self._open[batch.key]
+                return batch
+            waits = [timeout - (now - b.opened) for b in self._open.values()]
+            self._lock.wait(timeout=min(waits) if waits else None)
+        return None
+
+    def _work(self):
+        while True:
+            with self._lock:
+                batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._run(batch)
+            except BaseException as error:  # noqa: BLE001 (every waiting request must get an answer)
+                for task in batch.tasks:
+                    if not task.future.done():
+                        task.future.set_exception(error)
+
+    def _run(self, batch):
+        target = batch.size
+        for allowed in self.parameters.allowed_batch_sizes:
+            if allowed >= batch.size:
+                target = allowed
+                break
+        padding = target - batch.size
+        names = sorted(batch.tasks[0].inputs)
+        merged = {}
+        for name in names:
+            parts = [task.inputs[name] for task in batch.tasks]
+            if self.parameters.pad_variable_length_inputs:
+                parts = _pad_to_common_shape(parts)
+            if padding:
+                row = parts[-1][:1]
+                parts = parts + [np.repeat(row, padding, axis=0)]
+            merged[name] = np.concatenate(parts, axis=0)
+        outputs = batch.servable.predict(batch.signature, merged, ())
+        if self.metrics is not None:
+            self.metrics.record_batch(batch.servable.name, target, padding)
+        for name, value in outputs.items():
+            if value.ndim == 0 or value.shape[0] != target:
+                raise ServingError(
+                    "INTERNAL",
+                    f"Batched output tensor {name} has 0th dimension {value.shape[0] if value.ndim else 'none'} "
+                    f"but the batch has {target} rows",
+                )
+        start = 0
+        for task in batch.tasks:
+            task.future.set_result({name: value[start : start + task.size] for name, value in outputs.items()})
+            start += task.size
+
+
+def _pad_to_common_shape(parts):
+    """Zero-pads every non-batch dimension to the largest among `parts` (pad_variable_length_inputs)."""
+    target = [max(p.shape[axis] for p in parts) for axis in range(1, parts[0].ndim)]
+    padded = []
+    for part in parts:
+        widths = [(0, 0)] + [(0, t - s) for t, s in zip(target, part.shape[1:])]
+        if any(w for _, w in widths):
+            part = np.pad(part, widths, constant_values=b"" if part.dtype == object else 0)
+        padded.append(part)
+    return padded

@@ -1,0 +1,67 @@
+"""Prometheus metrics under TensorFlow Serving's names (its `/tensorflow/serving/...` metrics, with `/` -> `:`).
+
+Counters carry the `_total` suffix that the Prometheus client library gives every counter (TF Serving's own
+exporter omits it); see serving/README.md.
+"""
+
+import prometheus_client
+
+# Microseconds, 10 us to about 10 s in steps of about 1.8x.
+_LATENCY_BUCKETS = tuple(10 * 1.8**i for i in range(24))
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    """The server's metrics, in their own registry (so several servers can live in one process, as in tests)."""
+
+    def __init__(self):
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.request_count = prometheus_client.Counter(
+            ":tensorflow:serving:request_count",
+            "The total number of requests.",
+            ["model_name", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = prometheus_client.Histogram(
+            ":tensorflow:serving:request_latency",
+            "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
+            ["model_name", "API", "entrypoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.runtime_latency = prometheus_client.Histogram(
+            ":tensorflow:serving:runtime_latency",
+            "Distribution of wall time (in microseconds) for Tensorflow runtime.",
+            ["model_name", "API", "runtime"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = prometheus_client.Histogram(
+            ":tensorflow:serving:batching_session:processed_batch_size",
+            "Tracks the batch size distribution on processing.",
+            ["model_name"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.padding_size = prometheus_client.Histogram(
+            ":tensorflow:serving:batching_session:padding_size",
+            "Tracks the padding size distribution on batches.",
+            ["model_name"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+    def record_request(self, model_name, api, entrypoint, status, seconds):
+        self.request_count.labels(model_name=model_name, status=status).inc()
+        self.request_latency.labels(model_name=model_name, API=api, entrypoint=entrypoint).observe(seconds * 1e6)
+
+    def record_runtime(self, model_name, api, seconds):
+        self.runtime_latency.labels(model_name=model_name, API=api, runtime="TF").observe(seconds * 1e6)
+
+    def record_batch(self, model_name, size, padding):
+        self.batch_size.labels(model_name=model_name).observe(size)
+        self.padding_size.labels(model_name=model_name).observe(padding)
+
+    def exposition(self):
+        """The text page served at the monitoring path."""
+        return prometheus_client.generate_latest(self.registry)

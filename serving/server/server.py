@@ -1,0 +1,211 @@
+"""ModelServer: the model manager, the gRPC server and the REST server, started and stopped together."""
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import uvicorn
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.server import config_files
+from serving.server.batching import Batcher
+from serving.server.core import ServerCore
+from serving.server.core import warmup
+from serving.server.grpc_service import add_services
+from serving.server.metrics import Metrics
+from serving.server.model_manager import ModelManager
+from serving.server.rest import RestApp
+from serving.server.rest import RestOptions
+
+log = logging.getLogger("serving.server")
+
+_GRPC_MAX_MESSAGE = 2**31 - 1  # TF Serving's server allows INT32_MAX bytes
+
+
+class ServerOptions:
+    """The server's settings, named after tensorflow_model_server's flags (see python -m serving.server --help)."""
+
+    def __init__(self, **values):
+        cpus = os.cpu_count() or 1
+        self.host = "127.0.0.1"
+        self.port = 8500
+        self.rest_api_port = 0
+        self.model_config_file = None
+        self.model_name = "default"
+        self.model_base_path = None
+        self.enable_batching = False
+        self.batching_parameters_file = None
+        self.monitoring_config_file = None
+        self.file_system_poll_wait_seconds = 1.0
+        self.model_config_file_poll_wait_seconds = 0.0
+        self.rest_api_timeout_in_ms = 30000
+        self.rest_api_num_threads = 4 * cpus
+        self.rest_api_max_body_bytes = 64 * 1024 * 1024
+        self.rest_api_enable_cors_support = False
+        self.grpc_max_threads = 4 * cpus
+        self.max_num_load_retries = 5
+        self.load_retry_interval_micros = 60 * 1000 * 1000
+        self.enable_model_warmup = True
+        self.num_request_iterations_for_warmup = 1
+        self.allow_version_labels_for_unavailable_models = False
+        self.enable_grpc_healthcheck_service = False
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise ValueError(f"unknown server option {key!r}")
+            setattr(self, key, value)
+        self.validate()
+
+    def validate(self):
+        if bool(self.model_config_file) == bool(self.model_base_path):
+            raise ValueError("give exactly one of --model_config_file and --model_base_path")
+        if self.batching_parameters_file and not self.enable_batching:
+            raise ValueError("--batching_parameters_file needs --enable_batching")
+        if self.rest_api_port and self.rest_api_port == self.port:
+            raise ValueError(f"--rest_api_port must differ from --port (both are {self.port})")
+        if self.rest_api_max_body_bytes < 1:
+            raise ValueError(f"--rest_api_max_body_bytes must be positive, got {self.rest_api_max_body_bytes}")
+
+    def model_server_config(self):
+        """(ModelServerConfig, directory relative base paths resolve against)."""
+        if self.model_config_file:
+            path = os.path.abspath(self.model_config_file)
+            return config_files.read_model_server_config(path), os.path.dirname(path)
+        config = model_server_config_pb2.ModelServerConfig()
+        config.model_config_list.config.add(
+            name=self.model_name, base_path=os.path.abspath(self.model_base_path), model_platform="tensorflow"
+        )
+        return config, None
+
+
+class ModelServer:
+    """Serves the models of `options` over gRPC (`port`) and REST (`rest_api_port`, when not 0).
+
+    The constructor loads the models (as TF Serving does before it opens its ports); `start` opens the ports;
+    `grpc_port` and `rest_port` are the bound ports (`port=0` picks a free gRPC port).
+    """
+
+    def __init__(self, options):
+        self.options = options
+        self.metrics = Metrics()
+        batcher = None
+        if options.enable_batching:
+            parameters = (
+                config_files.read_batching_parameters(options.batching_parameters_file)
+                if options.batching_parameters_file
+                else config_files.BatchingParameters()
+            )
+            batcher = Batcher(parameters, self.metrics)
+        self.core = ServerCore(self.metrics, batcher)
+        config, config_dir = options.model_server_config()
+        self._config_dir = config_dir
+        self._config_text = config.SerializeToString()
+        replay = None
+        if options.enable_model_warmup:
+            iterations = options.num_request_iterations_for_warmup
+            replay = lambda servable: warmup(servable, iterations)  # noqa: E731
+        self.core.manager = ModelManager(
+            config,
+            config_dir=config_dir,
+            poll_seconds=options.file_system_poll_wait_seconds,
+            max_load_retries=options.max_num_load_retries,
+            load_retry_seconds=options.load_retry_interval_micros / 1e6,
+            warmup=replay,
+            allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
+        )
+        monitoring_path = (
+            config_files.read_monitoring_config(options.monitoring_config_file)
+            if options.monitoring_config_file
+            else None
+        )
+        self.rest_app = RestApp(
+            self.core,
+            RestOptions(
+                timeout_seconds=options.rest_api_timeout_in_ms / 1000.0,
+                max_body_bytes=options.rest_api_max_body_bytes,
+                num_threads=options.rest_api_num_threads,
+                monitoring_path=monitoring_path,
+                enable_cors=options.rest_api_enable_cors_support,
+            ),
+        )
+        self.grpc_port = None
+        self.rest_port = None
+        self._grpc = None
+        self._uvicorn = None
+        self._threads = []
+        self._stop = threading.Event()
+
+    def start(self):
+        self.core.manager.start()
+        self._grpc = grpc.server(
+            ThreadPoolExecutor(max_workers=self.options.grpc_max_threads, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
+                     ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE)],
+        )
+        add_services(self._grpc, self.core, health_check=self.options.enable_grpc_healthcheck_service)
+        self.grpc_port = self._grpc.add_insecure_port(f"{self.options.host}:{self.options.port}")
+        if self.grpc_port == 0:
+            raise OSError(f"could not bind the gRPC port {self.options.host}:{self.options.port}")
+        self._grpc.start()
+        if self.options.rest_api_port:  # 0: REST off, as in TF Serving
+            self._start_rest()
+        if self.options.model_config_file and self.options.model_config_file_poll_wait_seconds > 0:
+            thread = threading.Thread(target=self._poll_config, name="config-poll", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("serving gRPC on %s:%s%s", self.options.host, self.grpc_port,
+                 f", REST on {self.options.host}:{self.rest_port}" if self.rest_port else "")
+        return self
+
+    def _start_rest(self):
+        config = uvicorn.Config(
+            self.rest_app,
+            host=self.options.host,
+            port=self.options.rest_api_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        thread = threading.Thread(target=self._uvicorn.run, name="rest", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        deadline = time.monotonic() + 30
+        while not self._uvicorn.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the REST server could not start on {self.options.host}:{self.options.rest_api_port}")
+            time.sleep(0.01)
+        self.rest_port = self._uvicorn.servers[0].sockets[0].getsockname()[1]
+
+    def _poll_config(self):
+        path = os.path.abspath(self.options.model_config_file)
+        while not self._stop.wait(self.options.model_config_file_poll_wait_seconds):
+            try:
+                config = config_files.read_model_server_config(path)
+                if config.SerializeToString() != self._config_text:
+                    self.core.manager.reload(config)
+                    self._config_text = config.SerializeToString()
+                    log.info("reloaded the model config from %s", path)
+            except Exception as error:  # noqa: BLE001 (a bad edit of the file must not stop the server)
+                log.error("could not reload the model config from %s: %s", path, error)
+
+    def wait(self):
+        """Blocks until `stop` (or a signal that the caller turns into `stop`)."""
+        self._stop.wait()
+
+    def stop(self):
+        self._stop.set()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._grpc is not None:
+            self._grpc.stop(grace=2).wait()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.core.manager.stop()
+        if self.core.batcher is not None:
+            self.core.batcher.stop()
+        self.rest_app.executor.shutdown(wait=False, cancel_futures=True)
