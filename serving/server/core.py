@@ -5,6 +5,7 @@ import os
 import time
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.server import api
@@ -72,8 +73,11 @@ def warmup(servable, iterations=1):
                 )
     except tf.errors.OpError as error:
         raise from_tf_error(error) from None
-    for raw in records:
-        entry = prediction_log_pb2.PredictionLog.FromString(raw)
+    for index, raw in enumerate(records):
+        try:
+            entry = prediction_log_pb2.PredictionLog.FromString(raw)
+        except DecodeError:
+            raise ServingError("DATA_LOSS", f"warmup record {index} of {path} is not a PredictionLog") from None
         kind = entry.WhichOneof("log_type")
         for _ in range(iterations):
             if kind == "predict_log":

@@ -15,6 +15,8 @@ class Metrics:
     """The server's metrics, in their own registry (so several servers can live in one process, as in tests)."""
 
     def __init__(self):
+        # TF Serving exports no *_created series; neither do we.
+        prometheus_client.disable_created_metrics()
         self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
         self.request_count = prometheus_client.Counter(
             ":tensorflow:serving:request_count",

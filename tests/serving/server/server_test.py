@@ -1,0 +1,211 @@
+"""The whole server over real ports: hot swaps under load, metrics, warmup, batching, options, the command line."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from serving.server.core import warmup
+from serving.server.servable import Servable
+from serving.server.server import ServerOptions
+from tests.serving.server.conftest import free_port
+from tests.serving.server.conftest import make_server
+from tests.serving.testdata import half_plus_two
+
+
+def test_hot_swap_under_load_drops_no_request(tmp_path):
+    # A client loop of 2,000+ requests while a new version appears (it takes over) and then a corrupt one (it ends
+    # in END and the previous version keeps serving): not one request may fail.
+    base = half_plus_two.build_versions(str(tmp_path / "half"), [1])
+    server = make_server(model_name="half", model_base_path=base, rest_api_port=free_port(),
+                         file_system_poll_wait_seconds=0.05).start()
+    answers, failures, stop = [], [], threading.Event()
+
+    def client():
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}") as http:
+            while not stop.is_set() or len(answers) < 2000:
+                response = http.post("/v1/models/half:predict", json={"instances": [2.0]})
+                if response.status_code == 200:
+                    answers.append(response.json()["predictions"][0])
+                else:
+                    failures.append(response.text)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+
+    def publish(version, build):
+        staging = os.path.join(str(tmp_path), f"staging-{version}")
+        build(staging)
+        os.rename(staging, os.path.join(base, str(version)))  # versions appear atomically
+
+    while len(answers) < 500:
+        time.sleep(0.01)
+    publish(2, lambda path: half_plus_two.build(path, offset=1.0))
+    deadline = time.time() + 60
+    while 4.0 not in answers[-10:] and time.time() < deadline:
+        time.sleep(0.01)
+
+    def corrupt(path):
+        os.makedirs(path)
+        with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+            f.write(b"not a SavedModel")
+
+    publish(3, corrupt)
+    while len(answers) < 1500:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(timeout=120)
+    status = httpx.get(f"http://127.0.0.1:{server.rest_port}/v1/models/half").json()["model_version_status"]
+    server.stop()
+    assert not failures, failures[:3]
+    assert len(answers) >= 2000
+    assert set(answers) == {3.0, 4.0} and answers[0] == 3.0 and answers[-1] == 4.0
+    assert [(s["version"], s["state"]) for s in status] == [("3", "END"), ("2", "AVAILABLE"), ("1", "END")]
+    assert status[0]["status"]["error_code"] != "OK" and status[0]["status"]["error_message"]
+
+
+def test_prometheus_page(tmp_path, model_base):
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
+    server = make_server(model_name="half", model_base_path=model_base, rest_api_port=free_port(),
+                         monitoring_config_file=str(monitoring)).start()
+    url = f"http://127.0.0.1:{server.rest_port}"
+    httpx.post(f"{url}/v1/models/half:predict", json={"instances": [1.0]})
+    httpx.post(f"{url}/v1/models/half:predict", json={"instances": ["x"]})
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32)))
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
+    page = httpx.get(f"{url}/monitoring/prometheus/metrics")
+    server.stop()
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    text = page.text
+    assert "# TYPE :tensorflow:serving:request_count_total counter" in text and "_created" not in text
+    assert ':tensorflow:serving:request_count_total{model_name="half",status="OK"} 2.0' in text
+    assert ':tensorflow:serving:request_count_total{model_name="half",status="INVALID_ARGUMENT"} 1.0' in text
+    assert ':tensorflow:serving:request_latency_count{API="Predict",entrypoint="REST",model_name="half"} 2.0' in text
+    assert ':tensorflow:serving:request_latency_count{API="Predict",entrypoint="GRPC",model_name="half"} 1.0' in text
+
+
+def write_warmup(version_dir, records):
+    os.makedirs(os.path.join(version_dir, "assets.extra"), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def test_warmup_is_replayed_and_a_bad_file_fails_the_load(tmp_path):
+    base = half_plus_two.build_versions(str(tmp_path / "half"), [1, 2, 3])
+    log = prediction_log_pb2.PredictionLog()
+    log.predict_log.request.model_spec.name = "half"
+    log.predict_log.request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(3, np.float32)))
+    write_warmup(os.path.join(base, "1"), [log.SerializeToString()] * 3)
+    assert warmup(Servable("half", 1, os.path.join(base, "1")), iterations=2) == 3
+    write_warmup(os.path.join(base, "2"), [b"this is not a PredictionLog"])
+    write_warmup(os.path.join(base, "3"), [log.SerializeToString()])
+    with open(os.path.join(base, "3", "assets.extra", "tf_serving_warmup_requests"), "r+b") as f:
+        f.seek(10)
+        f.write(b"\xff\xff")  # breaks the record's framing checksum
+    manager = make_server(model_name="half", model_base_path=base, file_system_poll_wait_seconds=0).core.manager
+    manager.reload(model_server_config(base, "all"))
+    status = {version: (state, code, message) for version, state, code, message in manager.status("half")}
+    assert status[1][:2] == ("AVAILABLE", "OK")
+    assert status[2][:2] == ("END", "DATA_LOSS") and "is not a PredictionLog" in status[2][2]
+    assert status[3][:2] == ("END", "DATA_LOSS") and "corrupted record" in status[3][2]
+
+
+def model_server_config(base, policy):
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add(name="half", base_path=base)
+    if policy == "all":
+        model.model_version_policy.all.SetInParent()
+    return config
+
+
+def test_batching_through_the_server(model_base, tmp_path):
+    parameters = tmp_path / "batching.config"
+    parameters.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 20000 }\n"
+                          "num_batch_threads { value: 1 }\nallowed_batch_sizes: 8\nallowed_batch_sizes: 32\n")
+    server = make_server(model_name="half", model_base_path=model_base, rest_api_port=free_port(),
+                         enable_batching=True, batching_parameters_file=str(parameters)).start()
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/half:predict"
+    results = [None] * 16
+
+    def call(index):
+        results[index] = httpx.post(url, json={"instances": [float(index)]}).json()["predictions"]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    page = server.metrics.exposition().decode()
+    server.stop()
+    assert results == [[0.5 * i + 3.0] for i in range(16)]
+    batches = float(page.split(':tensorflow:serving:batching_session:processed_batch_size_count{model_name="half"} ')[1]
+                    .split("\n")[0])
+    assert batches < 16, "concurrent requests were not batched"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "give exactly one of --model_config_file and --model_base_path"),
+        ({"model_base_path": "/x", "model_config_file": "/y"}, "give exactly one of"),
+        ({"model_base_path": "/x", "batching_parameters_file": "/b"}, "--batching_parameters_file needs --enable_batching"),
+        ({"model_base_path": "/x", "port": 9000, "rest_api_port": 9000}, "--rest_api_port must differ from --port"),
+        ({"model_base_path": "/x", "bogus": 1}, "unknown server option 'bogus'"),
+    ],
+)
+def test_option_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        ServerOptions(**options)
+
+
+def test_command_line_server_binds_localhost_and_serves(model_base, tmp_path):
+    config = tmp_path / "models.config"
+    # A relative base path resolves against the config file's directory.
+    shutil.copytree(model_base, tmp_path / "half")
+    config.write_text('model_config_list {\n  config {\n    name: "half"\n    base_path: "half"\n'
+                      '    model_platform: "tensorflow"\n  }\n}\n')
+    grpc_port, rest_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", f"--model_config_file={config}", f"--port={grpc_port}",
+         f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert f"gRPC on 127.0.0.1:{grpc_port}, REST on http://127.0.0.1:{rest_port}" in line, process.stderr.read()
+        response = httpx.post(f"http://127.0.0.1:{rest_port}/v1/models/half:predict", json={"instances": [1.0]})
+        assert response.json() == {"predictions": [3.5]}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
+def test_command_line_errors(tmp_path):
+    bad = tmp_path / "bad.config"
+    bad.write_text("model_config_list { config { nme: 'x' } }")
+    result = subprocess.run([sys.executable, "-m", "serving.server", f"--model_config_file={bad}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
+    assert "Traceback" not in result.stderr
