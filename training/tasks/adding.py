@@ -49,6 +49,23 @@ class AddingTask(Task):
     def model_head(self, config):
         return {"output_units": 1, "output_activation": None, "per_step_outputs": False}
 
+    def serving_outputs(self, config, predictions):
+        return {"sum": tf.cast(predictions, tf.float32)[:, 0]}
+
+    def serving_functions(self, config, model):
+        functions = super().serving_functions(config, model)
+        if self.example_features(config) is None:
+            return functions
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress(inputs):
+            # TF Serving's regression signature: tf.Examples in ("inputs"), one float per example out ("outputs"),
+            # so the model answers :regress with features x0 (the values) and x1 (the markers).
+            sequences = self.sequences_from_examples(config, inputs)
+            return {"outputs": tf.cast(model(sequences, training=False), tf.float32)[:, 0]}
+
+        return {**functions, "regress": regress}
+
     def loss(self, config, targets, predictions):
         return mean_squared_error(targets, predictions)
 

@@ -56,6 +56,14 @@ class CopyMemoryTask(Task):
         # Logits over blank and the symbols at every step.
         return {"output_units": config["symbols"] + 1, "output_activation": None, "per_step_outputs": True}
 
+    def serving_outputs(self, config, predictions):
+        k = config["copy_length"]
+        recalled = predictions[:, -k:]
+        return {
+            "symbols": tf.argmax(recalled, axis=-1, output_type=tf.int64),
+            "probabilities": tf.nn.softmax(tf.cast(recalled, tf.float32), axis=-1),
+        }
+
     def loss(self, config, targets, predictions):
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, tf.cast(predictions, tf.float32))
         return tf.reduce_mean(cross_entropy, axis=1)

@@ -57,6 +57,26 @@ class LatchingTask(Task):
     def model_head(self, config):
         return {"output_units": 1, "output_activation": "tanh", "per_step_outputs": False}
 
+    def serving_outputs(self, config, predictions):
+        score = tf.cast(predictions, tf.float32)[:, 0]
+        return {"class": tf.cast(score > 0.0, tf.int64), "score": score}
+
+    def serving_functions(self, config, model):
+        functions = super().serving_functions(config, model)
+        if self.example_features(config) is None:
+            return functions
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(inputs):
+            # TF Serving's classification signature: tf.Examples in, "classes" and "scores" [batch, 2] out.
+            score = tf.cast(model(self.sequences_from_examples(config, inputs), training=False), tf.float32)[:, 0]
+            positive = (score + 1.0) / 2.0
+            batch = tf.shape(score)[0]
+            classes = tf.tile(tf.constant([["negative", "positive"]]), [batch, 1])
+            return {"classes": classes, "scores": tf.stack([1.0 - positive, positive], axis=1)}
+
+        return {**functions, "classify": classify}
+
     def loss(self, config, targets, predictions):
         return mean_squared_error(targets, predictions)
 

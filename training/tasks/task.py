@@ -125,6 +125,35 @@ class Task(abc.ABC):
         """The inputs of this task's exported `serving_default`: {name: tf.TensorSpec}."""
         return {"inputs": tf.TensorSpec([None, None, self.input_features(config)], tf.float32, name="inputs")}
 
+    def serving_outputs(self, config, predictions):
+        """{output name: dense tensor} that `serving_default` returns for the model's predictions."""
+        return {"outputs": tf.cast(predictions, tf.float32)}
+
+    def serving_functions(self, config, model):
+        """{signature name: tf.function with an input signature}: `serving_default`, plus the task's own (e.g.
+        `regress` or `classify` over serialized tf.Examples). Every output is dense."""
+        spec = self.serving_signature(config)["inputs"]
+
+        @tf.function(input_signature=[spec])
+        def serving_default(inputs):
+            return self.serving_outputs(config, model(inputs, training=False))
+
+        return {"serving_default": serving_default}
+
+    def example_features(self, config):
+        """{feature name: (tf.train.Example feature spec, step-feature index)} of the tf.Example form of an input
+        sequence (one float list of length T per input feature), or None when lengths vary."""
+        if config.get("length_jitter", 0.0):
+            return None
+        length, features = self.split_data(config)["test"][0].shape[1:]
+        return {f"x{i}": tf.io.FixedLenFeature([length], tf.float32) for i in range(features)}
+
+    def sequences_from_examples(self, config, serialized):
+        """A [batch, T, F] float tensor from serialized tf.Examples with the features of `example_features`."""
+        features = self.example_features(config)
+        parsed = tf.io.parse_example(serialized, features)
+        return tf.stack([parsed[name] for name in sorted(features, key=lambda n: int(n[1:]))], axis=-1)
+
 
 @functools.lru_cache(maxsize=8)
 def _cached_splits(task, config_json):
