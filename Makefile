@@ -16,12 +16,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,experiments]'
 	touch $(STAMP)
 
-# Trains a small LSTM on the adding problem (T = 30) from scratch, then evaluates its best checkpoint on the test split.
+# The main job: train two small models (adding, latching), export them to saved_models/, start the model server,
+# query it over REST and gRPC, print the answers, stop it. `make serve` does the same and keeps serving.
 DEMO_DIR := runs/demo
-demo: setup
+.PHONY: demo-models serve
+demo-models: setup
 	rm -rf $(DEMO_DIR)
-	$(PY) -m training.train --task=adding --preset=short --model_dir=$(DEMO_DIR) --progress=lines
-	$(PY) -m training.evaluate --model_dir=$(DEMO_DIR)
+	$(PY) -m training.train --task=adding --preset=short --model_dir=$(DEMO_DIR)/adding --progress=lines
+	$(PY) -m training.train --task=latching --preset=short --model_dir=$(DEMO_DIR)/latching --progress=lines
+	$(PY) -m training.evaluate --model_dir=$(DEMO_DIR)/adding
+	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/adding --name=adding
+	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/latching --name=latching
+
+demo: demo-models
+	$(PY) -m serving.demo
+
+serve: demo-models
+	$(PY) -m serving.demo --serve
 
 test: setup
 	$(PY) -m pytest -n $(WORKERS) -q

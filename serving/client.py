@@ -1,0 +1,293 @@
+"""One client for TensorFlow Serving's REST and gRPC APIs (this project's server or the stock one), NumPy in and out.
+
+    client = Client.connect("localhost:8500", protocol="grpc")      # or ("localhost:8501", protocol="rest")
+    client.predict("adding", np.zeros((2, 30, 2), "float32"))      # {"sum": array([...])}
+    client.regress("adding", [{"x0": [...], "x1": [...]}], signature="regress")
+    client.status("adding"); client.metadata("adding")
+
+    python -m serving.client --server=localhost:8500 --protocol=grpc --model=adding --input='[[[0.5, 1.0], ...]]'
+
+Errors raise `ServingClientError` with the server's code (e.g. "NOT_FOUND") and message, whichever the protocol.
+"""
+
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+_HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+               409: "ABORTED", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
+               501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+class ServingClientError(Exception):
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _as_inputs(inputs):
+    return inputs if isinstance(inputs, dict) else {None: inputs}
+
+
+class Client:
+    """The interface both protocols implement."""
+
+    @staticmethod
+    def connect(server, protocol="grpc", timeout=30.0):
+        if protocol == "grpc":
+            return GrpcClient(server, timeout)
+        if protocol == "rest":
+            return RestClient(server, timeout)
+        raise ValueError(f"protocol must be 'grpc' or 'rest', got {protocol!r}")
+
+
+class RestClient(Client):
+    """Talks JSON over HTTP (standard library only). Predict uses the columnar ("inputs") format."""
+
+    def __init__(self, server, timeout=30.0):
+        self.base = server if server.startswith("http") else f"http://{server}"
+        self.timeout = timeout
+        self._output_names = {}
+
+    def _url(self, model, version=None, label=None, suffix=""):
+        where = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
+        return f"{self.base}/v1/models/{model}{where}{suffix}"
+
+    def _call(self, url, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", errors="replace")
+            try:
+                message = json.loads(text)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = text
+            raise ServingClientError(_HTTP_CODES.get(error.code, "UNKNOWN"), message) from None
+        except urllib.error.URLError as error:
+            raise ServingClientError("UNAVAILABLE", f"cannot reach {self.base}: {error.reason}") from None
+
+    def predict(self, model, inputs, signature="", version=None, label=None):
+        named = _as_inputs(inputs)
+        body = {"inputs": np.asarray(named[None]).tolist() if None in named else
+                {k: _jsonable(v) for k, v in named.items()}}
+        if signature:
+            body["signature_name"] = signature
+        outputs = self._call(self._url(model, version, label, ":predict"), body)["outputs"]
+        if not isinstance(outputs, dict):
+            # A signature with one output answers without its name: ask the metadata for it (once).
+            outputs = {self._lone_output(model, signature, version, label): outputs}
+        return {k: _from_json(k, v) for k, v in outputs.items()}
+
+    def _lone_output(self, model, signature, version, label):
+        key = (model, signature, version, label)
+        if key not in self._output_names:
+            metadata = self.metadata(model, version, label)
+            signature_def = metadata["metadata"]["signature_def"]["signature_def"][signature or "serving_default"]
+            (self._output_names[key],) = signature_def["outputs"]
+        return self._output_names[key]
+
+    def _examples(self, verb, model, examples, signature, context, version, label):
+        body = {"examples": examples}
+        if signature:
+            body["signature_name"] = signature
+        if context is not None:
+            body["context"] = context
+        return self._call(self._url(model, version, label, f":{verb}"), body)["results"]
+
+    def classify(self, model, examples, signature="", context=None, version=None, label=None):
+        results = self._examples("classify", model, examples, signature, context, version, label)
+        return [[(label_, score) for label_, score in row] for row in results]
+
+    def regress(self, model, examples, signature="", context=None, version=None, label=None):
+        return list(self._examples("regress", model, examples, signature, context, version, label))
+
+    def metadata(self, model, version=None, label=None):
+        return self._call(self._url(model, version, label, "/metadata"))
+
+    def status(self, model, version=None):
+        return self._call(self._url(model, version))["model_version_status"]
+
+
+def _jsonable(value):
+    array = np.asarray(value)
+    if array.dtype == object or array.dtype.kind == "S":
+        return [_jsonable(v) for v in array] if array.ndim else {"b64": base64.b64encode(bytes(array.item())).decode()}
+    return array.tolist()
+
+
+def _from_json(name, value):
+    if name.endswith("_bytes"):
+        decode = lambda v: base64.b64decode(v["b64"]) if isinstance(v, dict) else [decode(x) for x in v]  # noqa: E731
+        return np.array(decode(value), dtype=object)
+    return np.asarray(value)
+
+
+class GrpcClient(Client):
+    """Talks protobuf over gRPC with the official tensorflow-serving-api stubs."""
+
+    def __init__(self, server, timeout=30.0):
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self._grpc = grpc
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(server, options=[("grpc.max_receive_message_length", 2**31 - 1)])
+        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+    def close(self):
+        self.channel.close()
+
+    def _rpc(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except self._grpc.RpcError as error:
+            raise ServingClientError(error.code().name, error.details()) from None
+
+    @staticmethod
+    def _spec(spec, model, signature="", version=None, label=None):
+        spec.name = model
+        spec.signature_name = signature
+        if version is not None:
+            spec.version.value = int(version)
+        elif label:
+            spec.version_label = label
+
+    def predict(self, model, inputs, signature="", version=None, label=None):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, signature, version, label)
+        named = _as_inputs(inputs)
+        if None in named:
+            metadata = self.metadata(model, version, label)
+            signature_def = metadata["signature_def"][signature or "serving_default"]
+            (name,) = signature_def.inputs.keys()
+            named = {name: named[None]}
+        for key, value in named.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response = self._rpc(self.prediction.Predict, request)
+        return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+
+    def _input(self, request, examples, context):
+        from serving.server.json_tensor import examples_from_json
+
+        parsed, parsed_context = examples_from_json({"examples": examples, **({"context": context} if context else {})})
+        if parsed_context is None:
+            request.input.example_list.examples.extend(parsed)
+        else:
+            request.input.example_list_with_context.examples.extend(parsed)
+            request.input.example_list_with_context.context.CopyFrom(parsed_context)
+
+    def classify(self, model, examples, signature="", context=None, version=None, label=None):
+        from tensorflow_serving.apis import classification_pb2
+
+        request = classification_pb2.ClassificationRequest()
+        self._spec(request.model_spec, model, signature, version, label)
+        self._input(request, examples, context)
+        result = self._rpc(self.prediction.Classify, request).result
+        return [[(c.label, c.score) for c in entry.classes] for entry in result.classifications]
+
+    def regress(self, model, examples, signature="", context=None, version=None, label=None):
+        from tensorflow_serving.apis import regression_pb2
+
+        request = regression_pb2.RegressionRequest()
+        self._spec(request.model_spec, model, signature, version, label)
+        self._input(request, examples, context)
+        return [r.value for r in self._rpc(self.prediction.Regress, request).result.regressions]
+
+    def metadata(self, model, version=None, label=None):
+        """{"model_spec": ModelSpec, "signature_def": {name: SignatureDef}} (protos)."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model, "", version, label)
+        response = self._rpc(self.prediction.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        return {"model_spec": response.model_spec, "signature_def": dict(signatures.signature_def)}
+
+    def status(self, model, version=None):
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, model, "", version)
+        response = self._rpc(self.models.GetModelStatus, request)
+        return json_format.MessageToDict(response, always_print_fields_with_no_presence=True,
+                                         preserving_proto_field_name=True)["model_version_status"]
+
+
+def _print(value):
+    def default(item):
+        if isinstance(item, np.ndarray):
+            return item.tolist()
+        if isinstance(item, (np.generic,)):
+            return item.item()
+        if isinstance(item, bytes):
+            return item.decode("utf-8", errors="replace")
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(item, preserving_proto_field_name=True)
+
+    print(json.dumps(value, default=default, indent=1))
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC or REST API")
+    parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--method", choices=["predict", "classify", "regress", "metadata", "status"],
+                        default="predict")
+    parser.add_argument("--input", help="JSON: the input tensor (or {name: tensor}) for predict; a list of "
+                                        "example objects for classify and regress")
+    parser.add_argument("--signature", default="")
+    parser.add_argument("--version", type=int)
+    parser.add_argument("--label")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.method in ("predict", "classify", "regress") and args.input is None:
+        parser.error(f"--input is required with --method={args.method}")
+    try:
+        value = json.loads(args.input) if args.input is not None else None
+    except ValueError as error:
+        parser.error(f"--input is not JSON: {error}")
+    if args.protocol == "grpc":
+        from training.startup import import_tensorflow
+
+        import_tensorflow()
+    client = Client.connect(args.server, args.protocol, args.timeout)
+    try:
+        if args.method == "predict":
+            inputs = {k: np.asarray(v, np.float32) if not isinstance(v, str) else v for k, v in value.items()} \
+                if isinstance(value, dict) else np.asarray(value, np.float32)
+            result = client.predict(args.model, inputs, args.signature, args.version, args.label)
+        elif args.method in ("classify", "regress"):
+            result = getattr(client, args.method)(args.model, value, args.signature, None, args.version, args.label)
+        elif args.method == "metadata":
+            result = client.metadata(args.model, args.version, args.label)
+        else:
+            result = client.status(args.model, args.version)
+    except ServingClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    _print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

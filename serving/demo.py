@@ -1,0 +1,116 @@
+"""The serving half of `make demo` / `make serve`: start the model server on the exported models, query it over REST
+and gRPC, print the answers, and stop it (or, with --serve, keep serving and print how to query it).
+
+    python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
+
+It expects `adding` and `latching` exports under --export_base (the Makefile trains and exports them first).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from absl import app
+from absl import flags
+
+from training.startup import import_tensorflow
+
+import_tensorflow()
+
+import numpy as np  # noqa: E402
+
+from serving.client import Client  # noqa: E402
+from serving.client import ServingClientError  # noqa: E402
+from training import tasks  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
+flags.DEFINE_string("export_base", "saved_models", "The serving base path with models.config.")
+flags.DEFINE_integer("port", 8500, "gRPC port.")
+flags.DEFINE_integer("rest_api_port", 8501, "REST port.")
+
+
+def start_server():
+    command = [
+        sys.executable, "-m", "serving.server",
+        f"--model_config_file={os.path.join(FLAGS.export_base, 'models.config')}",
+        f"--port={FLAGS.port}", f"--rest_api_port={FLAGS.rest_api_port}",
+        "--enable_batching", "--batching_parameters_file=deploy/batching.config",
+        "--monitoring_config_file=deploy/monitoring.config", "--enable_grpc_healthcheck_service",
+    ]
+    print("$ " + " ".join(command[2:]).replace(sys.executable, "python"), flush=True)
+    server = subprocess.Popen(command)
+    rest = Client.connect(f"127.0.0.1:{FLAGS.rest_api_port}", "rest", timeout=5)
+    deadline = time.time() + 120
+    while True:
+        try:
+            if all(rest.status(m)[0]["state"] == "AVAILABLE" for m in ("adding", "latching")):
+                return server
+        except ServingClientError:
+            pass
+        if server.poll() is not None or time.time() > deadline:
+            server.kill()
+            raise SystemExit("the server did not start; see its messages above")
+        time.sleep(0.2)
+
+
+def queries():
+    rest = Client.connect(f"127.0.0.1:{FLAGS.rest_api_port}", "rest")
+    grpc = Client.connect(f"127.0.0.1:{FLAGS.port}", "grpc")
+    adding = tasks.get("adding")
+    config = {**adding.presets["short"], "seed": 7, "train_size": 1, "validation_size": 1, "test_size": 3}
+    x, y = adding.generate(config, 3, np.random.default_rng(7))
+    print("\nadding (T = 30): each sequence has two marked values; the model must add them")
+    by_rest = rest.predict("adding", x)["sum"]
+    by_grpc = grpc.predict("adding", x)["sum"]
+    for sequence, target, a, b in zip(x, y[:, 0], by_rest, by_grpc):
+        marked = sequence[sequence[:, 1] == 1.0, 0]
+        print(f"  {marked[0]:.3f} + {marked[1]:.3f} = {target:.3f}   REST :predict {a:.3f}   gRPC Predict {b:.3f}")
+    examples = [{"x0": s[:, 0].tolist(), "x1": s[:, 1].tolist()} for s in x]
+    print("  REST :regress (tf.Examples):", [round(v, 3) for v in rest.regress("adding", examples, "regress")])
+    latching = tasks.get("latching")
+    config = {**latching.presets["short"], "seed": 7}
+    x, y = latching.generate(config, 16, np.random.default_rng(7))
+    chosen = np.concatenate([np.flatnonzero(y[:, 0] > 0)[:2], np.flatnonzero(y[:, 0] < 0)[:2]])
+    x, y = x[chosen], y[chosen]
+    print("\nlatching (T = 20): the class is set by the first 3 steps, then 17 steps of noise")
+    classes = grpc.classify("latching", [{"x0": s[:, 0].tolist()} for s in x], "classify")
+    for sequence, target, result in zip(x, y[:, 0], classes):
+        best = max(result, key=lambda pair: pair[1])
+        truth = "positive" if target > 0 else "negative"
+        print(f"  first steps {sequence[0, 0]:+.0f}: truth {truth:8s}  gRPC Classify {best[0]} ({best[1]:.3f})")
+    print("\nstatus over REST:", json.dumps(rest.status("adding")))
+    with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
+        counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
+    print("metrics:", *counts, sep="\n  ")
+    grpc.close()
+
+
+def main(argv):
+    del argv
+    server = start_server()
+    try:
+        queries()
+        if FLAGS.serve:
+            url = f"http://localhost:{FLAGS.rest_api_port}/v1/models/adding"
+            print(f"\nserving until Ctrl-C. Try:\n  curl {url}\n  curl {url}/metadata\n"
+                  f"  curl -X POST {url}:predict -d '{{\"instances\": [[[0.5, 1], [0.2, 0], [0.3, 1]]]}}'\n"
+                  f"  python -m serving.client --server=localhost:{FLAGS.port} --protocol=grpc --model=adding "
+                  "--input='[[[0.5, 1], [0.2, 0], [0.3, 1]]]'\n"
+                  f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
+            server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+    print("\nserver stopped" if not FLAGS.serve else "")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,33 @@
+"""`make demo`'s chain: train, export, serve, query over REST and gRPC (here on free ports and a scratch base)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.serving.server.conftest import free_port
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_train_export_serve_query(tmp_path):
+    base = str(tmp_path / "saved")
+    for task in ("adding", "latching"):
+        run("training.train", f"--task={task}", "--preset=short", f"--model_dir={tmp_path / task}")
+        run("serving.export", f"--model_dir={tmp_path / task}", f"--name={task}", f"--export_base={base}")
+    output = run("serving.demo", f"--export_base={base}", f"--port={free_port()}", f"--rest_api_port={free_port()}")
+    sums = re.findall(r"= (\d\.\d+)\s+REST :predict (\d\.\d+)\s+gRPC Predict (\d\.\d+)", output)
+    assert len(sums) == 3, output
+    for truth, by_rest, by_grpc in sums:
+        assert by_rest == by_grpc
+        # The short preset reaches a test MSE of about 0.0004 (see train_test.py): each sum within 0.1.
+        assert abs(float(truth) - float(by_rest)) < 0.1, output
+    classes = re.findall(r"truth (\w+)\s+gRPC Classify (\w+)", output)
+    assert len(classes) == 4 and all(truth == answer for truth, answer in classes), output
+    assert "server stopped" in output
