@@ -1,8 +1,7 @@
 """TensorFlow start-up without its banner.
 
 The plain `tensorflow` wheel prints a fixed set of lines on import (the absl pre-init notice, the oneDNN notice, the
-CUDA probe on machines without a GPU, the CPU-instructions notice, and at the first boolean transpose oneDNN's
-spurious "supports DT_BOOL only on platforms with AVX-512"), some of them before absl logging starts, so
+CUDA probe on machines without a GPU, the CPU-instructions notice), some of them before absl logging starts, so
 `TF_CPP_MIN_LOG_LEVEL` cannot hide them. Entry points and tests call `import_tensorflow()` first: it imports
 TensorFlow and Keras with file descriptor 2 captured, then writes back every captured line that is not one of those
 known banner lines. Real warnings and errors, at import or later, reach stderr unchanged.
@@ -24,7 +23,6 @@ _BANNER = re.compile(
             r"To enable the following instructions: .*rebuild TensorFlow",
             r"Unable to register cu(DNN|FFT|BLAS) factory",
             r"computation placer already registered",
-            r"oneDNN supports DT_BOOL only on platforms with AVX-512",
         ]
     )
 )
@@ -55,10 +53,7 @@ def import_tensorflow():
     try:
         import tensorflow as tf
 
-        tf.config.list_physical_devices()  # the CUDA probe logs here
-        # oneDNN's one-time notice about boolean tensors comes with the first boolean transpose (Keras RNNs
-        # transpose their masks); trigger it here, where it is filtered, instead of in the middle of a run.
-        tf.function(tf.transpose)(tf.constant([[True, False]]))
+        tf.config.list_physical_devices()  # the CUDA probe logs here (without starting the runtime)
         import keras  # noqa: F401
     finally:
         sys.stderr.flush()
@@ -66,6 +61,9 @@ def import_tensorflow():
         os.close(saved_stderr)
         reader.join()
         os.close(read_fd)
+    # No TensorFlow op may run here: the runtime must still be unstarted when this returns, so that callers can
+    # split devices or create a MultiWorkerMirroredStrategy. (oneDNN's one-time "supports DT_BOOL only on platforms
+    # with AVX-512" line therefore still appears at the first boolean transpose, e.g. a masked RNN; it is harmless.)
     text = b"".join(chunks).decode("utf-8", errors="replace")
     # The CPU-instructions notice spans two lines; join them so one pattern matches it.
     text = text.replace("operations.\nTo enable the following", "operations. To enable the following")

@@ -85,9 +85,11 @@ def test_task_larger_than_the_maximum_batch_is_rejected():
 
 
 def test_a_full_queue_answers_unavailable():
-    servable = RecordingServable(delay=0.3)
+    # One slow worker (1 s per batch) and room for one waiting batch: of 8 requests released together, at most two
+    # fit (the running batch and the waiting one) unless the machine takes more than a second to start 8 threads.
+    servable = RecordingServable(delay=1.0)
     batcher = Batcher(BatchingParameters(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
-    results, errors = concurrently(batcher, servable, [{"x": np.ones((1, 1), np.float32)} for _ in range(6)])
+    results, errors = concurrently(batcher, servable, [{"x": np.ones((1, 1), np.float32)} for _ in range(8)])
     assert errors and all(e.code == "UNAVAILABLE" for e in errors)
     assert "The batch scheduling queue to which this task was submitted is full" in errors[0].message
     assert sum(r is not None for r in results) >= 2  # the running batch and the queued one still finish
