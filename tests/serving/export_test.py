@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-import httpx
+import httpx2 as httpx
 import keras
 import numpy as np
 import pytest

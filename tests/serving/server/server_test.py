@@ -9,7 +9,7 @@ import threading
 import time
 
 import grpc
-import httpx
+import httpx2 as httpx
 import numpy as np
 import pytest
 import tensorflow as tf
