@@ -59,6 +59,7 @@ _INT_RANGES = {
     types_pb2.DT_UINT64: (0, 2**64 - 1),
     **{dtype: (-(2**31), 2**31 - 1) for dtype in _INT32_LIKE},
 }
+_FAST_DTYPES = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_BOOL, *_INT_RANGES}
 
 
 def type_name(dtype):
@@ -143,8 +144,45 @@ def _leaf(value, dtype):
     raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {_json_text(value)} to type: {type_name(dtype)}")
 
 
-def tensor_from_json(value, dtype):
-    """A JSON value (scalar, b64 object or nested lists) as a NumPy array of `dtype`, checked as TF Serving does."""
+def _numeric_fast_path(value, dtype, booleans):
+    """NumPy's own conversion of a nested list, where its result provably equals `_walk`'s; else None.
+
+    NumPy infers an integer or float array exactly when every leaf is a JSON number and the lists are rectangular
+    (ragged lists raise; strings, objects and nulls give other kinds), except that it folds booleans into numbers:
+    so numbers are taken this way only when the body holds no `true` / `false` (`booleans` False).
+    """
+    if not isinstance(value, list) or dtype not in _FAST_DTYPES:
+        return None
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    kind = array.dtype.kind
+    if dtype == types_pb2.DT_BOOL:
+        return array if kind == "b" else None
+    if booleans or kind not in "if":
+        return None
+    if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        # Through float64, as float(value) would: an int64 cast straight to float32 can round differently.
+        return array.astype(np.float64, copy=False).astype(NUMPY_TYPES[dtype], copy=False)
+    low, high = _INT_RANGES[dtype]
+    if kind != "i" or (array.size and (array.min() < low or array.max() > high)):
+        return None
+    return array.astype(NUMPY_TYPES[dtype], copy=False)  # int64 -> int8/int16/uint8 wraps, as TF's int_val does
+
+
+def tensor_from_json(value, dtype, booleans=True):
+    """A JSON value (scalar, b64 object or nested lists) as a NumPy array of `dtype`, checked as TF Serving does.
+
+    `booleans=False` promises that the request body has no JSON `true` / `false`, which lets a numeric tensor take
+    NumPy's conversion instead of the element-by-element walk.
+    """
+    fast = _numeric_fast_path(value, dtype, booleans)
+    return fast if fast is not None else _walk(value, dtype)
+
+
+def _walk(value, dtype):
+    """`tensor_from_json` element by element, with TF Serving's error for the first value that breaks a rule."""
     shape = []
     probe = value
     while isinstance(probe, list):
@@ -201,12 +239,13 @@ def predict_signature_name(document):
     return name
 
 
-def predict_inputs(document, input_dtypes):
+def predict_inputs(document, input_dtypes, booleans=True):
     """The tensors of a :predict body, typed by the signature's inputs.
 
     Args:
         document: the parsed body (an object; see `predict_signature_name`).
         input_dtypes: {input name: DataType enum} of the signature.
+        booleans: False promises that the body has no JSON `true` / `false` (see `tensor_from_json`).
 
     Returns:
         ({input name: np.ndarray}, row_format).
@@ -219,11 +258,11 @@ def predict_inputs(document, input_dtypes):
     if not has_instances and not has_inputs:
         raise invalid_argument("Missing 'inputs' or 'instances' key")
     if has_instances:
-        return _row_format(document["instances"], input_dtypes), True
-    return _columnar_format(document["inputs"], input_dtypes), False
+        return _row_format(document["instances"], input_dtypes, booleans), True
+    return _columnar_format(document["inputs"], input_dtypes, booleans), False
 
 
-def _row_format(instances, input_dtypes):
+def _row_format(instances, input_dtypes, booleans):
     if not isinstance(instances, list):
         raise invalid_argument("Expecting 'instances' to be an list/array")
     if not instances:
@@ -235,6 +274,11 @@ def _row_format(instances, input_dtypes):
             "instances is a plain list, but expecting list of objects as multiple input tensors required as per "
             "tensorinfo_map"
         )
+    if not named:
+        # A rectangular list of equal instances is the stacked tensor itself; anything else takes the walk below.
+        fast = _numeric_fast_path(instances, input_dtypes[names[0]], booleans)
+        if fast is not None:
+            return {names[0]: fast}
     columns = {name: [] for name in names}
     for index, item in enumerate(instances):
         if named:
@@ -258,7 +302,7 @@ def _row_format(instances, input_dtypes):
             values = {names[0]: item}
         for name in names:
             try:
-                tensor = tensor_from_json(values[name], input_dtypes[name])
+                tensor = tensor_from_json(values[name], input_dtypes[name], booleans)
                 if columns[name]:
                     first = columns[name][0]
                     if tensor.size != first.size:
@@ -282,19 +326,19 @@ def _wrapped(index, name, error):
     return invalid_argument(f"Failed to process {where} of 'instances' list. Error: {error.code}: {error.message}")
 
 
-def _columnar_format(inputs, input_dtypes):
+def _columnar_format(inputs, input_dtypes, booleans):
     if isinstance(inputs, dict) and not _is_b64(inputs):
         missing = [name for name in sorted(input_dtypes) if name not in inputs]
         if missing:
             raise invalid_argument(f"Missing named input: {missing[0]} in 'inputs' object.")
-        return {name: tensor_from_json(inputs[name], dtype) for name, dtype in input_dtypes.items()}
+        return {name: tensor_from_json(inputs[name], dtype, booleans) for name, dtype in input_dtypes.items()}
     if len(input_dtypes) != 1:
         raise invalid_argument(
             "inputs is a plain value/list, but expecting an object as multiple input tensors required as per "
             "tensorinfo_map"
         )
     ((name, dtype),) = input_dtypes.items()
-    return {name: tensor_from_json(inputs, dtype)}
+    return {name: tensor_from_json(inputs, dtype, booleans)}
 
 
 # JSON out.

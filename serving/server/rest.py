@@ -180,7 +180,8 @@ class RestApp:
             )
         if not signature.inputs:
             raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        inputs, row_format = json_tensor.predict_inputs(document, servable.input_dtypes(signature_name))
+        booleans = b"true" in body or b"false" in body
+        inputs, row_format = json_tensor.predict_inputs(document, servable.input_dtypes(signature_name), booleans)
         outputs = self.core.run_predict(servable, signature_name or DEFAULT_SIGNATURE, inputs)
         return json_tensor.predict_response(outputs, row_format)
 

@@ -1,10 +1,16 @@
 """Servable: one loaded version of a model: its SignatureDefs, and predict / classify / regress on NumPy values.
 
-Any SavedModel with a `serve` meta graph loads (TF1 builder exports and TF2 `tf.saved_model.save` alike); TF Text
-ops are registered before loading, as the stock model server links them.
+A version is loaded the way TF Serving loads it (SavedModelBundle): the `serve` meta graph is imported into a graph
+of its own, its variables restored in a TF1 session, and each signature run with `Session.run` on the tensors its
+SignatureDef names. So anything stock TF Serving can serve loads here (TF1 builder exports and TF2
+`tf.saved_model.save` alike), and an export that only `tf.saved_model.load` could read fails here as it would there.
+TF Text ops are registered before loading, as the stock model server links them.
 """
 
+import logging
 import os
+import threading
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +20,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
+
+
+class _LoaderDeprecationFilter(logging.Filter):
+    """Drops TensorFlow's notice that the TF1 loader is deprecated: it is the loader TF Serving uses, on purpose."""
+
+    def filter(self, record):
+        return "saved_model.loader_impl) is deprecated" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_LoaderDeprecationFilter())
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -74,11 +90,19 @@ class Servable:
         self.version = int(version)
         self.path = path
         self.signature_defs = read_signature_defs(path)
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
+        # Closed when the last reference goes: requests in flight keep the version alive past its unload.
+        weakref.finalize(self, self._session.close)
         try:
-            self._model = tf.saved_model.load(path, tags=[tf.saved_model.SERVING])
+            with self._graph.as_default():
+                tf.compat.v1.saved_model.loader.load(self._session, [tf.saved_model.SERVING], path)
         except tf.errors.OpError as error:
             raise from_tf_error(error) from None
-        self._functions = self._model.signatures
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ServingError("INVALID_ARGUMENT", f"Could not load the SavedModel at {path}: {error}") from None
+        self._callables = {}  # (signature, input keys) -> (Session callable, output keys)
+        self._callables_lock = threading.Lock()
 
     def signature(self, name):
         """The SignatureDef called `name` ("" means serving_default), or None."""
@@ -135,15 +159,30 @@ class Servable:
             outputs = {k: v for k, v in outputs.items() if k in seen}
         return outputs
 
+    def _callable(self, name, keys):
+        """A Session callable feeding the signature's `keys` inputs (in that order) and fetching all its outputs."""
+        found = self._callables.get((name, keys))
+        if found is None:
+            with self._callables_lock:
+                signature = self.signature(name)
+                outputs = tuple(sorted(signature.outputs))
+                feeds = [self._graph.get_tensor_by_name(signature.inputs[key].name) for key in keys]
+                fetches = [self._graph.get_tensor_by_name(signature.outputs[key].name) for key in outputs]
+                found = self._callables[(name, keys)] = (
+                    self._session.make_callable(fetches, feed_list=feeds), outputs
+                )
+        return found
+
     def _call(self, name, inputs):
-        function = self._functions[name]
+        keys = tuple(sorted(inputs))
         try:
-            results = function(**{key: tf.constant(value) for key, value in inputs.items()})
+            run, outputs = self._callable(name, keys)
+            results = run(*(inputs[key] for key in keys))
         except tf.errors.OpError as error:
             raise from_tf_error(error) from None
         except (TypeError, ValueError) as error:
             raise invalid_argument(str(error).split("\n")[0]) from None
-        return {key: value.numpy() for key, value in results.items()}
+        return dict(zip(outputs, results))
 
     def _example_signature(self, signature_name, method):
         name = signature_name or DEFAULT_SIGNATURE

@@ -116,6 +116,41 @@ def test_value_rules(value, dtype, code, message):
     fails(code, message, jt.tensor_from_json, value, dtype)
 
 
+_FAST_CASES = [
+    [1.5, 2, -3e38], [[1, 2], [3, 4]], [[[0.25]], [[1e-45]]], [], [[], []], [2**53 + 1, 1], [2**62, -(2**63)],
+    [2**31 - 1, -(2**31)], [2**31], [2**60 + 2**36 + 1], [-1, 300, 70000], [2**63], [2**64], [-1],
+    [True, False], [[True], [False]], [True, 1.0], [1, True], [[1, 2], [3]], [[1], 2], [1, [2]], ["a", 1.0],
+    [None, 1.0], [{"b64": "AAAA"}], [float("nan"), float("inf")], [1.0, "2.0"],
+]
+_FAST_DTYPES = [FLOAT, t.DT_DOUBLE, INT32, INT64, BOOL, t.DT_UINT8, t.DT_INT8, t.DT_INT16, t.DT_UINT32, t.DT_UINT64]
+
+
+def _outcome(function, *args):
+    """("value", dtype, shape, bytes) or ("error", code, message)."""
+    try:
+        array = function(*args)
+    except ServingError as error:
+        return ("error", error.code, error.message)
+    return ("value", array.dtype, array.shape, array.tobytes())
+
+
+@pytest.mark.parametrize("dtype", _FAST_DTYPES)
+def test_numpy_fast_path_gives_what_the_checked_walk_gives(dtype, monkeypatch):
+    def outcomes(value, booleans):
+        return (_outcome(jt.tensor_from_json, value, dtype, booleans),
+                _outcome(lambda: jt.predict_inputs({"instances": value}, {"x": dtype}, booleans)[0]["x"]),
+                _outcome(lambda: jt.predict_inputs({"inputs": {"x": value}}, {"x": dtype}, booleans)[0]["x"]))
+
+    flags = []
+    for value in _FAST_CASES:
+        text = json.dumps(value)
+        flags.append("true" in text or "false" in text)  # as the REST handler decides it from the body
+    fast = [outcomes(value, booleans) for value, booleans in zip(_FAST_CASES, flags)]
+    monkeypatch.setattr(jt, "_numeric_fast_path", lambda *args: None)
+    for value, booleans, got in zip(_FAST_CASES, flags, fast):
+        assert got == outcomes(value, booleans), (value, dtype)
+
+
 def test_value_conversions():
     assert jt.tensor_from_json([300, -1], t.DT_UINT8).tolist() == [44, 255]  # TF wraps narrow integer types
     assert jt.tensor_from_json(1435774380, FLOAT) == np.float32(1435774336)
