@@ -102,7 +102,7 @@ def predict(servable, request, run=None):
     if servable.signature(name) is None:
         raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
     inputs = {key: to_ndarray(value) for key, value in request.inputs.items()}
-    run = run or (lambda s, n, i, f: s.predict(n, i, f))
+    run = run or (lambda s, n, i, f: s.predict(n, i, f))  # (servable, signature name, inputs, output filter)
     outputs = run(servable, name, inputs, list(request.output_filter))
     response = predict_pb2.PredictResponse(model_spec=model_spec(servable, name))
     for key, value in outputs.items():
@@ -121,9 +121,9 @@ def serialized_examples(input_proto):
     raise invalid_argument("Input is empty.")
 
 
-def classify(servable, request):
+def classify(servable, request, timeout=None):
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    results = servable.classify(name, serialized_examples(request.input))
+    results = servable.classify(name, serialized_examples(request.input), timeout)
     response = classification_pb2.ClassificationResponse(model_spec=model_spec(servable, name))
     fill_classifications(response.result, results)
     return response
@@ -140,9 +140,9 @@ def fill_classifications(result, classifications):
                 item.score = score
 
 
-def regress(servable, request):
+def regress(servable, request, timeout=None):
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    values = servable.regress(name, serialized_examples(request.input))
+    values = servable.regress(name, serialized_examples(request.input), timeout)
     response = regression_pb2.RegressionResponse(model_spec=model_spec(servable, name))
     for value in values:
         response.result.regressions.add(value=value)

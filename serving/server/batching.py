@@ -12,6 +12,7 @@ import collections
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -82,8 +83,20 @@ class Batcher:
             self._stopped = True
             self._lock.notify_all()
 
-    def predict(self, servable, signature, inputs, output_filter=()):
-        """Runs one request through a batch; blocks until its outputs are ready."""
+    def predict(self, servable, signature, inputs, output_filter=(), timeout=None):
+        """Runs one request through a batch; blocks until its outputs are ready, or `timeout` seconds have passed."""
+        future = self.submit(servable, signature, inputs)
+        try:
+            outputs = future.result(timeout)
+        except FutureTimeout:
+            raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
+        return self.filtered(servable, signature, inputs, outputs, output_filter)
+
+    def submit(self, servable, signature, inputs):
+        """Queues one request; returns a concurrent.futures.Future of all its outputs (for async callers).
+
+        Errors a request can be told before it is queued (sizes, a full queue) are raised here.
+        """
         sizes = {value.shape[0] if value.ndim else None for value in inputs.values()}
         if None in sizes or len(sizes) != 1:
             raise invalid_argument("Batching session Run() input tensors must have equal 0th-dimension size")
@@ -92,13 +105,14 @@ class Batcher:
             raise invalid_argument(
                 f"Task size {size} is larger than maximum input batch size {self.parameters.max_batch_size}"
             )
+        task = _Task(inputs, size)
         if size == 0:
-            return servable.predict(signature, inputs, output_filter)
+            task.future.set_result(servable.predict(signature, inputs))
+            return task.future
         key = (id(servable), signature) + tuple(
             (name, value.dtype.str, value.ndim if self.parameters.pad_variable_length_inputs else value.shape[1:])
             for name, value in sorted(inputs.items())
         )
-        task = _Task(inputs, size)
         with self._lock:
             batch = self._open.get(key)
             if batch is not None and batch.size + size > self.parameters.max_batch_size:
@@ -116,13 +130,17 @@ class Batcher:
             if batch.size == self.parameters.max_batch_size:
                 self._close(key)
             self._lock.notify()
-        outputs = task.future.result()
-        if output_filter:
-            missing = [alias for alias in output_filter if alias not in outputs]
-            if missing:
-                servable.predict(signature, inputs, output_filter)  # raises TF Serving's own error for the alias
-            outputs = {k: v for k, v in outputs.items() if k in output_filter}
-        return outputs
+        return task.future
+
+    @staticmethod
+    def filtered(servable, signature, inputs, outputs, output_filter):
+        """The outputs a request's `output_filter` keeps (all when it is empty), with TF Serving's alias errors."""
+        if not output_filter:
+            return outputs
+        missing = [alias for alias in output_filter if alias not in outputs]
+        if missing or len(set(output_filter)) != len(output_filter):
+            servable.predict(signature, inputs, output_filter)  # raises TF Serving's own error for the alias
+        return {k: v for k, v in outputs.items() if k in output_filter}
 
     def _close(self, key):
         self._closed.append(self._open.pop(key))

@@ -1,5 +1,7 @@
 """ServerCore: what the REST and gRPC front ends share: the models, the optional batcher, metrics, and warmup."""
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -24,20 +26,44 @@ class ServerCore:
         self.batcher = batcher
         self.manager = None  # set once the manager exists (it needs `warmup` from here first)
 
-    def run_predict(self, servable, signature, inputs, output_filter=()):
-        """Predict through the batcher when batching is on; records the runtime latency."""
+    def run_predict(self, servable, signature, inputs, output_filter=(), timeout=None):
+        """Predict through the batcher when batching is on; records the runtime latency.
+
+        `timeout` (seconds, None for none) is the request's deadline: the run's RunOptions timeout, or how long to
+        wait for the batch.
+        """
         start = time.perf_counter()
-        run = self.batcher.predict if self.batcher is not None else _direct
-        outputs = run(servable, signature, inputs, output_filter)
+        if self.batcher is not None:
+            outputs = self.batcher.predict(servable, signature, inputs, output_filter, timeout)
+        else:
+            outputs = servable.predict(signature, inputs, output_filter, timeout)
         self.metrics.record_runtime(servable.name, "Predict", time.perf_counter() - start)
         return outputs
 
-    def call(self, model_name, api_name, entrypoint, function):
-        """Runs `function()`, recording the request's count and latency under TF Serving's metric names."""
+    async def run_predict_async(self, servable, signature, inputs, output_filter=(), timeout=None):
+        """`run_predict` for a caller on an event loop: with batching, the loop waits for the batch without blocking
+        (so one loop can put many requests into it); without, the run happens right here, as a REST thread of TF
+        Serving runs it."""
+        if self.batcher is None:
+            return self.run_predict(servable, signature, inputs, output_filter, timeout)
+        start = time.perf_counter()
+        future = asyncio.wrap_future(self.batcher.submit(servable, signature, inputs))
+        try:
+            outputs = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
+        outputs = self.batcher.filtered(servable, signature, inputs, outputs, output_filter)
+        self.metrics.record_runtime(servable.name, "Predict", time.perf_counter() - start)
+        return outputs
+
+    @contextlib.contextmanager
+    def request(self, model_name, api_name, entrypoint):
+        """Around one request: records its count and latency under TF Serving's metric names, and turns a
+        TensorFlow error into the ServingError with its code."""
         start = time.perf_counter()
         status = "OK"
         try:
-            return function()
+            yield
         except ServingError as error:
             status = error.code
             raise
@@ -45,12 +71,16 @@ class ServerCore:
             converted = from_tf_error(error)
             status = converted.code
             raise converted from None
+        except Exception:
+            status = "INTERNAL"
+            raise
         finally:
             self.metrics.record_request(model_name or "", api_name, entrypoint, status, time.perf_counter() - start)
 
-
-def _direct(servable, signature, inputs, output_filter):
-    return servable.predict(signature, inputs, output_filter)
+    def call(self, model_name, api_name, entrypoint, function):
+        """Runs `function()` as one request (see `request`)."""
+        with self.request(model_name, api_name, entrypoint):
+            return function()
 
 
 def warmup(servable, iterations=1):

@@ -2,6 +2,7 @@
 standard grpc.health.v1 service."""
 
 import logging
+import math
 
 import grpc
 from grpc_health.v1 import health
@@ -29,6 +30,22 @@ def _guarded(core, context, model_name, api_name, function):
         context.abort(grpc.StatusCode.INTERNAL, "Internal error")
 
 
+def _deadline(context):
+    """The client's deadline as the model run's timeout, in seconds; None when it set none (gRPC then reports an
+    almost infinite time left).
+
+    Rounded up to one of eight steps per power of two (at most 1/8 longer), since every distinct timeout is a
+    Session callable of its own; the client still sees its exact deadline, which gRPC enforces.
+    """
+    remaining = context.time_remaining()
+    if remaining is None or remaining > 1e9:
+        return None
+    if remaining <= 0:
+        return 0.0
+    step = 2.0 ** math.floor(math.log2(remaining)) / 8
+    return math.ceil(remaining / step) * step
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core):
         self.core = core
@@ -37,16 +54,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return api.resolve(self.core.manager, request)
 
     def Predict(self, request, context):
+        timeout = _deadline(context)
+        run = lambda s, n, i, f: self.core.run_predict(s, n, i, f, timeout)  # noqa: E731
         return _guarded(self.core, context, request.model_spec.name, "Predict",
-                        lambda: api.predict(self._servable(request), request, run=self.core.run_predict))
+                        lambda: api.predict(self._servable(request), request, run=run))
 
     def Classify(self, request, context):
         return _guarded(self.core, context, request.model_spec.name, "Classify",
-                        lambda: api.classify(self._servable(request), request))
+                        lambda: api.classify(self._servable(request), request, _deadline(context)))
 
     def Regress(self, request, context):
         return _guarded(self.core, context, request.model_spec.name, "Regress",
-                        lambda: api.regress(self._servable(request), request))
+                        lambda: api.regress(self._servable(request), request, _deadline(context)))
 
     def MultiInference(self, request, context):
         name = request.tasks[0].model_spec.name if request.tasks else ""

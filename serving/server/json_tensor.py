@@ -69,6 +69,9 @@ def type_name(dtype):
 # JSON in.
 
 
+_DECODER = json.JSONDecoder()
+
+
 def parse_json(body):
     """The request body as a JSON value; bytes after the first top-level value are ignored, as rapidjson does."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
@@ -76,7 +79,7 @@ def parse_json(body):
     if not stripped:
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        value, _ = json.JSONDecoder().raw_decode(stripped)
+        value, _ = _DECODER.raw_decode(stripped)
     except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos + len(text) - len(stripped)}")
     except RecursionError:

@@ -53,16 +53,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._children = {}
+
+    def _child(self, metric, *labels):
+        """`metric.labels(*labels)`, looked up once per label set (the library's lookup costs more than the
+        update)."""
+        key = (metric,) + labels
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def record_request(self, model_name, api, entrypoint, status, seconds):
-        self.request_count.labels(model_name=model_name, status=status).inc()
-        self.request_latency.labels(model_name=model_name, API=api, entrypoint=entrypoint).observe(seconds * 1e6)
+        self._child(self.request_count, model_name, status).inc()
+        self._child(self.request_latency, model_name, api, entrypoint).observe(seconds * 1e6)
 
     def record_runtime(self, model_name, api, seconds):
-        self.runtime_latency.labels(model_name=model_name, API=api, runtime="TF").observe(seconds * 1e6)
+        self._child(self.runtime_latency, model_name, api, "TF").observe(seconds * 1e6)
 
     def record_batch(self, model_name, size, padding):
-        self.batch_size.labels(model_name=model_name).observe(size)
-        self.padding_size.labels(model_name=model_name).observe(padding)
+        self._child(self.batch_size, model_name).observe(size)
+        self._child(self.padding_size, model_name).observe(padding)
 
     def exposition(self):
         """The text page served at the monitoring path."""

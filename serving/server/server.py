@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,7 +126,6 @@ class ModelServer:
             RestOptions(
                 timeout_seconds=options.rest_api_timeout_in_ms / 1000.0,
                 max_body_bytes=options.rest_api_max_body_bytes,
-                num_threads=options.rest_api_num_threads,
                 monitoring_path=monitoring_path,
                 enable_cors=options.rest_api_enable_cors_support,
             ),
@@ -133,7 +133,7 @@ class ModelServer:
         self.grpc_port = None
         self.rest_port = None
         self._grpc = None
-        self._uvicorn = None
+        self._uvicorn = []
         self._threads = []
         self._stop = threading.Event()
 
@@ -159,27 +159,49 @@ class ModelServer:
                  f", REST on {self.options.host}:{self.rest_port}" if self.rest_port else "")
         return self
 
+    def _rest_sockets(self):
+        """One listening socket per REST thread, all on the same port (SO_REUSEPORT: the kernel spreads the
+        connections over them)."""
+        host, port = self.options.host, self.options.rest_api_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sockets = []
+        try:
+            for _ in range(max(1, self.options.rest_api_num_threads)):
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((host, port))
+                port = sock.getsockname()[1]  # port 0: the others join the port the first one got
+                sock.listen(2048)
+                sock.setblocking(False)
+        except OSError as error:
+            for sock in sockets:
+                sock.close()
+            raise OSError(f"could not bind the REST port {host}:{self.options.rest_api_port}: {error}") from None
+        return sockets, port
+
     def _start_rest(self):
-        config = uvicorn.Config(
-            self.rest_app,
-            host=self.options.host,
-            port=self.options.rest_api_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
-        self._uvicorn = uvicorn.Server(config)
-        thread = threading.Thread(target=self._uvicorn.run, name="rest", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        sockets, self.rest_port = self._rest_sockets()
+        for index, sock in enumerate(sockets):
+            config = uvicorn.Config(
+                self.rest_app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+                server_header=False,
+            )
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"rest-{index}", daemon=True)
+            thread.start()
+            self._uvicorn.append(server)
+            self._threads.append(thread)
         deadline = time.monotonic() + 30
-        while not self._uvicorn.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the REST server could not start on {self.options.host}:{self.options.rest_api_port}")
+        while not all(server.started for server in self._uvicorn):
+            if not all(thread.is_alive() for thread in self._threads) or time.monotonic() > deadline:
+                raise OSError(f"the REST server could not start on {self.options.host}:{self.rest_port}")
             time.sleep(0.01)
-        self.rest_port = self._uvicorn.servers[0].sockets[0].getsockname()[1]
 
     def _poll_config(self):
         path = os.path.abspath(self.options.model_config_file)
@@ -199,8 +221,8 @@ class ModelServer:
 
     def stop(self):
         self._stop.set()
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
+        for server in self._uvicorn:
+            server.should_exit = True
         if self._grpc is not None:
             self._grpc.stop(grace=2).wait()
         for thread in self._threads:
@@ -208,4 +230,3 @@ class ModelServer:
         self.core.manager.stop()
         if self.core.batcher is not None:
             self.core.batcher.stop()
-        self.rest_app.executor.shutdown(wait=False, cancel_futures=True)

@@ -12,7 +12,7 @@ from serving.server.rest import RestOptions
 
 @pytest.fixture(scope="module")
 def client(server):
-    app = RestApp(server.core, RestOptions(max_body_bytes=4096, num_threads=2))
+    app = RestApp(server.core, RestOptions(max_body_bytes=4096))
     with TestClient(app) as test_client:
         yield test_client
 
