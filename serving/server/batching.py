@@ -47,9 +47,10 @@ class BatchingParameters:
 
 
 class _Task:
-    def __init__(self, inputs, size):
+    def __init__(self, inputs, size, timeout):
         self.inputs = inputs
         self.size = size
+        self.deadline = None if timeout is None else time.monotonic() + timeout
         self.future = Future()
 
 
@@ -85,17 +86,19 @@ class Batcher:
 
     def predict(self, servable, signature, inputs, output_filter=(), timeout=None):
         """Runs one request through a batch; blocks until its outputs are ready, or `timeout` seconds have passed."""
-        future = self.submit(servable, signature, inputs)
+        future = self.submit(servable, signature, inputs, timeout)
         try:
             outputs = future.result(timeout)
         except FutureTimeout:
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
         return self.filtered(servable, signature, inputs, outputs, output_filter)
 
-    def submit(self, servable, signature, inputs):
+    def submit(self, servable, signature, inputs, timeout=None):
         """Queues one request; returns a concurrent.futures.Future of all its outputs (for async callers).
 
-        Errors a request can be told before it is queued (sizes, a full queue) are raised here.
+        Errors a request can be told before it is queued (sizes, a full queue) are raised here. `timeout` (seconds)
+        is the request's deadline: a batch's run is cut (RunOptions timeout) once every request in it is past its
+        own, as TF Serving's batching session times a batch by its latest deadline.
         """
         sizes = {value.shape[0] if value.ndim else None for value in inputs.values()}
         if None in sizes or len(sizes) != 1:
@@ -105,9 +108,9 @@ class Batcher:
             raise invalid_argument(
                 f"Task size {size} is larger than maximum input batch size {self.parameters.max_batch_size}"
             )
-        task = _Task(inputs, size)
+        task = _Task(inputs, size, timeout)
         if size == 0:
-            task.future.set_result(servable.predict(signature, inputs))
+            task.future.set_result(servable.predict(signature, inputs, (), timeout))
             return task.future
         key = (id(servable), signature) + tuple(
             (name, value.dtype.str, value.ndim if self.parameters.pad_variable_length_inputs else value.shape[1:])
@@ -191,7 +194,9 @@ class Batcher:
                 row = parts[-1][:1]
                 parts = parts + [np.repeat(row, padding, axis=0)]
             merged[name] = np.concatenate(parts, axis=0)
-        outputs = batch.servable.predict(batch.signature, merged, ())
+        deadlines = [task.deadline for task in batch.tasks]
+        timeout = None if None in deadlines else max(deadlines) - time.monotonic()
+        outputs = batch.servable.predict(batch.signature, merged, (), timeout)
         if self.metrics is not None:
             self.metrics.record_batch(batch.servable.name, target, padding)
         for name, value in outputs.items():

@@ -47,7 +47,7 @@ class ServerCore:
         if self.batcher is None:
             return self.run_predict(servable, signature, inputs, output_filter, timeout)
         start = time.perf_counter()
-        future = asyncio.wrap_future(self.batcher.submit(servable, signature, inputs))
+        future = asyncio.wrap_future(self.batcher.submit(servable, signature, inputs, timeout))
         try:
             outputs = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.server.core import warmup
 from serving.server.servable import Servable
@@ -22,6 +23,7 @@ from serving.server.server import ServerOptions
 from tests.serving.server.conftest import free_port
 from tests.serving.server.conftest import make_server
 from tests.serving.testdata import half_plus_two
+from tests.serving.testdata import spin
 
 
 def test_hot_swap_under_load_drops_no_request(tmp_path):
@@ -209,3 +211,44 @@ def test_command_line_errors(tmp_path):
     assert result.returncode == 2
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_request_deadlines_cut_the_model_run_and_the_server_keeps_serving(tmp_path):
+    # The REST timeout and a gRPC client's deadline become the run's RunOptions timeout (TF Serving's behaviour,
+    # tf_serving_api.md): the spin model would run for minutes, so each request ends only if its run is cut.
+    spin.build(str(tmp_path / "spin" / "1"))
+    for batching in (False, True):
+        server = make_server(model_name="spin", model_base_path=str(tmp_path / "spin"), rest_api_port=free_port(),
+                             rest_api_timeout_in_ms=300, enable_batching=batching,
+                             monitoring_config_file="deploy/monitoring.config").start()
+        try:
+            url = f"http://127.0.0.1:{server.rest_port}/v1/models/spin:predict"
+            started = time.monotonic()
+            response = httpx.post(url, json={"instances": [10**12]}, timeout=120)
+            assert response.status_code == 504, response.text
+            assert "error" in response.json()
+            assert time.monotonic() - started < 60, "the request outlived its deadline by far"
+            assert httpx.post(url, json={"instances": [10]}).json() == {"predictions": [10]}
+
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = "spin"
+                request.inputs["steps"].CopyFrom(tf.make_tensor_proto([10**12], dtype=tf.int64))
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Predict(request, timeout=0.3)
+                assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                # The server's own run was cut too (with batching: the batch's, at its last request's deadline): the
+                # request ends DEADLINE_EXCEEDED on the server as well, not minutes later.
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    page = server.metrics.exposition().decode()
+                    if 'request_count_total{model_name="spin",status="DEADLINE_EXCEEDED"} 2.0' in page:
+                        break
+                    time.sleep(0.1)
+                else:
+                    pytest.fail("the gRPC request's model run was not cut at its deadline")
+                request.inputs["steps"].CopyFrom(tf.make_tensor_proto([7], dtype=tf.int64))
+                assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["done"]).tolist() == [7]
+        finally:
+            server.stop()
