@@ -1,7 +1,6 @@
 """Server-side batching (tf_serving_api.md §3, Batching): merging, padding, splitting, queue-full, task size."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,17 +12,15 @@ from serving.server.metrics import Metrics
 
 
 class RecordingServable:
-    """y = 2 x; records the batch sizes it runs and can be made slow."""
+    """y = 2 x; records the batch sizes it runs."""
 
     name = "recording"
 
-    def __init__(self, delay=0.0):
+    def __init__(self):
         self.batches = []
-        self.delay = delay
         self._lock = threading.Lock()
 
-    def predict(self, signature, inputs, output_filter=()):
-        time.sleep(self.delay)
+    def predict(self, signature, inputs, output_filter=(), timeout=None):
         with self._lock:
             self.batches.append(len(inputs["x"]))
         return {"y": inputs["x"] * 2, "rows": np.arange(len(inputs["x"]))}
@@ -85,14 +82,33 @@ def test_task_larger_than_the_maximum_batch_is_rejected():
 
 
 def test_a_full_queue_answers_unavailable():
-    # One slow worker (1 s per batch) and room for one waiting batch: of 8 requests released together, at most two
-    # fit (the running batch and the waiting one) unless the machine takes more than a second to start 8 threads.
-    servable = RecordingServable(delay=1.0)
+    # One worker, busy with a first request until it is let go; room for one waiting batch of one: of 7 more
+    # requests, exactly one waits and six are refused with TF Serving's queue-full error.
+    release = threading.Event()
+    running = threading.Event()
+
+    class Blocking(RecordingServable):
+        def predict(self, signature, inputs, output_filter=(), timeout=None):
+            running.set()
+            release.wait(60)
+            return super().predict(signature, inputs, output_filter, timeout)
+
+    servable = Blocking()
     batcher = Batcher(BatchingParameters(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
-    results, errors = concurrently(batcher, servable, [{"x": np.ones((1, 1), np.float32)} for _ in range(8)])
-    assert errors and all(e.code == "UNAVAILABLE" for e in errors)
+    first = batcher.submit(servable, "serving_default", {"x": np.ones((1, 1), np.float32)})
+    assert running.wait(60)
+    futures, errors = [], []
+    for _ in range(7):
+        try:
+            futures.append(batcher.submit(servable, "serving_default", {"x": np.ones((1, 1), np.float32)}))
+        except ServingError as error:
+            errors.append(error)
+    release.set()
+    assert len(futures) == 1 and len(errors) == 6
+    assert all(e.code == "UNAVAILABLE" for e in errors)
     assert "The batch scheduling queue to which this task was submitted is full" in errors[0].message
-    assert sum(r is not None for r in results) >= 2  # the running batch and the queued one still finish
+    for future in [first] + futures:  # the running batch and the queued one still finish
+        np.testing.assert_array_equal(future.result(60)["y"], np.full((1, 1), 2.0))
     batcher.stop()
 
 
