@@ -160,26 +160,21 @@ class ModelServer:
         return self
 
     def _rest_sockets(self):
-        """One listening socket per REST thread, all on the same port (SO_REUSEPORT: the kernel spreads the
-        connections over them)."""
+        """One listening socket, and a duplicate of it for each further REST thread: every loop accepts from the
+        same queue. (Not SO_REUSEPORT, which would let a second server started on the same port quietly share it.)"""
         host, port = self.options.host, self.options.rest_api_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sockets = []
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            for _ in range(max(1, self.options.rest_api_num_threads)):
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                sock.bind((host, port))
-                port = sock.getsockname()[1]  # port 0: the others join the port the first one got
-                sock.listen(2048)
-                sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+            sock.setblocking(False)
         except OSError as error:
-            for sock in sockets:
-                sock.close()
-            raise OSError(f"could not bind the REST port {host}:{self.options.rest_api_port}: {error}") from None
-        return sockets, port
+            sock.close()
+            raise OSError(f"could not bind the REST port {host}:{port}: {error}") from None
+        sockets = [sock] + [sock.dup() for _ in range(max(1, self.options.rest_api_num_threads) - 1)]
+        return sockets, sock.getsockname()[1]
 
     def _start_rest(self):
         sockets, self.rest_port = self._rest_sockets()
