@@ -34,13 +34,18 @@ _ERROR_CODES = {
 }
 
 
-def resolve(manager, request):
-    """The servable a request's model_spec names."""
+def _checked_spec(request):
+    """The request's ModelSpec, with TF Serving's errors when it is missing or names no model."""
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
-    spec = request.model_spec
-    if not spec.name:
+    if not request.model_spec.name:
         raise invalid_argument("ModelSpec has no name specified.")
+    return request.model_spec
+
+
+def resolve(manager, request):
+    """The servable a request's model_spec names."""
+    spec = _checked_spec(request)
     choice = spec.WhichOneof("version_choice")
     return manager.servable(
         spec.name,
@@ -192,11 +197,7 @@ def model_metadata(servable, request):
 
 
 def model_status(manager, request):
-    if not request.HasField("model_spec"):
-        raise invalid_argument("Missing ModelSpec")
-    spec = request.model_spec
-    if not spec.name:
-        raise invalid_argument("ModelSpec has no name specified.")
+    spec = _checked_spec(request)
     version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
     response = get_model_status_pb2.GetModelStatusResponse()
     for number, state, code, message in manager.status(spec.name, version):

@@ -84,14 +84,14 @@ class Batcher:
             self._stopped = True
             self._lock.notify_all()
 
-    def predict(self, servable, signature, inputs, output_filter=(), timeout=None):
-        """Runs one request through a batch; blocks until its outputs are ready, or `timeout` seconds have passed."""
+    def predict(self, servable, signature, inputs, timeout=None):
+        """Runs one request through a batch; blocks until all its outputs are ready, or `timeout` seconds have
+        passed."""
         future = self.submit(servable, signature, inputs, timeout)
         try:
-            outputs = future.result(timeout)
+            return future.result(timeout)
         except FutureTimeout:
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
-        return self.filtered(servable, signature, inputs, outputs, output_filter)
 
     def submit(self, servable, signature, inputs, timeout=None):
         """Queues one request; returns a concurrent.futures.Future of all its outputs (for async callers).
@@ -134,16 +134,6 @@ class Batcher:
                 self._close(key)
             self._lock.notify()
         return task.future
-
-    @staticmethod
-    def filtered(servable, signature, inputs, outputs, output_filter):
-        """The outputs a request's `output_filter` keeps (all when it is empty), with TF Serving's alias errors."""
-        if not output_filter:
-            return outputs
-        missing = [alias for alias in output_filter if alias not in outputs]
-        if missing or len(set(output_filter)) != len(output_filter):
-            servable.predict(signature, inputs, output_filter)  # raises TF Serving's own error for the alias
-        return {k: v for k, v in outputs.items() if k in output_filter}
 
     def _close(self, key):
         self._closed.append(self._open.pop(key))

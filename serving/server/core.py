@@ -12,6 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.server import api
 from serving.server.errors import ServingError
+from serving.server.servable import filter_outputs
 from serving.server.servable import from_tf_error
 
 log = logging.getLogger("serving.server")
@@ -34,7 +35,8 @@ class ServerCore:
         """
         start = time.perf_counter()
         if self.batcher is not None:
-            outputs = self.batcher.predict(servable, signature, inputs, output_filter, timeout)
+            servable.check_output_filter(signature, output_filter)
+            outputs = filter_outputs(self.batcher.predict(servable, signature, inputs, timeout), output_filter)
         else:
             outputs = servable.predict(signature, inputs, output_filter, timeout)
         self.metrics.record_runtime(servable.name, "Predict", time.perf_counter() - start)
@@ -47,12 +49,12 @@ class ServerCore:
         if self.batcher is None:
             return self.run_predict(servable, signature, inputs, output_filter, timeout)
         start = time.perf_counter()
+        servable.check_output_filter(signature, output_filter)
         future = asyncio.wrap_future(self.batcher.submit(servable, signature, inputs, timeout))
         try:
-            outputs = await asyncio.wait_for(future, timeout)
+            outputs = filter_outputs(await asyncio.wait_for(future, timeout), output_filter)
         except asyncio.TimeoutError:
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
-        outputs = self.batcher.filtered(servable, signature, inputs, outputs, output_filter)
         self.metrics.record_runtime(servable.name, "Predict", time.perf_counter() - start)
         return outputs
 

@@ -84,6 +84,11 @@ def _dtype_name(dtype):
     return tf.dtypes.as_dtype(dtype).name.replace("float32", "float").replace("float64", "double")
 
 
+def filter_outputs(outputs, output_filter):
+    """The outputs a checked output filter keeps; all of them when it is empty."""
+    return {k: v for k, v in outputs.items() if k in output_filter} if output_filter else outputs
+
+
 class Servable:
     """A SavedModel version, loaded and ready to run."""
 
@@ -148,20 +153,23 @@ class Servable:
                     f"input {key} has shape [{','.join(str(d) for d in value.shape)}] but the signature "
                     f"{name} expects {wanted}"
                 )
-        outputs = self._call(name, inputs, timeout)
-        if output_filter:
-            seen = set()
-            for alias in output_filter:
-                if alias not in signature.outputs:
-                    raise invalid_argument(
-                        f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
-                        f"{{{','.join(sorted(signature.outputs))}}}."
-                    )
-                if alias in seen:
-                    raise invalid_argument(f"duplicate output tensor alias: {alias}")
-                seen.add(alias)
-            outputs = {k: v for k, v in outputs.items() if k in seen}
-        return outputs
+        self.check_output_filter(name, output_filter)
+        return filter_outputs(self._call(name, inputs, timeout), output_filter)
+
+    def check_output_filter(self, signature_name, output_filter):
+        """TF Serving's errors for an output filter naming an alias twice or one the signature lacks (before any
+        run)."""
+        outputs = self.signature(signature_name).outputs
+        seen = set()
+        for alias in output_filter:
+            if alias not in outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                    f"{{{','.join(sorted(outputs))}}}."
+                )
+            if alias in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
 
     def _callable(self, name, keys, timeout_ms):
         """A Session callable feeding the signature's `keys` inputs (in that order), fetching all its outputs, with
@@ -174,6 +182,9 @@ class Servable:
         found = self._callables.get((name, keys, timeout_ms))
         if found is None:
             with self._callables_lock:
+                found = self._callables.get((name, keys, timeout_ms))
+                if found is not None:  # made by another thread meanwhile
+                    return found
                 signature = self.signature(name)
                 outputs = tuple(sorted(signature.outputs))
                 options = config_pb2.CallableOptions()

@@ -1,6 +1,5 @@
 """The whole server over real ports: hot swaps under load, metrics, warmup, batching, options, the command line."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -157,8 +156,24 @@ def test_batching_through_the_server(model_base, tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
+    # An output filter applies to a batched request too, and a bad one is refused with TF Serving's message.
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half"
+        request.model_spec.signature_name = "predict_matrix"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[1.0, 2.0]], np.float32)))
+        request.inputs["flag"].CopyFrom(tf.make_tensor_proto(np.array([True])))
+        request.output_filter.append("label")
+        filtered = stub.Predict(request, timeout=30).outputs
+        request.output_filter.append("nope")
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(request, timeout=30)
     page = server.metrics.exposition().decode()
     server.stop()
+    assert list(filtered) == ["label"] and tf.make_ndarray(filtered["label"]).tolist() == [b"yes"]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "output tensor alias not found in signature: nope" in raised.value.details()
     assert results == [[0.5 * i + 3.0] for i in range(16)]
     batches = float(page.split(':tensorflow:serving:batching_session:processed_batch_size_count{model_name="half"} ')[1]
                     .split("\n")[0])
