@@ -55,8 +55,8 @@ _PREFLIGHT_HEADERS = _CORS_HEADERS + [(b"access-control-allow-methods", b"POST, 
 class RestApp:
     """The ASGI application of the REST API; `core` is the ServerCore shared with gRPC.
 
-    Plain ASGI, without a framework's request and response objects: they cost a tenth of a millisecond per request,
-    which is a fifth of the latency budget of a small model.
+    Plain ASGI, without a framework's request and response objects: per request they are a visible share of the
+    0.5 ms overhead budget that benchmarks/serving.py holds the server to.
     """
 
     def __init__(self, core, options=None):

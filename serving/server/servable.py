@@ -176,8 +176,8 @@ class Servable:
         RunOptions.timeout_in_ms `timeout_ms` (None: none): (callable, output keys), made once per combination.
 
         Built from CallableOptions, as TF Serving's C++ Session::Run takes feeds and fetches by name: the public
-        `make_callable` with a feed list goes through `Session.run`'s generic feed and fetch handling instead, which
-        costs about 0.25 ms more per call on a small model.
+        `make_callable` with a feed list goes through `Session.run`'s generic feed and fetch handling instead, a Python
+        cost paid on every call.
         """
         found = self._callables.get((name, keys, timeout_ms))
         if found is None:
