@@ -13,8 +13,9 @@ from other processes with C load generators from Debian: REST by `wrk` (package 
 nghttp2-client) sending a prebuilt gRPC Predict frame over HTTP/2; every gRPC answer is checked to be OK through
 the server's own request counters. At concurrency 1 the in-process and server runs alternate for `--rounds`
 rounds, so that slow spells of a shared machine hit both; the overhead is the median over rounds of the per-round
-difference of p50s. Clients and servers share this machine's cores, so the figures are lower bounds for a server
-with cores of its own.
+difference of p50s. Each round also measures the protocol stacks alone, with requests that run no model (REST: GET
+the model's status; gRPC: grpc.health.v1 Check): the floor under a Predict request's overhead. Clients and servers
+share this machine's cores, so the figures are lower bounds for a server with cores of its own.
 
 Targets: at concurrency 1, the server's p50 minus the in-process p50 <= 0.5 ms; at concurrency 64 with batching,
 throughput >= 1.0x the best unbatched in-process rate.
@@ -139,53 +140,87 @@ def _ok_count(rest_port):
     return ok, bad
 
 
-def grpc_load(ports, example, concurrency, scratch):
-    """h2load against PredictionService/Predict: (requests/s, p50 ms, p99 ms); fails on any non-OK answer."""
-    grpc_port, rest_port = ports
-    frame = os.path.join(scratch, "predict.grpc")
-    if not os.path.exists(frame):
-        from tensorflow_serving.apis import predict_pb2
+def _grpc_frame(path, message):
+    """Writes one gRPC length-prefixed message (uncompressed) for h2load to send."""
+    if not os.path.exists(path):
+        data = message.SerializeToString()
+        with open(path, "wb") as f:
+            f.write(b"\0" + struct.pack(">I", len(data)) + data)
+    return path
 
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "adding"
-        request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(example))
-        message = request.SerializeToString()
-        with open(frame, "wb") as f:
-            f.write(b"\0" + struct.pack(">I", len(message)) + message)  # gRPC framing: uncompressed, length
+
+def _h2load(url, frame, concurrency, scratch):
+    """h2load posting `frame` as a gRPC call: (h2load's report, requests/s, [latency s])."""
     log = os.path.join(scratch, "h2load.log")
     if os.path.exists(log):
         os.remove(log)
-    before = _ok_count(rest_port)
-    url = f"http://127.0.0.1:{grpc_port}/tensorflow.serving.PredictionService/Predict"
     output = subprocess.run(["h2load", f"-c{concurrency}", "-m1", f"-D{FLAGS.seconds}", "--warm-up-time=1",
                              "-d", frame, "-H", "content-type: application/grpc", "-H", "te: trailers",
                              f"--log-file={log}", url], capture_output=True, text=True, check=True).stdout
-    after = _ok_count(rest_port)
     with open(log) as f:
-        latencies = [int(line.split()[2]) / 1e6 for line in f if line.strip()]
+        latencies = [int(line.split()[2]) / 1e6 for line in f if line.strip()]  # microseconds
+    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output).group(1))
+    return output, rate, latencies
+
+
+def grpc_load(ports, example, concurrency, scratch):
+    """h2load against PredictionService/Predict: (requests/s, p50 ms, p99 ms); fails on any non-OK answer."""
+    from tensorflow_serving.apis import predict_pb2
+
+    grpc_port, rest_port = ports
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "adding"
+    request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(example))
+    frame = _grpc_frame(os.path.join(scratch, "predict.grpc"), request)
+    before = _ok_count(rest_port)
+    output, rate, latencies = _h2load(f"http://127.0.0.1:{grpc_port}/tensorflow.serving.PredictionService/Predict",
+                                      frame, concurrency, scratch)
+    after = _ok_count(rest_port)
     if after[1] != before[1] or after[0] - before[0] < len(latencies) or not latencies:
         raise RuntimeError(f"gRPC requests failed ({after[1] - before[1]:.0f} not OK):\n{output}")
-    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", output).group(1))
     return (rate, *percentiles(latencies))
 
 
-def rest_load(ports, example, concurrency, scratch):
-    port = ports[1]
-    script = os.path.join(scratch, "post.lua")
-    with open(script, "w") as f:
-        body = json.dumps({"instances": example.tolist()})
-        f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                'wrk.headers["Content-Type"] = "application/json"\n')
-    url = f"http://127.0.0.1:{port}/v1/models/adding:predict"
-    subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", script, url], capture_output=True, check=True)  # warm up
+def grpc_floor(ports, example, concurrency, scratch):
+    """The same load on grpc.health.v1 Check, which runs no model: what the gRPC stack alone costs."""
+    del example
+    from grpc_health.v1 import health_pb2
+
+    frame = _grpc_frame(os.path.join(scratch, "health.grpc"), health_pb2.HealthCheckRequest())
+    output, rate, latencies = _h2load(f"http://127.0.0.1:{ports[0]}/grpc.health.v1.Health/Check", frame,
+                                      concurrency, scratch)
+    if not latencies or not re.search(r"\s0 failed, 0 errored", output):
+        raise RuntimeError(f"health checks failed:\n{output}")
+    return (rate, *percentiles(latencies))
+
+
+def _wrk(url, concurrency, script=None):
+    """wrk against `url` (GET, or what `script` sets): (requests/s, p50 ms, p99 ms); fails on any non-2xx answer."""
+    scripted = ["-s", script] if script else []
+    subprocess.run(["wrk", "-t1", "-c1", "-d1s", *scripted, url], capture_output=True, check=True)  # warm up
     threads = 1 if concurrency == 1 else 2
     output = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{FLAGS.seconds}s", "--latency",
-                             "-s", script, url], capture_output=True, text=True, check=True).stdout
+                             *scripted, url], capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw failed requests:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     latency = {q: _ms(re.search(rf"\s{q}%\s+([\d.]+\w+)", output).group(1)) for q in ("50", "99")}
     return rate, latency["50"], latency["99"]
+
+
+def rest_load(ports, example, concurrency, scratch):
+    script = os.path.join(scratch, "post.lua")
+    with open(script, "w") as f:
+        body = json.dumps({"instances": example.tolist()})
+        f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    return _wrk(f"http://127.0.0.1:{ports[1]}/v1/models/adding:predict", concurrency, script)
+
+
+def rest_floor(ports, example, concurrency, scratch):
+    """wrk on GET /v1/models/adding (model status), which runs no model: what the REST stack alone costs."""
+    del example, scratch
+    return _wrk(f"http://127.0.0.1:{ports[1]}/v1/models/adding", concurrency)
 
 
 def _ms(text):
@@ -197,7 +232,7 @@ def serve(base, batching):
     grpc_port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving.server", f"--model_config_file={os.path.join(base, 'models.config')}",
                f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0",
-               "--monitoring_config_file=deploy/monitoring.config"]
+               "--monitoring_config_file=deploy/monitoring.config", "--enable_grpc_healthcheck_service"]
     if batching:
         command += ["--enable_batching", "--batching_parameters_file=deploy/batching.config"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -239,6 +274,11 @@ def section(results, ways, concurrencies):
                 rate, p50, p99 = _median_round(results[(protocol, batching, concurrency)])
                 lines.append(f"| {protocol} | {'on' if batching else 'off'} | {concurrency} | {rate:.0f} | {p50:.2f} | "
                              f"{p99:.2f} |")
+        for protocol, request in (("REST", "GET model status"), ("gRPC", "grpc.health.v1 Check")):
+            if ("no model", protocol, concurrency) in results:
+                rate, p50, p99 = _median_round(results[("no model", protocol, concurrency)])
+                lines.append(f"| {protocol}, no model run ({request}) | off | {concurrency} | {rate:.0f} | {p50:.2f} | "
+                             f"{p99:.2f} |")
     lines += ["", "| target | measured | verdict |", "|---|---|---|"]
     baseline_p50 = [min(results[("in-process", way, 1)][r][1] for way in ways) for r in range(FLAGS.rounds)]
     for protocol in ("REST", "gRPC"):
@@ -252,6 +292,12 @@ def section(results, ways, concurrencies):
         verdict = "meets" if ratio >= BATCHED_THROUGHPUT_TARGET else "**misses**"
         lines.append(f"| {protocol}, concurrency {top} with batching: throughput >= {BATCHED_THROUGHPUT_TARGET:.1f}x "
                      f"the best unbatched in-process rate ({best_in_process:.0f}/s) | {ratio:.2f}x | {verdict} |")
+    floor = {protocol: statistics.median(run[1] for run in results[("no model", protocol, 1)])
+             for protocol in ("REST", "gRPC")}
+    lines += ["", f"A request that runs no model (the rows \"no model run\") has a p50 of {floor['REST']:.2f} ms over "
+              f"REST and {floor['gRPC']:.2f} ms over gRPC at concurrency 1: what the protocol stack alone (uvicorn and "
+              "httptools; grpcio's server) and the load generator cost on these shared cores, a floor under the "
+              "overhead of a Predict request."]
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +309,7 @@ def main(argv):
             raise app.UsageError(f"this benchmark generates load with {tool}: install it (apt-get install {package})")
     concurrencies = sorted(int(c) for c in FLAGS.concurrency)
     loads = {"REST": rest_load, "gRPC": grpc_load}
+    floors = {"REST": rest_floor, "gRPC": grpc_floor}
     results = collections.defaultdict(list)
     with tempfile.TemporaryDirectory() as scratch:
         base, example = prepare(scratch)
@@ -278,6 +325,10 @@ def main(argv):
                         for protocol, load in loads.items():
                             run = load((grpc_port, rest_port), example, concurrency, scratch)
                             results[(protocol, batching, concurrency)].append(run)
+                    if concurrency == 1:
+                        for protocol, load in floors.items():
+                            run = load(servers[False][1:], example, concurrency, scratch)
+                            results[("no model", protocol, concurrency)].append(run)
         finally:
             for process, _, _ in servers.values():
                 process.terminate()

@@ -39,7 +39,8 @@ flags.DEFINE_integer("rest_api_timeout_in_ms", 30000, "Deadline of a REST reques
 flags.DEFINE_integer("rest_api_num_threads", None, "Threads running REST requests (default 4 x CPUs).")
 flags.DEFINE_integer("rest_api_max_body_bytes", 64 * 1024 * 1024, "Largest REST request body; larger ones get 413.")
 flags.DEFINE_bool("rest_api_enable_cors_support", False, "Answer CORS preflights and add CORS headers.")
-flags.DEFINE_integer("grpc_max_threads", None, "Threads serving gRPC (default 4 x CPUs).")
+flags.DEFINE_integer("grpc_max_threads", None,
+                     "Threads serving gRPC (default 4 x CPUs; with batching, at least max_batch_size, up to 256).")
 flags.DEFINE_integer("max_num_load_retries", 5, "Retries of a failing version load before it ends in END.")
 flags.DEFINE_integer("load_retry_interval_micros", 60 * 1000 * 1000, "Wait between load retries.")
 flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests before serving.")

@@ -2,7 +2,6 @@
 standard grpc.health.v1 service."""
 
 import logging
-import math
 
 import grpc
 from grpc_health.v1 import health
@@ -32,18 +31,11 @@ def _guarded(core, context, model_name, api_name, function):
 
 def _deadline(context):
     """The client's deadline as the model run's timeout, in seconds; None when it set none (gRPC then reports an
-    almost infinite time left).
-
-    Rounded up to one of eight steps per power of two (at most 1/8 longer), since every distinct timeout is a
-    Session callable of its own; the client still sees its exact deadline, which gRPC enforces.
-    """
+    almost infinite time left)."""
     remaining = context.time_remaining()
     if remaining is None or remaining > 1e9:
         return None
-    if remaining <= 0:
-        return 0.0
-    step = 2.0 ** math.floor(math.log2(remaining)) / 8
-    return math.ceil(remaining / step) * step
+    return max(remaining, 0.0)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

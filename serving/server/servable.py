@@ -89,6 +89,17 @@ def filter_outputs(outputs, output_filter):
     return {k: v for k, v in outputs.items() if k in output_filter} if output_filter else outputs
 
 
+def run_timeout_ms(timeout):
+    """A deadline `timeout` (seconds, > 0) as the run's RunOptions.timeout_in_ms: rounded up to one of eight steps
+    per power of two (at most 1/8 longer), since every distinct timeout is a Session callable of its own, made
+    while other runs wait; exact below 8 ms. The caller still answers at its exact deadline."""
+    ms = max(1, math.ceil(timeout * 1000))
+    if ms > 8:
+        step = 2 ** (ms.bit_length() - 1) // 8
+        ms = -(-ms // step) * step
+    return min(ms, 2**62)
+
+
 class Servable:
     """A SavedModel version, loaded and ready to run."""
 
@@ -202,7 +213,7 @@ class Servable:
         if timeout is not None:
             if timeout <= 0:
                 raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded")
-            timeout_ms = min(max(1, math.ceil(timeout * 1000)), 2**62)
+            timeout_ms = run_timeout_ms(timeout)
         try:
             run, outputs = self._callable(name, keys, timeout_ms)
             results = run(*(np.ascontiguousarray(inputs[key]) for key in keys))

@@ -18,6 +18,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.server.core import warmup
 from serving.server.servable import Servable
+from serving.server.servable import run_timeout_ms
 from serving.server.server import ServerOptions
 from tests.serving.server.conftest import free_port
 from tests.serving.server.conftest import make_server
@@ -188,11 +189,26 @@ def test_batching_through_the_server(model_base, tmp_path):
         ({"model_base_path": "/x", "batching_parameters_file": "/b"}, "--batching_parameters_file needs --enable_batching"),
         ({"model_base_path": "/x", "port": 9000, "rest_api_port": 9000}, "--rest_api_port must differ from --port"),
         ({"model_base_path": "/x", "bogus": 1}, "unknown server option 'bogus'"),
+        ({"model_base_path": "/x", "grpc_max_threads": 0}, "--grpc_max_threads must be positive, got 0"),
+        ({"model_base_path": "/x", "rest_api_num_threads": -2}, "--rest_api_num_threads must be positive, got -2"),
+        ({"model_base_path": "/x", "rest_api_max_body_bytes": 0}, "--rest_api_max_body_bytes must be positive"),
     ],
 )
 def test_option_errors(options, message):
     with pytest.raises(ValueError, match=message):
         ServerOptions(**options)
+
+
+def test_grpc_threads_leave_room_for_a_full_batch():
+    # TF Serving's default is 4 threads per CPU; a gRPC thread waits for its request's batch, so with batching the
+    # default grows to the batch size (capped), and an explicit --grpc_max_threads always wins.
+    cpus = os.cpu_count() or 1
+    options = ServerOptions(model_base_path="/x")
+    assert options.grpc_threads() == 4 * cpus
+    assert options.grpc_threads(max_batch_size=max(64, 4 * cpus)) == max(64, 4 * cpus)
+    assert options.grpc_threads(max_batch_size=1) == 4 * cpus
+    assert options.grpc_threads(max_batch_size=100000) == max(256, 4 * cpus)
+    assert ServerOptions(model_base_path="/x", grpc_max_threads=3).grpc_threads(max_batch_size=64) == 3
 
 
 def test_command_line_server_binds_localhost_and_serves(model_base, tmp_path):
@@ -267,3 +283,17 @@ def test_request_deadlines_cut_the_model_run_and_the_server_keeps_serving(tmp_pa
                 assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["done"]).tolist() == [7]
         finally:
             server.stop()
+
+
+def test_deadlines_share_session_callables(model_base):
+    # Every distinct RunOptions timeout is a Session callable of its own, made while other runs wait; REST requests
+    # (a fixed timeout from their arrival) and batches (their latest deadline) give a new value nearly every run, so
+    # timeouts are rounded up to 8 steps per power of two: never shorter, at most 1/8 longer.
+    for ms in [1, 2, 7, 8, 9, 15, 16, 17, 999, 1000, 29_999, 30_000, 10**9]:
+        rounded = run_timeout_ms(ms / 1000)
+        assert ms <= rounded <= max(ms, ms * 9 / 8), (ms, rounded)
+    assert run_timeout_ms(0.0001) == 1
+    servable = Servable("half", 1, os.path.join(model_base, "1"))
+    for timeout in np.linspace(29.0, 30.0, 200):
+        assert servable.predict("serving_default", {"x": np.array([2.0], np.float32)}, (), timeout)["y"] == [3.0]
+    assert len(servable._callables) == 1
