@@ -46,13 +46,14 @@ flags.DEFINE_string("base_path_prefix", "", "Written before the name as the mode
 
 
 class ExportModule(tf.Module):
-    """The exported object: the model, its raw variables (the TF1 loader needs them tracked), the signatures."""
+    """The exported object: the model, its raw variables (the TF1 loader needs them tracked), and the task's serving
+    module (its signatures in `functions`, and any resources they use)."""
 
-    def __init__(self, model, functions):
+    def __init__(self, model, serving):
         super().__init__()
         self.model = model
         self.raw_variables = [variable.value for variable in model.variables]
-        self.functions = functions
+        self.serving = serving
 
 
 def next_version(model_base):
@@ -61,13 +62,13 @@ def next_version(model_base):
 
 
 def warmup_records(task, config, name, count=2):
-    """Serialized PredictionLogs: Predict requests on the first `count` test examples."""
-    inputs = task.split_data(config)["test"][0][:count]
+    """Serialized PredictionLogs: a Predict request on the task's warmup inputs (its first `count` test examples)."""
     log = prediction_log_pb2.PredictionLog()
     request = log.predict_log.request
     request.model_spec.name = name
     request.model_spec.signature_name = "serving_default"
-    request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(tf.constant(inputs, tf.float32)))
+    for key, value in task.warmup_inputs(config, count).items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
     return [log.SerializeToString()]
 
 
@@ -107,8 +108,9 @@ def export(model_dir, name, export_base="saved_models", version=None, checkpoint
     final = os.path.join(model_base, str(version))
     if os.path.exists(final):
         raise ValueError(f"{final} already exists; choose another --version or leave it out")
-    functions = task.serving_functions(config, trainer.model)
-    module = ExportModule(trainer.model, functions)
+    serving = task.serving_module(config, trainer.model)
+    functions = serving.functions
+    module = ExportModule(trainer.model, serving)
     staging = os.path.join(model_base, f".export-{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(model_base, exist_ok=True)

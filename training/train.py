@@ -6,11 +6,13 @@
     --jit_compile              compile the training step with XLA
     --epochs=N | --steps=N     how long to train (default: the preset's epochs)
     --seed=N                   seed of data order and initial weights (default: the preset's)
+    --data_dir=DIR             where a task that reads files finds them (e.g. a corpus in the Penn Treebank layout)
 
 Running again with the same --model_dir resumes the run. Exit status: 0 on success, 1 when the loss diverged, 2 on
 a usage error (unknown task, preset, override key or strategy; bad data path).
 """
 
+import os
 import sys
 
 from absl import app
@@ -40,6 +42,7 @@ flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_integer("epochs", None, "Train for this many epochs in all.", lower_bound=1)
 flags.DEFINE_integer("steps", None, "Train for this many steps in all (instead of --epochs).", lower_bound=1)
 flags.DEFINE_integer("seed", None, "Seed of the data, its order and the initial weights.")
+flags.DEFINE_string("data_dir", None, "Directory of the task's data files, for tasks that read files.")
 flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines"], "A progress bar, or one line per epoch.")
 flags.mark_flags_as_required(["task", "model_dir"])
 
@@ -57,6 +60,10 @@ def resolve_config():
         config["steps"] = FLAGS.steps
     if FLAGS.seed is not None:
         config["seed"] = FLAGS.seed
+    if FLAGS.data_dir:
+        if "data_dir" not in config:
+            raise ValueError(f"task {task.name!r} generates its data and reads no files; leave out --data_dir")
+        config["data_dir"] = os.path.abspath(FLAGS.data_dir)
     return task, {"task": task.name, "preset": preset, **config, "mixed_precision": FLAGS.mixed_precision}
 
 

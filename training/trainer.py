@@ -263,7 +263,12 @@ class Trainer:
         for batch in self.strategy.distribute_datasets_from_function(dataset_fn):
             for key, value in self._eval_step(batch).items():
                 totals[key] = totals.get(key, 0.0) + float(value)
-        return _means(totals)
+        return self._summarize(totals)
+
+    def _summarize(self, totals):
+        """Sums over examples -> the task's metrics: means, and what the task derives from them (e.g. perplexity
+        from summed token log-likelihoods and token counts)."""
+        return self.task.summarize(self.config, _means(totals))
 
     # The loop.
 
@@ -295,13 +300,13 @@ class Trainer:
             if step % self.config["checkpoint_every_steps"] == 0:
                 self._save(self.manager)
             if int(self.step_in_epoch) == self.steps_per_epoch:
-                train = _means(train_totals)
+                train = self._summarize(train_totals)
                 validation = self._end_epoch(train, time.perf_counter() - started)
                 train_totals, started = {}, time.perf_counter()
                 if int(self.step) < total_steps:
                     bar = self._progress_bar(total_steps)
         if train_totals or not validation:  # stopped mid-epoch by --steps, or resumed a finished run
-            train = _means(train_totals) if train_totals else train
+            train = self._summarize(train_totals) if train_totals else train
             validation = self.evaluate("validation")
             self._keep_if_best(validation)
         self._save(self.manager)

@@ -89,6 +89,7 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint(tmp_
         (["--task=adding", "--epochs=2", "--steps=3"], r"error: give --epochs or --steps, not both"),
         (["--task=adding", "--strategy=multi_worker"], r"error: --strategy=multi_worker needs the TF_CONFIG"),
         (["--task=adding", "--strategy=tpu"], r"error: --strategy=tpu needs --tpu=ADDRESS"),
+        (["--task=adding", "--data_dir=."], r"error: task 'adding' generates its data and reads no files; leave out "),
     ],
 )
 def test_bad_flags_are_named_with_the_valid_choices(tmp_path, args, message):

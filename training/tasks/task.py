@@ -65,6 +65,11 @@ class Task(abc.ABC):
 
     # Defaults.
 
+    def summarize(self, config, means):
+        """The metrics reported for a split from `means` ({metric: mean over examples}); a task adds the metrics that
+        are not means over examples, such as a perplexity from summed token log-likelihoods and token counts."""
+        return means
+
     def chance_levels(self, config):
         """{metric: the value a model that ignores the long-range information gets}, for context in reports."""
         return {}
@@ -139,6 +144,19 @@ class Task(abc.ABC):
             return self.serving_outputs(config, model(inputs, training=False))
 
         return {"serving_default": serving_default}
+
+    def serving_module(self, config, model):
+        """The `tf.Module` an export saves besides the model: its `functions` attribute holds the signatures
+        (`serving_functions`); a task whose signatures use resources of their own (vocabulary tables) keeps them on
+        this module, so that the SavedModel tracks them."""
+        module = tf.Module()
+        module.functions = self.serving_functions(config, model)
+        return module
+
+    def warmup_inputs(self, config, count=2):
+        """{input name: value} of `serving_default` for the export's warmup requests: the first `count` test
+        examples."""
+        return {"inputs": tf.constant(self.split_data(config)["test"][0][:count], tf.float32)}
 
     def example_features(self, config):
         """{feature name: (tf.train.Example feature spec, step-feature index)} of the tf.Example form of an input
