@@ -1,0 +1,1 @@
+from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM

@@ -1,0 +1,171 @@
+"""FeedForwardLM: the neural probabilistic language model of Bengio, Ducharme, Vincent & Jauvin (2003), "A Neural
+Probabilistic Language Model"."""
+
+import numbers
+
+import keras
+from keras import ops
+
+from zoo.cells import arguments
+
+
+def shift_right(tokens, steps, pad_id):
+    """Delays a token sequence by `steps` positions, filling the start with `pad_id`.
+
+    Args:
+        tokens: [batch, T] int.
+        steps: non-negative Python int.
+        pad_id: the token id that stands for positions before the start.
+
+    Returns:
+        [batch, T] int: position t holds tokens[:, t - steps], or `pad_id` where t < steps.
+    """
+    if steps == 0:
+        return tokens
+    return ops.pad(tokens, [[0, 0], [steps, 0]], constant_values=pad_id)[:, :-steps]
+
+
+def slide_window(window, tokens):
+    """Drops the oldest token of each window and appends the newest.
+
+    Args:
+        window: [batch, n] int, oldest token first.      tokens: [batch] int.
+
+    Returns:
+        [batch, n] int.
+    """
+    return ops.concatenate([window[:, 1:], ops.expand_dims(ops.cast(tokens, window.dtype), 1)], axis=1)
+
+
+def _pad_id(pad_id, vocab_size):
+    if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral) or not 0 <= pad_id < vocab_size:
+        raise ValueError(f"pad_id must be an int in [0, vocab_size={vocab_size}), got {pad_id!r}")
+    return int(pad_id)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FeedForwardLM(keras.Model):
+    """Bengio et al.'s n-gram neural language model: the next token from the embeddings of the n-1 previous ones.
+
+    Equations (the paper's notation; weights in brackets; row vectors, so `W x` is computed as `x @ kernel`):
+
+        x = [C(w_{t-n+2}); ...; C(w_{t-1}); C(w_t)]     C: `embedding.embeddings` [vocab_size, m]; the n-1 most
+                                                        recent embeddings, oldest first, concatenated: [(n-1) m]
+        y = b + W x + U tanh(d + H x)                   H: `hidden.kernel` [(n-1) m, h], d: `hidden.bias` [h]
+                                                        U: `output.kernel` [h, vocab_size], b: `output.bias`
+                                                        W: `direct.kernel` [(n-1) m, vocab_size] (only with
+                                                        `direct_connections`)
+        P(w_{t+1} = i | w_{t-n+2}, ..., w_t) = softmax(y)_i
+
+    y are the logits; the softmax belongs to the loss. Positions before the start of a sequence read as `pad_id`,
+    so the first prediction sees n-2 copies of C(pad_id) and C(w_0).
+
+    Args:
+        vocab_size: positive int, number of token ids.
+        order: n, an int >= 2: the model conditions on the n-1 previous tokens (default 5).
+        embedding_dim: m, positive int, size of a token's feature vector C(w) (default 64).
+        hidden_units: h, positive int, size of the tanh hidden layer (default 128).
+        direct_connections: whether the embeddings also reach the output linearly through W (default `True`).
+        dropout: rate in [0, 1) of the dropout on x and on the hidden layer while training (default 0; the paper
+            has none).
+        pad_id: int in [0, vocab_size), the token that fills positions before the start and right-pads sequences
+            (default 0).
+
+    Call arguments:
+        tokens: [batch, T] int32, right-padded with `pad_id`.
+        training: whether dropout is active.
+
+    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1] (in fact only the
+    n-1 most recent of them).
+
+    Decoding: `initial_state(batch_size)` is `(window,)`, the last n-1 tokens [batch, n-1] (all `pad_id`);
+    `step(tokens [batch], state) -> (logits [batch, vocab_size], state)` appends one token to the window.
+
+    Example:
+        ```python
+        model = FeedForwardLM(vocab_size=10000, order=5)
+        logits = model(np.zeros((8, 20), "int32"))  # (8, 20, 10000)
+        ```
+
+    Reference: Y. Bengio, R. Ducharme, P. Vincent, C. Jauvin, "A neural probabilistic language model", JMLR 3,
+    2003.
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        order=5,
+        embedding_dim=64,
+        hidden_units=128,
+        direct_connections=True,
+        dropout=0.0,
+        pad_id=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = arguments.positive_int("vocab_size", vocab_size)
+        if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 2:
+            raise ValueError(f"order must be an int >= 2 (the model sees order - 1 previous tokens), got {order!r}")
+        self.order = int(order)
+        self.embedding_dim = arguments.positive_int("embedding_dim", embedding_dim)
+        self.hidden_units = arguments.positive_int("hidden_units", hidden_units)
+        self.direct_connections = arguments.boolean("direct_connections", direct_connections)
+        self.dropout = arguments.rate("dropout", dropout)
+        self.pad_id = _pad_id(pad_id, self.vocab_size)
+        self.context_size = self.order - 1
+
+        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        self.input_dropout = keras.layers.Dropout(self.dropout, name="input_dropout")
+        self.hidden = keras.layers.Dense(self.hidden_units, activation="tanh", name="hidden")
+        self.hidden_dropout = keras.layers.Dropout(self.dropout, name="hidden_dropout")
+        self.output_projection = keras.layers.Dense(self.vocab_size, name="output")
+        self.direct = None
+        if self.direct_connections:
+            self.direct = keras.layers.Dense(self.vocab_size, use_bias=False, name="direct")
+
+    def build(self, tokens_shape=None):
+        features = self.context_size * self.embedding_dim
+        self.embedding.build((None,))
+        self.hidden.build((None, features))
+        self.output_projection.build((None, self.hidden_units))
+        if self.direct is not None:
+            self.direct.build((None, features))
+
+    def _scores(self, x, training):
+        """y = b + W x + U tanh(d + H x) for x [..., (n-1) m]; returns [..., vocab_size]."""
+        x = self.input_dropout(x, training=training)
+        hidden = self.hidden_dropout(self.hidden(x), training=training)
+        y = self.output_projection(hidden)
+        if self.direct is not None:
+            y = y + self.direct(x)
+        return y
+
+    def call(self, tokens, training=False):
+        tokens = ops.cast(tokens, "int32")
+        # Oldest context token first: the one `context_size - 1` steps back, ..., the current one.
+        x = ops.concatenate(
+            [self.embedding(shift_right(tokens, back, self.pad_id)) for back in reversed(range(self.context_size))],
+            axis=-1,
+        )
+        return self._scores(x, training)
+
+    def initial_state(self, batch_size):
+        return (ops.full((batch_size, self.context_size), self.pad_id, dtype="int32"),)
+
+    def step(self, tokens, state):
+        (window,) = state
+        window = slide_window(window, tokens)
+        x = ops.concatenate([self.embedding(window[:, j]) for j in range(self.context_size)], axis=-1)
+        return self._scores(x, training=False), (window,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "order": self.order,
+            "embedding_dim": self.embedding_dim,
+            "hidden_units": self.hidden_units,
+            "direct_connections": self.direct_connections,
+            "dropout": self.dropout,
+            "pad_id": self.pad_id,
+        }
