@@ -1,0 +1,1 @@
+from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
