@@ -1,0 +1,1 @@
+from zoo.models.rnn_lm.rnn_lm import RNNLM

@@ -1,0 +1,182 @@
+"""RNNLM: the recurrent neural network language model of Mikolov et al. (2010), stacked with dropout as in Zaremba
+et al. (2014), with optionally tied input and output embeddings (Press & Wolf 2017; Inan et al. 2017)."""
+
+import numbers
+
+import keras
+from keras import ops
+
+from zoo.cells import arguments
+from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
+
+
+def state_sizes(cell):
+    """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
+    return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+
+
+def _pad_id(pad_id, vocab_size):
+    if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral) or not 0 <= pad_id < vocab_size:
+        raise ValueError(f"pad_id must be an int in [0, vocab_size={vocab_size}), got {pad_id!r}")
+    return int(pad_id)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RNNLM(keras.Model):
+    """A recurrent language model: token embeddings, a stack of recurrent layers, a projection to the vocabulary.
+
+    Equations (weights in brackets; row vectors; cell_l is the chosen zoo cell, see `zoo.cells`):
+
+        x_t = C(w_t)                                          C: `embedding.embeddings` [vocab_size, embedding_dim]
+        h^(1)_t = cell_1(dropout(x_t), h^(1)_{t-1})           weights of `<cell>_0` (`kernel`, `recurrent_kernel`,
+        h^(l)_t = cell_l(dropout(h^(l-1)_t), h^(l)_{t-1})     `bias`, ...), `<cell>_1`, ...
+        y_t = dropout(h^(L)_t) O + o                          O: `output.kernel` [units, vocab_size],
+                                                              o: `output.bias` [vocab_size]
+        y_t = dropout(h^(L)_t) C^T + o                        with `tie_embeddings`: O = C^T, o: `output_bias`
+
+    y_t are the logits of w_{t+1}; the softmax belongs to the loss. Dropout acts only on the non-recurrent
+    connections (Zaremba et al.); the cells' own `dropout` / `recurrent_dropout` can be set through `cell_options`.
+    Tying the embeddings (Press & Wolf; Inan et al.) makes the output layer score a state h against every token's
+    input embedding, which saves vocab_size * units weights and regularises; it needs units == embedding_dim.
+
+    Args:
+        vocab_size: positive int, number of token ids.
+        cell: which recurrence: "elman", "jordan", "leaky", "lstm" or "gru" (default "lstm").
+        units: positive int, size of every recurrent layer (default 128).
+        num_layers: positive int, how many recurrent layers are stacked (default 1).
+        embedding_dim: positive int, size of C(w) (default `None`: the same as `units`).
+        dropout: rate in [0, 1) of the dropout on the embeddings, between layers and before the output while
+            training (default 0).
+        tie_embeddings: use C^T as the output projection, with its own bias (default `False`).
+        cell_options: dict of further arguments of every recurrent layer (`peepholes`, `reset_after`, `alpha`, ...).
+        pad_id: int in [0, vocab_size), the token that right-pads sequences (default 0). Padding only follows the
+            real tokens and the model is causal, so it never reaches a real token's logits.
+
+    Call arguments:
+        tokens: [batch, T] int32, right-padded with `pad_id`.
+        training: whether dropout is active.
+
+    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1].
+
+    Decoding: `initial_state(batch_size)` is the tuple of every layer's cell states in layer order (e.g. for two LSTM
+    layers `(h^(1), c^(1), h^(2), c^(2))`, each [batch, units]), all zeros as in `call`; `step(tokens [batch],
+    state) -> (logits [batch, vocab_size], state)` runs each layer's cell once.
+
+    Example:
+        ```python
+        model = RNNLM(vocab_size=10000, cell="lstm", units=200, num_layers=2, dropout=0.2, tie_embeddings=True)
+        logits = model(np.zeros((8, 20), "int32"))  # (8, 20, 10000)
+        ```
+
+    References: T. Mikolov, M. Karafiat, L. Burget, J. Cernocky, S. Khudanpur, "Recurrent neural network based
+    language model", Interspeech 2010; W. Zaremba, I. Sutskever, O. Vinyals, "Recurrent neural network
+    regularization", arXiv:1409.2329, 2014; O. Press, L. Wolf, "Using the output embedding to improve language
+    models", EACL 2017; H. Inan, K. Khosravi, R. Socher, "Tying word vectors and word classifiers: a loss framework
+    for language modeling", ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        cell="lstm",
+        units=128,
+        num_layers=1,
+        embedding_dim=None,
+        dropout=0.0,
+        tie_embeddings=False,
+        cell_options=None,
+        pad_id=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = arguments.positive_int("vocab_size", vocab_size)
+        self.cell = arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
+        self.units = arguments.positive_int("units", units)
+        self.num_layers = arguments.positive_int("num_layers", num_layers)
+        self.embedding_dim = (
+            self.units if embedding_dim is None else arguments.positive_int("embedding_dim", embedding_dim)
+        )
+        self.dropout = arguments.rate("dropout", dropout)
+        self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
+        if cell_options is not None and not isinstance(cell_options, dict):
+            raise ValueError(f"cell_options must be a dict of recurrent layer arguments or None, got {cell_options!r}")
+        self.cell_options = dict(cell_options or {})
+        self.pad_id = _pad_id(pad_id, self.vocab_size)
+
+        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        self.recurrent_layers = [
+            RECURRENT_LAYERS[self.cell](
+                self.units, return_sequences=True, name=f"{self.cell}_{index}", **self.cell_options
+            )
+            for index in range(self.num_layers)
+        ]
+        # dropouts[0] acts on the embeddings, dropouts[l] between layers l - 1 and l.
+        self.dropouts = [
+            keras.layers.Dropout(self.dropout, name=f"dropout_{index}") for index in range(self.num_layers)
+        ]
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        top_size = self.recurrent_layers[-1].cell.output_size
+        self.output_projection = None
+        if self.tie_embeddings:
+            if top_size != self.embedding_dim:
+                raise ValueError(
+                    f"tie_embeddings needs the top recurrent layer's output size to equal embedding_dim, got output "
+                    f"size {top_size} (units={self.units}) and embedding_dim={self.embedding_dim}; pass "
+                    f"embedding_dim={top_size} or tie_embeddings=False"
+                )
+        else:
+            self.output_projection = keras.layers.Dense(self.vocab_size, name="output")
+
+    def build(self, tokens_shape=None):
+        self.embedding.build((None,))
+        size = self.embedding_dim
+        for layer in self.recurrent_layers:
+            layer.build((None, None, size))
+            size = layer.cell.output_size
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(shape=(self.vocab_size,), name="output_bias", initializer="zeros")
+        else:
+            self.output_projection.build((None, size))
+
+    def _logits(self, h, training):
+        """y = dropout(h) O + o for h [..., top output size]; returns [..., vocab_size]."""
+        h = self.output_dropout(h, training=training)
+        if self.tie_embeddings:
+            return ops.matmul(h, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        return self.output_projection(h)
+
+    def call(self, tokens, training=False):
+        x = self.embedding(ops.cast(tokens, "int32"))
+        for layer, dropout in zip(self.recurrent_layers, self.dropouts):
+            x = layer(dropout(x, training=training), training=training)
+        return self._logits(x, training)
+
+    def initial_state(self, batch_size):
+        state = []
+        for layer in self.recurrent_layers:
+            state.extend(ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in state_sizes(layer.cell))
+        return tuple(state)
+
+    def step(self, tokens, state):
+        x = self.embedding(ops.cast(tokens, "int32"))
+        new_state, position = [], 0
+        for layer in self.recurrent_layers:
+            count = len(state_sizes(layer.cell))
+            x, layer_state = layer.cell(x, list(state[position : position + count]), training=False)
+            new_state.extend(layer_state)
+            position += count
+        return self._logits(x, training=False), tuple(new_state)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "embedding_dim": self.embedding_dim,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+            "cell_options": self.cell_options,
+            "pad_id": self.pad_id,
+        }
