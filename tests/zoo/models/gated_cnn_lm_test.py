@@ -38,7 +38,8 @@ def sigmoid(z):
 
 
 def numpy_logits(model, x):
-    """The blocks by hand: X_{l+1} = X_l + (X_l * W + b) ⊗ σ(X_l * V + c), * a convolution over k - 1 zeros and X_l."""
+    """The blocks by hand: X_{l+1} = X_l + (X_l * W + b) ⊗ σ(X_l * V + c), `*` a convolution over k - 1 zeros
+    followed by X_l."""
     c, k = model.channels, model.kernel_size
     h = numpy(model.embedding.embeddings)[x]
     if model.input_projection is not None:
