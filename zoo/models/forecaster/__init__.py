@@ -1,0 +1,1 @@
+from zoo.models.forecaster.forecaster import Forecaster

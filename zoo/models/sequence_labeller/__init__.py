@@ -1,0 +1,1 @@
+from zoo.models.sequence_labeller.sequence_labeller import SequenceLabeller
