@@ -196,6 +196,9 @@ class Trainer:
                 loss += tf.add_n(self.model.losses) / self.replicas
             scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, variables)
+        # Embedding lookups give sparse gradients (IndexedSlices); the all-reduce, clipping and scaling below work on
+        # dense tensors.
+        gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
         # Sum over replicas here, so that clipping and the logged norm see the gradient of the global batch ...
         gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)

@@ -2,10 +2,13 @@
 
 from training.tasks.adding import AddingTask
 from training.tasks.copy_memory import CopyMemoryTask
+from training.tasks.forecasting import ForecastingTask
+from training.tasks.labelling import LabellingTask
+from training.tasks.language_model import LanguageModelTask
 from training.tasks.latching import LatchingTask
 from training.tasks.task import Task
 
-_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), LatchingTask())}
+_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask())}
 
 
 def names():
@@ -19,4 +22,4 @@ def get(name):
     return _TASKS[name]
 
 
-__all__ = ["AddingTask", "CopyMemoryTask", "LatchingTask", "Task", "get", "names"]
+__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "get", "names"]

@@ -91,10 +91,11 @@ class Task(abc.ABC):
     def steps_per_epoch(self, config, global_batch_size):
         if config.get("steps_per_epoch"):
             return int(config["steps_per_epoch"])
-        steps = config["train_size"] // global_batch_size
+        size = config["train_size"] if "train_size" in config else len(self.split_data(config)["train"][1])
+        steps = size // global_batch_size
         if steps < 1:
             raise ValueError(
-                f"train_size {config['train_size']} is smaller than one global batch ({global_batch_size}); "
+                f"the training split ({size} examples) is smaller than one global batch ({global_batch_size}); "
                 "raise train_size or lower batch_size"
             )
         return steps

@@ -6,11 +6,32 @@ model; an unknown preset or argument is a `ValueError` listing the valid ones.
 
 import inspect
 
+from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM
+from zoo.models.ffnn_lm.ffnn_lm_presets import FFNN_LM_PRESETS
+from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
+from zoo.models.gated_cnn_lm.gated_cnn_lm_presets import GATED_CNN_LM_PRESETS
+from zoo.models.forecaster.forecaster import Forecaster
+from zoo.models.forecaster.forecaster_presets import FORECASTER_PRESETS
+from zoo.models.rnn_lm.rnn_lm import RNNLM
+from zoo.models.rnn_lm.rnn_lm_presets import RNN_LM_PRESETS
+from zoo.models.sequence_labeller.sequence_labeller import SequenceLabeller
+from zoo.models.sequence_labeller.sequence_labeller_presets import SEQUENCE_LABELLER_PRESETS
 from zoo.models.stacked_rnn.stacked_rnn import StackedRNN
 from zoo.models.stacked_rnn.stacked_rnn_presets import STACKED_RNN_PRESETS
 
 # preset name -> (model class, preset arguments)
-_PRESETS = {name: (StackedRNN, preset) for name, preset in STACKED_RNN_PRESETS.items()}
+_PRESETS = {
+    name: (model_class, preset)
+    for model_class, presets in (
+        (StackedRNN, STACKED_RNN_PRESETS),
+        (FeedForwardLM, FFNN_LM_PRESETS),
+        (GatedCNNLM, GATED_CNN_LM_PRESETS),
+        (RNNLM, RNN_LM_PRESETS),
+        (SequenceLabeller, SEQUENCE_LABELLER_PRESETS),
+        (Forecaster, FORECASTER_PRESETS),
+    )
+    for name, preset in presets.items()
+}
 
 
 def names():
@@ -23,6 +44,12 @@ def arguments_of(name):
     model_class, _ = _lookup(name)
     parameters = inspect.signature(model_class.__init__).parameters.values()
     return [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+def preset(name):
+    """The arguments of preset `name` (a copy): what `get(name)` builds the model with, before overrides."""
+    _, arguments = _lookup(name)
+    return dict(arguments)
 
 
 def get(name, **overrides):
@@ -41,4 +68,7 @@ def _lookup(name):
     return _PRESETS[name]
 
 
-__all__ = ["StackedRNN", "arguments_of", "get", "names"]
+__all__ = [
+    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "SequenceLabeller", "StackedRNN", "arguments_of", "get",
+    "names", "preset",
+]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.models.stacked_rnn.stacked_rnn_presets import STACKED_RNN_PRESETS
 from tests.helpers import reference
 from tests.helpers import saved_model
 from tests.helpers import serialization
@@ -12,7 +13,7 @@ def inputs(batch=4, time=7, features=3, seed=0):
     return np.random.default_rng(seed).uniform(0.1, 1.0, size=(batch, time, features)).astype("float32")
 
 
-@pytest.mark.parametrize("preset", zoo.models.names())
+@pytest.mark.parametrize("preset", sorted(STACKED_RNN_PRESETS))
 def test_every_preset_builds_and_round_trips(preset, tmp_path):
     model = zoo.models.get(preset, units=6, output_units=2, num_layers=2)
     y = keras.ops.convert_to_numpy(model(inputs()))

@@ -1,0 +1,156 @@
+"""The language-model task: corpora, perplexity against the grammar's bound, and its export."""
+
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import export
+from tests.helpers.saved_model import load_with_session
+from training import config as run_config
+from training import tasks
+from training.trainer import DEFAULTS
+from training.trainer import Trainer
+
+
+def make_config(preset="lstm", **overrides):
+    task = tasks.get("language_model")
+    config = run_config.resolve(DEFAULTS, task.presets, preset, overrides)
+    return task, {"task": task.name, "preset": preset, **config}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """An LSTM LM trained for two epochs on 20,000 grammar sentences (about 40 s on 2 cores), best weights restored."""
+    task, config = make_config(train_size=20000, validation_size=2000, test_size=500, epochs=2, max_new_tokens=12)
+    model_dir = str(tmp_path_factory.mktemp("lm") / "run")
+    trainer = Trainer(task, config, model_dir, progress="lines", out=io.StringIO())
+    trainer.fit()
+    trainer.restore("best")
+    return task, config, model_dir, trainer
+
+
+@pytest.mark.slow
+def test_validation_perplexity_approaches_the_grammar_bound(trained):
+    task, config, _, trainer = trained
+    validation = trainer.evaluate("validation")
+    bound = task.perplexity_bound(config, "validation")
+    unigram = task.chance_levels(config)["perplexity"]
+    # The bound is the true distribution's perplexity on these very sentences, so a model can only undercut it by
+    # chance: over 2,000 sentences (~15,000 tokens) that is well under 2%. From above: a model that had not learnt
+    # subject-verb agreement beyond a few words would lose up to 3% (the main verb's number, log 2 nats, in the
+    # 30% of sentences with a relative clause, over 7.35 tokens per sentence); a small LSTM trained for two
+    # epochs gets within 3%, against a unigram model's 21.
+    assert bound * 0.98 <= validation["perplexity"] <= bound * 1.03, (validation, bound)
+    assert unigram > 5 * bound
+    # Perplexity is exp(summed token NLL / tokens): the loss is the same NLL per token, up to batch composition.
+    assert math.log(validation["perplexity"]) == pytest.approx(validation["loss"], rel=0.05)
+
+
+def corpus_files(directory, names=("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")):
+    os.makedirs(directory, exist_ok=True)
+    texts = ["the cat sat\nthe dog sat\n\nthe cat ran\n", "the cat sat\nthe bird sat\n", "a dog ran\n"]
+    for name, text in zip(names, texts):
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(text)
+    return directory
+
+
+def test_a_corpus_of_files_builds_its_vocabulary_from_the_training_split(tmp_path):
+    task, config = make_config("ptb_small", data_dir=corpus_files(str(tmp_path / "ptb")))
+    corpus = task.corpus(config)
+    vocabulary = corpus.vocabulary
+    # Specials, then the training words by count (ties alphabetical); "bird" and "a" only occur in other splits.
+    assert vocabulary.tokens == ["<pad>", "<unk>", "<bos>", "<eos>", "the", "cat", "sat", "dog", "ran"]
+    inputs, targets = corpus.splits["validation"]
+    assert [list(x) for x in inputs] == [[2, 4, 5, 6], [2, 4, 1, 6]]  # <bos> the bird(unk) sat
+    assert [list(y) for y in targets] == [[4, 5, 6, 3], [4, 1, 6, 3]]  # the ... <eos>
+    assert [list(x) for x in corpus.splits["test"][0]] == [[2, 1, 7, 8]]
+    assert task.perplexity_bound(config) is None
+
+
+def test_corpus_errors_name_what_is_missing(tmp_path):
+    task, config = make_config("ptb_small")
+    with pytest.raises(ValueError, match="give --data_dir"):
+        task.corpus(config)
+    _, config = make_config("ptb_small", data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        task.corpus(config)
+    _, config = make_config("lstm", corpus="web")
+    with pytest.raises(ValueError, match="corpus must be 'grammar' or 'files', got 'web'"):
+        task.corpus(config)
+
+
+def test_long_sentences_are_cut_with_their_targets_aligned(tmp_path):
+    task, config = make_config("ptb_small", data_dir=corpus_files(str(tmp_path / "ptb")), max_length=3)
+    inputs, targets = task.corpus(config).splits["train"]
+    assert list(inputs[0]) == [2, 4, 5] and list(targets[0]) == [4, 5, 6]  # cut: "sat" is the next word, not <eos>
+
+
+def python_greedy(model, prompt_ids, max_new, eos):
+    """Greedy continuation by calling the model on the whole prefix at every step (no decoding state)."""
+    ids, out, log_probs = list(prompt_ids), [], []
+    for _ in range(max_new):
+        logits = model(np.array([ids], "int32"), training=False).numpy()[0, -1].astype("float64")
+        log_softmax = logits - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
+        token = int(np.argmax(logits))
+        out.append(token)
+        log_probs.append(log_softmax[token])
+        ids.append(token)
+        if token == eos:
+            break
+    return out, log_probs
+
+
+@pytest.mark.slow
+def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
+    task, config, model_dir, trainer = trained
+    path = export.export(model_dir, "lm", export_base=str(tmp_path / "saved"))
+    corpus = task.corpus(config)
+    vocabulary = corpus.vocabulary
+    assert os.path.exists(os.path.join(path, "assets", "vocabulary.txt"))
+    prompts = ["", "a big", "some cats that"]
+    loaded = tf.saved_model.load(path)
+    greedy = loaded.signatures["serving_default"](prompt=tf.constant(prompts))
+    session_greedy = load_with_session(path, {"prompt": np.array(prompts, dtype=object)})
+    for index, prompt in enumerate(prompts):
+        ids = [vocabulary.bos_id] + [vocabulary.tokens.index(w) for w in prompt.split()]
+        expected, expected_log_probs = python_greedy(trainer.model, ids, config["max_new_tokens"], vocabulary.eos_id)
+        words = [vocabulary.tokens[t] for t in expected if t != vocabulary.eos_id]
+        for outputs in (greedy, session_greedy):
+            assert np.asarray(outputs["text"])[index].decode() == " ".join(words)
+            assert int(np.asarray(outputs["lengths"])[index]) == len(expected)
+            np.testing.assert_allclose(np.asarray(outputs["log_probs"])[index, : len(expected)], expected_log_probs,
+                                       atol=1e-4)
+    # A trained model continues a prompt grammatically: the sentences it generates have a probability.
+    from training.data.grammar import agreement_grammar
+
+    grammar = agreement_grammar()
+    for prompt, text in zip(prompts, np.asarray(greedy["text"])):
+        assert grammar.log_probability((prompt + " " + text.decode()).split()) > -math.inf, (prompt, text)
+
+    sentences = [" ".join(line.split()) for line in corpus.lines["test"][:5]] + ["a dog sleep"]
+    scored = loaded.signatures["score"](sentences=tf.constant(sentences))
+    session_scored = load_with_session(path, {"sentences": np.array(sentences, dtype=object)}, signature="score")
+    inputs, targets = corpus.splits["test"]
+    for index in range(5):
+        logits = trainer.model(inputs[index][None], training=False)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets[index][None], logits).numpy().sum()
+        for outputs in (scored, session_scored):
+            assert float(np.asarray(outputs["log_prob"])[index]) == pytest.approx(-nll, abs=1e-3)
+            assert int(np.asarray(outputs["tokens"])[index]) == len(targets[index])
+            assert float(np.asarray(outputs["perplexity"])[index]) == pytest.approx(
+                math.exp(nll / len(targets[index])), rel=1e-4)
+    # The ungrammatical sentence (number disagreement) scores worse than the grammatical one it differs from.
+    grammatical = loaded.signatures["score"](sentences=tf.constant(["a dog sleeps"]))["perplexity"].numpy()[0]
+    assert scored["perplexity"].numpy()[-1] > grammatical
+
+    sampled = [loaded.signatures["sample"](prompt=tf.constant(prompts), temperature=tf.constant(1.0),
+                                           top_k=tf.constant(0), top_p=tf.constant(0.9),
+                                           seed=tf.constant(seed, tf.int64))["text"].numpy()
+               for seed in (1, 1, 2)]
+    assert list(sampled[0]) == list(sampled[1])
+    assert list(sampled[0]) != list(sampled[2])

@@ -1,0 +1,315 @@
+"""Language modelling: the lecture's first case, P(x_t | x_{1:t-1}), one sentence at a time.
+
+Each sentence becomes `<bos> w_1 ... w_n` (input) and `w_1 ... w_n <eos>` (target): the model predicts every word and
+the end of the sentence from the words before it. Perplexity is exp(summed token NLL / number of tokens) over a split,
+a token being a word or the end of a sentence.
+
+Corpora:
+- "grammar": sentences drawn from `training.data.grammar.agreement_grammar()`, whose entropy per token is known, so
+  the best perplexity any model can expect is known too (`perplexity_bound`). Every split is an independent sample.
+- "files": a corpus in the Penn Treebank layout (one sentence per line; ptb.train.txt, ptb.valid.txt, ptb.test.txt)
+  in --data_dir.
+
+The vocabulary is built from the training split only (min_count, max_vocab_size; `<pad>` 0, `<unk>` 1, `<bos>` 2,
+`<eos>` 3), with the same tensorflow-text tokenizer that the export puts in the graph.
+
+Exports: `serving_default` takes prompts (strings) and returns greedy continuations (`text`) with each generated token's
+log-probability; `sample` does the same with temperature, top-k, top-p and a seed; `score` takes sentences and returns
+their perplexities.
+"""
+
+import functools
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from zoo.decoding import generate
+from training.data import grammar as grammar_corpus
+from training.data import text_corpus
+from training.tasks.task import Task
+from training.text.tokenizer import Tokenizer
+from training.text.vocabulary import Vocabulary
+
+_COMMON = {
+    "corpus": "grammar",
+    "data_dir": None,
+    # Sentences drawn from the grammar per split (the "files" corpus has its own).
+    "train_size": 20000,
+    "validation_size": 2000,
+    "test_size": 2000,
+    "tokenizer": {"level": "word", "split": "whitespace", "lowercase": False},
+    "min_count": 1,
+    "max_vocab_size": 10000,
+    "max_length": 100,  # tokens of a sentence kept, <bos> included; the rest is cut
+    "model": "lstm_lm",
+    "model_options": {},
+    "batch_size": 64,
+    "learning_rate": 3e-3,
+    "clip_global_norm": 5.0,
+    "epochs": 4,
+    "max_new_tokens": 40,  # tokens the exported signatures generate at most
+}
+
+_GRAMMAR_MODELS = {
+    # Sizes chosen so that the five models are comparable: 30-50k parameters on the grammar's 32 tokens.
+    "lstm": ("lstm_lm", {"units": 64, "embedding_dim": 32}),
+    "gru": ("gru_lm", {"units": 64, "embedding_dim": 32}),
+    "elman": ("elman_lm", {"units": 64, "embedding_dim": 32}),
+    "ffnn": ("ffnn_lm", {"order": 5, "embedding_dim": 32, "hidden_units": 128}),
+    "gcnn": ("gated_cnn_lm", {"embedding_dim": 32, "channels": 64, "kernel_size": 3, "num_blocks": 2}),
+}
+
+
+class LanguageModelTask(Task):
+    name = "language_model"
+    monitor = ("perplexity", "min")
+    default_preset = "lstm"
+    presets = {
+        **{name: {**_COMMON, "model": model, "model_options": options} for name, (model, options) in _GRAMMAR_MODELS.items()},
+        # Zaremba, Sutskever & Vinyals (2014), "small": 2 x 200 LSTM units on the Penn Treebank (--data_dir), here
+        # sentence by sentence with Adam instead of a continuous stream with SGD.
+        "ptb_small": {
+            **_COMMON,
+            "corpus": "files",
+            "model": "lstm_lm",
+            "model_options": {"units": 200, "embedding_dim": 200, "num_layers": 2},
+            "batch_size": 20,
+            "learning_rate": 1e-3,
+            "epochs": 13,
+        },
+    }
+
+    # Data.
+
+    def corpus(self, config):
+        """The tokenized corpus of this config: a `Corpus` (cached)."""
+        return _corpus(json.dumps({k: config[k] for k in _CORPUS_KEYS}, sort_keys=True))
+
+    def split_data(self, config):
+        return self.corpus(config).splits
+
+    def generate(self, config, count, rng):
+        raise NotImplementedError("the language model task draws or reads its splits in `corpus`")
+
+    def input_features(self, config):
+        return None
+
+    def example_features(self, config):
+        return None
+
+    def perplexity_bound(self, config, split="validation"):
+        """exp(true NLL per token) of the grammar on the split's own sentences: the perplexity a model that knew the
+        grammar would get there. None for a corpus of files."""
+        return self.corpus(config).bounds.get(split)
+
+    def chance_levels(self, config):
+        return {"perplexity": self.corpus(config).unigram_perplexity}
+
+    # Model, loss, metrics.
+
+    def model_head(self, config):
+        return {}
+
+    def build_model(self, config):
+        vocabulary = self.corpus(config).vocabulary
+        return zoo.models.get(config["model"], vocab_size=vocabulary.size, **config["model_options"])
+
+    def loss(self, config, targets, predictions):
+        nll, mask = _token_nll(targets, predictions)
+        # Summed over the sentence, divided by the mean number of tokens per training sentence: the batch's loss
+        # is then its mean NLL per token, with every token weighted alike (short sentences are not favoured).
+        return tf.reduce_sum(nll * mask, axis=1) / self.corpus(config).mean_tokens
+
+    def metrics(self, config, targets, predictions):
+        nll, mask = _token_nll(targets, predictions)
+        predicted = tf.argmax(predictions, axis=-1, output_type=targets.dtype)
+        correct = tf.cast(tf.equal(predicted, targets), tf.float32) * mask
+        return {
+            "nll": tf.reduce_sum(nll * mask, axis=1),
+            "tokens": tf.reduce_sum(mask, axis=1),
+            "correct": tf.reduce_sum(correct, axis=1),
+        }
+
+    def summarize(self, config, means):
+        """Perplexity and token accuracy from the means of the per-sentence sums (their ratio is the ratio of the
+        split's sums)."""
+        if "tokens" not in means:
+            return means
+        tokens = max(means.pop("tokens"), 1e-12)
+        summary = dict(means)
+        summary["perplexity"] = math.exp(min(summary.pop("nll") / tokens, 700.0))
+        summary["token_accuracy"] = summary.pop("correct") / tokens
+        return summary
+
+    # Export.
+
+    def serving_module(self, config, model):
+        return LanguageModelServing(self, config, model)
+
+    def warmup_inputs(self, config, count=2):
+        """Prompts: the empty one, and the first words of test sentences."""
+        prompts = [""] + [" ".join(line.split()[:2]) for line in self.corpus(config).lines["test"][: count - 1]]
+        return {"prompt": tf.constant(prompts)}
+
+
+_CORPUS_KEYS = ("corpus", "data_dir", "train_size", "validation_size", "test_size", "tokenizer", "min_count",
+                "max_vocab_size", "max_length", "seed")
+
+
+class Corpus:
+    """A tokenized corpus: splits of (inputs, targets) id arrays, its vocabulary, and facts about it."""
+
+    def __init__(self, config):
+        self.tokenizer = Tokenizer(**config["tokenizer"])
+        self.bounds = {}
+        if config["corpus"] == "grammar":
+            grammar = grammar_corpus.agreement_grammar()
+            lines, sizes = {}, {"train": config["train_size"], "validation": config["validation_size"],
+                                "test": config["test_size"]}
+            for index, (split, size) in enumerate(sizes.items()):
+                rng = np.random.default_rng([config["seed"], index])
+                drawn = [grammar.sample(rng) for _ in range(size)]
+                lines[split] = [" ".join(words) for words, _ in drawn]
+                self.bounds[split] = grammar_corpus.sample_perplexity(
+                    [log_prob for _, log_prob in drawn], [len(words) for words, _ in drawn]
+                )
+        elif config["corpus"] == "files":
+            if not config["data_dir"]:
+                raise ValueError("this preset reads a corpus in the Penn Treebank layout (ptb.train.txt, "
+                                 "ptb.valid.txt, ptb.test.txt): give --data_dir")
+            lines = text_corpus.read_corpus(config["data_dir"])
+        else:
+            raise ValueError(f"corpus must be 'grammar' or 'files', got {config['corpus']!r}")
+        tokens = {split: self._tokenize(split_lines) for split, split_lines in lines.items()}
+        self.vocabulary = Vocabulary.build(tokens["train"], min_count=config["min_count"],
+                                           max_size=config["max_vocab_size"])
+        index = {token: i for i, token in enumerate(self.vocabulary.tokens)}
+        unk, bos, eos = self.vocabulary.unk_id, self.vocabulary.bos_id, self.vocabulary.eos_id
+        limit = config["max_length"]
+        self.splits = {}
+        for split, sentences in tokens.items():
+            inputs, targets = [], []
+            for words in sentences:
+                ids = [bos] + [index.get(w, unk) for w in words] + [eos]
+                inputs.append(np.asarray(ids[:-1][:limit], "int32"))
+                targets.append(np.asarray(ids[1:][:limit], "int32"))
+            self.splits[split] = (inputs, targets)
+        train_targets = self.splits["train"][1]
+        self.mean_tokens = float(np.mean([len(t) for t in train_targets]))
+        counts = np.bincount(np.concatenate(train_targets), minlength=self.vocabulary.size).astype("float64")
+        probabilities = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: unseen validation tokens
+        validation = np.concatenate(self.splits["validation"][1])
+        self.unigram_perplexity = float(np.exp(-np.mean(np.log(probabilities[validation]))))
+        self.lines = lines
+
+    def _tokenize(self, lines):
+        if not lines:
+            return []
+        ragged = self.tokenizer.tokenize(tf.constant(lines))
+        return [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus(config_json):
+    return Corpus(json.loads(config_json))
+
+
+def _token_nll(targets, predictions):
+    """Per-token NLL [batch, T] and the mask of real tokens (target != <pad>)."""
+    logits = tf.cast(predictions, tf.float32)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    return nll, tf.cast(tf.not_equal(targets, 0), tf.float32)
+
+
+class LanguageModelServing(tf.Module):
+    """The signatures of an exported language model, with the tokenizer and the vocabulary tables they use.
+
+    serving_default(prompt: string [batch]) -> text: string [batch] (the greedy continuation, detokenized),
+        log_probs: float [batch, max_new_tokens] (each generated token's log-probability, 0 after the end),
+        lengths: int32 [batch] (generated tokens, the end of sentence included when it was generated)
+    sample(prompt [batch], temperature [], top_k [] (0: off), top_p [] (1: off), seed []) -> the same
+    score(sentences: string [batch]) -> perplexity: float [batch], log_prob: float [batch] (nats, the end of
+        sentence included), tokens: int32 [batch]
+    """
+
+    def __init__(self, task, config, model):
+        super().__init__()
+        corpus = task.corpus(config)
+        self.model = model
+        self.tokenizer = corpus.tokenizer
+        self.vocabulary = corpus.vocabulary
+        self.max_new_tokens = int(config["max_new_tokens"])
+        self.max_length = int(config["max_length"])
+        # The tables read the vocabulary from a file, which the SavedModel copies under assets/.
+        self._asset_dir = tempfile.mkdtemp(prefix="vocabulary-")
+        path = os.path.join(self._asset_dir, "vocabulary.txt")
+        self.vocabulary.save(path)
+        self.token_ids = self.vocabulary.lookup_table(path)
+        self.token_strings = self.vocabulary.inverse_table(path)
+        self.functions = {
+            "serving_default": tf.function(
+                lambda prompt: self._generate(prompt, "greedy", 1.0, 0, 1.0, 0),
+                input_signature=[tf.TensorSpec([None], tf.string, name="prompt")],
+            ),
+            "sample": tf.function(
+                self._sample,
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="prompt"),
+                    tf.TensorSpec([], tf.float32, name="temperature"),
+                    tf.TensorSpec([], tf.int32, name="top_k"),
+                    tf.TensorSpec([], tf.float32, name="top_p"),
+                    tf.TensorSpec([], tf.int64, name="seed"),
+                ],
+            ),
+            "score": tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]),
+        }
+
+    def _ids(self, strings):
+        """<bos> + the token ids of each string, cut to max_length: (ids int32 [batch, n], lengths int32 [batch])."""
+        tokens = self.tokenizer.tokenize(strings)
+        ids = tf.cast(self.token_ids.lookup(tokens), tf.int32)
+        bos = tf.fill([tf.shape(strings)[0], 1], tf.constant(self.vocabulary.bos_id, tf.int32))
+        ids = tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)[:, : self.max_length]
+        return ids.to_tensor(default_value=self.vocabulary.pad_id), tf.cast(ids.row_lengths(), tf.int32)
+
+    def _sample(self, prompt, temperature, top_k, top_p, seed):
+        return self._generate(prompt, "sample", temperature, top_k, top_p, seed)
+
+    def _generate(self, prompt, method, temperature, top_k, top_p, seed):
+        ids, lengths = self._ids(prompt)
+        batch = tf.shape(prompt)[0]
+        result = generate(
+            self.model.step,
+            self.model.initial_state(batch),
+            ids,
+            lengths,
+            self.max_new_tokens,
+            self.vocabulary.eos_id,
+            pad_id=self.vocabulary.pad_id,
+            method=method,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
+        tokens, generated = result["tokens"], result["lengths"]
+        ended = tf.logical_and(generated > 0, tf.equal(
+            tf.gather(tokens, tf.maximum(generated - 1, 0), batch_dims=1), self.vocabulary.eos_id))
+        words = tf.RaggedTensor.from_tensor(tokens, lengths=generated - tf.cast(ended, tf.int32))
+        text = self.tokenizer.detokenize(self.token_strings.lookup(tf.cast(words, tf.int64)))
+        return {"text": text, "log_probs": tf.cast(result["log_probs"], tf.float32), "lengths": generated}
+
+    def _score(self, sentences):
+        ids, lengths = self._ids(sentences)
+        targets = tf.concat([ids[:, 1:], tf.fill([tf.shape(ids)[0], 1], self.vocabulary.pad_id)], axis=1)
+        # The end of sentence follows each sentence's last token.
+        positions = tf.range(tf.shape(ids)[1])[None, :]
+        targets = tf.where(tf.equal(positions, lengths[:, None] - 1), self.vocabulary.eos_id, targets)
+        nll, mask = _token_nll(targets, self.model(ids, training=False))
+        total = tf.reduce_sum(nll * mask, axis=1)
+        return {"perplexity": tf.exp(total / tf.cast(lengths, tf.float32)), "log_prob": -total, "tokens": lengths}
