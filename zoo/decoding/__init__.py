@@ -1,0 +1,32 @@
+"""Decoding: turning a language model's step function into sequences, as pure, exportable, XLA-friendly ops.
+
+The step contract. A model exposes `step(tokens, state) -> (logits, new_state)` and `initial_state(batch_size)`:
+- `tokens`: int32 [batch], the token just read.
+- `state`: any nested structure (tuple, list, dict) of tensors whose leading dimension is the batch. The decoders
+  treat it as opaque and only thread it through their loop.
+- `logits`: float [batch, vocab], the unnormalised scores of the next token.
+
+`generate` runs greedy decoding or sampling (temperature, top-k, top-p) over a batch of prompts of different lengths
+in one in-graph while loop. `samplers` holds the pure functions on logits that it uses. Beam search will be added
+beside them, on the same step contract.
+"""
+
+from zoo.decoding import samplers
+from zoo.decoding.generate import generate
+from zoo.decoding.samplers import FILTERED_LOGIT
+from zoo.decoding.samplers import apply_temperature
+from zoo.decoding.samplers import greedy
+from zoo.decoding.samplers import sample
+from zoo.decoding.samplers import top_k_filter
+from zoo.decoding.samplers import top_p_filter
+
+__all__ = [
+    "FILTERED_LOGIT",
+    "apply_temperature",
+    "generate",
+    "greedy",
+    "sample",
+    "samplers",
+    "top_k_filter",
+    "top_p_filter",
+]
