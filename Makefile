@@ -43,6 +43,7 @@ test-fast: setup
 bench: setup
 	$(PY) -m benchmarks.cells
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.language_models
 	$(PY) -m benchmarks.serving
 
 clean:

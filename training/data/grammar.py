@@ -166,13 +166,16 @@ class PCFG:
 
     # Sampling and scoring.
 
-    def sample(self, rng, max_words=200):
+    def sample(self, rng, max_words=200, symbol=None):
         """One sentence as a list of words, and its log-probability (nats). Sentences longer than `max_words` are
         drawn again (they are rare when the expected length is small; the caller's bound then holds on what was
-        drawn, since `sample_perplexity` scores the sentences actually drawn)."""
+        drawn, since `sample_perplexity` scores the sentences actually drawn). With `symbol`, a phrase of that
+        nonterminal instead of a sentence."""
+        if symbol is not None and symbol not in self.rules:
+            raise ValueError(f"unknown nonterminal {symbol!r}; nonterminals: {self.nonterminals}")
         while True:
             words, log_prob = [], 0.0
-            stack = [self.start]
+            stack = [symbol or self.start]
             while stack and len(words) <= max_words:
                 symbol = stack.pop()
                 if symbol not in self.rules:
