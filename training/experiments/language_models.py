@@ -136,13 +136,13 @@ def train_one(preset, seed):
     return result
 
 
-def mean_and_spread(values):
+def mean_and_spread(values, digits=3):
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "—"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        return f"{values[0]:,.{digits}f}"
+    return f"{np.mean(values):,.{digits}f} ± {np.std(values, ddof=1):,.{digits}f}"
 
 
 def write_report(results, command):
@@ -171,7 +171,7 @@ def write_report(results, command):
             f"{mean_and_spread([r['validation_perplexity'] for r in runs])} | "
             f"{mean_and_spread([r['test_perplexity'] for r in runs])} | "
             f"{mean_and_spread([r['token_accuracy'] for r in runs])} | "
-            f"{mean_and_spread([r['tokens_per_second'] for r in runs])} |"
+            f"{mean_and_spread([r['tokens_per_second'] for r in runs], digits=0)} |"
         )
     lines.append("")
     if first["bound"] is not None:

@@ -41,6 +41,20 @@ def activation(name, value):
         ) from None
 
 
+def token_id(name, value, vocab_size):
+    """Returns `value` if it is an int id of a vocabulary of `vocab_size` tokens."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be an int in [0, vocab_size={vocab_size}), got {value!r}")
+    return int(value)
+
+
+def options(name, value):
+    """Returns a copy of `value`, a dict of further layer arguments, or {} for None."""
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict of recurrent layer arguments or None, got {value!r}")
+    return dict(value or {})
+
+
 def one_of(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")

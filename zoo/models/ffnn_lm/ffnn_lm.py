@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from zoo.cells import arguments
+from zoo.models.token_window import slide_window
 
 
 def shift_right(tokens, steps, pad_id):
@@ -25,22 +26,6 @@ def shift_right(tokens, steps, pad_id):
     return ops.pad(tokens, [[0, 0], [steps, 0]], constant_values=pad_id)[:, :-steps]
 
 
-def slide_window(window, tokens):
-    """Drops the oldest token of each window and appends the newest.
-
-    Args:
-        window: [batch, n] int, oldest token first.      tokens: [batch] int.
-
-    Returns:
-        [batch, n] int.
-    """
-    return ops.concatenate([window[:, 1:], ops.expand_dims(ops.cast(tokens, window.dtype), 1)], axis=1)
-
-
-def _pad_id(pad_id, vocab_size):
-    if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral) or not 0 <= pad_id < vocab_size:
-        raise ValueError(f"pad_id must be an int in [0, vocab_size={vocab_size}), got {pad_id!r}")
-    return int(pad_id)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -111,7 +96,7 @@ class FeedForwardLM(keras.Model):
         self.hidden_units = arguments.positive_int("hidden_units", hidden_units)
         self.direct_connections = arguments.boolean("direct_connections", direct_connections)
         self.dropout = arguments.rate("dropout", dropout)
-        self.pad_id = _pad_id(pad_id, self.vocab_size)
+        self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
         self.context_size = self.order - 1
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")

@@ -81,9 +81,7 @@ class Forecaster(keras.Model):
         self.units = arguments.positive_int("units", units)
         self.num_layers = arguments.positive_int("num_layers", num_layers)
         self.dropout = arguments.rate("dropout", dropout)
-        if cell_options is not None and not isinstance(cell_options, dict):
-            raise ValueError(f"cell_options must be a dict of recurrent layer arguments or None, got {cell_options!r}")
-        self.cell_options = dict(cell_options or {})
+        self.cell_options = arguments.options("cell_options", cell_options)
         self.recurrent_layers = [
             RECURRENT_LAYERS[self.cell](
                 self.units,

@@ -1,12 +1,12 @@
 """GatedCNNLM: the gated convolutional language model of Dauphin, Fan, Auli & Grangier (2017), "Language Modeling with
 Gated Convolutional Networks"."""
 
-import numbers
 
 import keras
 from keras import ops
 
 from zoo.cells import arguments
+from zoo.models.token_window import slide_window
 
 # In a decoding window, the token id of positions before the start of the sequence.
 BEFORE_START = -1
@@ -30,22 +30,6 @@ def receptive_field(kernel_size, num_blocks):
     return 1 + num_blocks * (kernel_size - 1)
 
 
-def slide_window(window, tokens):
-    """Drops the oldest token of each window and appends the newest.
-
-    Args:
-        window: [batch, R] int, oldest token first.      tokens: [batch] int.
-
-    Returns:
-        [batch, R] int.
-    """
-    return ops.concatenate([window[:, 1:], ops.expand_dims(ops.cast(tokens, window.dtype), 1)], axis=1)
-
-
-def _pad_id(pad_id, vocab_size):
-    if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral) or not 0 <= pad_id < vocab_size:
-        raise ValueError(f"pad_id must be an int in [0, vocab_size={vocab_size}), got {pad_id!r}")
-    return int(pad_id)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -117,7 +101,7 @@ class GatedCNNLM(keras.Model):
         self.kernel_size = arguments.positive_int("kernel_size", kernel_size)
         self.num_blocks = arguments.positive_int("num_blocks", num_blocks)
         self.dropout = arguments.rate("dropout", dropout)
-        self.pad_id = _pad_id(pad_id, self.vocab_size)
+        self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
         self.receptive_field = receptive_field(self.kernel_size, self.num_blocks)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")

@@ -1,7 +1,6 @@
 """RNNLM: the recurrent neural network language model of Mikolov et al. (2010), stacked with dropout as in Zaremba
 et al. (2014), with optionally tied input and output embeddings (Press & Wolf 2017; Inan et al. 2017)."""
 
-import numbers
 
 import keras
 from keras import ops
@@ -14,11 +13,6 @@ def state_sizes(cell):
     """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
     return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
 
-
-def _pad_id(pad_id, vocab_size):
-    if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral) or not 0 <= pad_id < vocab_size:
-        raise ValueError(f"pad_id must be an int in [0, vocab_size={vocab_size}), got {pad_id!r}")
-    return int(pad_id)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -98,10 +92,8 @@ class RNNLM(keras.Model):
         )
         self.dropout = arguments.rate("dropout", dropout)
         self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
-        if cell_options is not None and not isinstance(cell_options, dict):
-            raise ValueError(f"cell_options must be a dict of recurrent layer arguments or None, got {cell_options!r}")
-        self.cell_options = dict(cell_options or {})
-        self.pad_id = _pad_id(pad_id, self.vocab_size)
+        self.cell_options = arguments.options("cell_options", cell_options)
+        self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.recurrent_layers = [

@@ -112,9 +112,7 @@ class SequenceLabeller(keras.Model):
         self.dropout = arguments.rate("dropout", dropout)
         self.feedback = arguments.boolean("feedback", feedback)
         self.tag_embedding_dim = arguments.positive_int("tag_embedding_dim", tag_embedding_dim)
-        if cell_options is not None and not isinstance(cell_options, dict):
-            raise ValueError(f"cell_options must be a dict of recurrent layer arguments or None, got {cell_options!r}")
-        self.cell_options = dict(cell_options or {})
+        self.cell_options = arguments.options("cell_options", cell_options)
         if self.feedback and self.bidirectional:
             raise ValueError(
                 "feedback=True cannot be combined with bidirectional=True: a fed-back labeller chooses y_t from "
