@@ -172,9 +172,14 @@ class GrpcClient(Client):
         named = _as_inputs(inputs)
         if None in named:
             metadata = self.metadata(model, version, label)
-            signature_def = metadata["signature_def"][signature or "serving_default"]
-            (name,) = signature_def.inputs.keys()
-            named = {name: named[None]}
+            key = signature or "serving_default"
+            if key not in metadata["signature_def"]:
+                raise ServingClientError("FAILED_PRECONDITION", f'Serving signature key "{key}" not found.')
+            names = list(metadata["signature_def"][key].inputs.keys())
+            if len(names) != 1:
+                raise ServingClientError("INVALID_ARGUMENT", f"signature {key} takes the inputs {sorted(names)}: "
+                                                             "give a dict {name: tensor}")
+            named = {names[0]: named[None]}
         for key, value in named.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         response = self._rpc(self.prediction.Predict, request)
@@ -244,6 +249,14 @@ def _print(value):
     print(json.dumps(value, default=default, indent=1))
 
 
+def _cli_tensor(value):
+    """A --input tensor: strings (UTF-8) when its values are strings, else float32."""
+    flat = np.asarray(value, dtype=object).ravel()
+    if flat.size and all(isinstance(v, str) for v in flat):
+        return np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(np.asarray(value, dtype=object))
+    return np.asarray(value, np.float32)
+
+
 def main(argv=None):
     import argparse
 
@@ -273,8 +286,7 @@ def main(argv=None):
     client = Client.connect(args.server, args.protocol, args.timeout)
     try:
         if args.method == "predict":
-            inputs = {k: np.asarray(v, np.float32) if not isinstance(v, str) else v for k, v in value.items()} \
-                if isinstance(value, dict) else np.asarray(value, np.float32)
+            inputs = {k: _cli_tensor(v) for k, v in value.items()} if isinstance(value, dict) else _cli_tensor(value)
             result = client.predict(args.model, inputs, args.signature, args.version, args.label)
         elif args.method in ("classify", "regress"):
             result = getattr(client, args.method)(args.model, value, args.signature, None, args.version, args.label)

@@ -1,0 +1,74 @@
+"""serving.client: the same answers over REST and gRPC, NumPy in and out, errors with the server's code, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import client as serving_client
+from serving.client import Client
+from serving.client import ServingClientError
+from tests.serving.server.conftest import free_port
+from tests.serving.server.conftest import make_server
+from tests.serving.server.conftest import model_base  # noqa: F401 (the fixture)
+
+
+@pytest.fixture(scope="module")
+def ports(model_base):
+    server = make_server(model_name="half", model_base_path=model_base, rest_api_port=free_port()).start()
+    yield {"grpc": f"127.0.0.1:{server.grpc_port}", "rest": f"127.0.0.1:{server.rest_port}"}
+    server.stop()
+
+
+def example(x):
+    return tf.train.Example(features=tf.train.Features(feature={
+        "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))})).SerializeToString()
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_every_method_over_both_protocols(ports, protocol):
+    client = Client.connect(ports[protocol], protocol)
+    # half_plus_two, version 2 (the latest): y = 0.5 x + 3.
+    np.testing.assert_allclose(client.predict("half", np.array([1.0, 4.0], np.float32))["y"], [3.5, 5.0])
+    np.testing.assert_allclose(client.predict("half", np.array([1.0], np.float32), version=2)["y"], [3.5])
+    outputs = client.predict("half", {"x": np.array([[1.0, 2.0]], np.float32), "flag": np.array([True])},
+                             signature="predict_matrix")
+    np.testing.assert_allclose(outputs["y"], [[3.5, 4.0]])
+    assert [v.decode() if isinstance(v, bytes) else v for v in np.asarray(outputs["label"]).ravel()] == ["yes"]
+    # String inputs: serialized tf.Examples through the classification signature, called by Predict.
+    scores = client.predict("half", {"inputs": np.array([example(2.0)], dtype=object)}, signature="classify_x_to_y")
+    np.testing.assert_allclose(np.asarray(scores["scores"]), [[4.0]])
+    assert client.regress("half", [{"x": 2.0}], signature="regress_x_to_y") == pytest.approx([4.0])
+    classes = client.classify("half", [{"x": 4.0}], signature="classify_x_to_y")
+    assert [(label.decode() if isinstance(label, bytes) else label, score) for label, score in classes[0]] == \
+        [("y", pytest.approx(5.0))]
+    status = client.status("half")
+    assert sorted(s["version"] if isinstance(s, dict) else s.version for s in status)[-1] in ("2", 2)
+    assert "serving_default" in json.dumps(client.metadata("half"), default=str)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_errors_carry_the_servers_code(ports, protocol):
+    client = Client.connect(ports[protocol], protocol)
+    with pytest.raises(ServingClientError) as raised:
+        client.predict("nope", np.array([1.0], np.float32))
+    assert raised.value.code == "NOT_FOUND" and "nope" in raised.value.message
+    with pytest.raises(ServingClientError) as raised:
+        client.predict("half", np.array([1.0], np.float32), signature="missing")
+    # REST carries only the HTTP status, and TF Serving answers FAILED_PRECONDITION with 400 like INVALID_ARGUMENT.
+    assert raised.value.code == ("INVALID_ARGUMENT" if protocol == "rest" else "FAILED_PRECONDITION")
+    assert '"missing" not found' in raised.value.message  # TF Serving's REST and gRPC messages differ in wording
+    with pytest.raises(ServingClientError, match="predict_matrix takes the inputs|INVALID_ARGUMENT"):
+        client.predict("half", np.array([1.0], np.float32), signature="predict_matrix")
+
+
+def test_command_line_prints_the_answer(ports, capsys):
+    assert serving_client.main([f"--server={ports['rest']}", "--protocol=rest", "--model=half", "--input=[2.0]"]) == 0
+    assert "4.0" in capsys.readouterr().out  # 0.5 * 2 + 3 (version 2)
+    # String tensors on the command line: sent as strings, not converted to numbers.
+    strings = serving_client._cli_tensor(["a", "bc"])
+    assert strings.dtype == object and list(strings) == [b"a", b"bc"]
+    assert serving_client._cli_tensor([[1, 2]]).dtype == np.float32
+    assert serving_client.main([f"--server={ports['grpc']}", "--protocol=grpc", "--model=nope", "--input=[1.0]"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
