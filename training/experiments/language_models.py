@@ -50,12 +50,18 @@ VERB_PAIRS = [("sleeps", "sleep"), ("runs", "run"), ("sings", "sing"), ("chases"
 DISTANCE_BUCKETS = [(1, 1), (2, 4), (5, 8), (9, 1000)]
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", list(MODELS), "Presets of the language_model task to compare.")
-flags.DEFINE_integer("seeds", 1, "Seeds per model.", lower_bound=1)
-flags.DEFINE_integer("epochs", None, "Epochs per run (default: the presets').", lower_bound=1)
-flags.DEFINE_string("data_dir", None, "A corpus in the Penn Treebank layout instead of the grammar.")
-flags.DEFINE_string("work_dir", "runs/language_models", "Where the runs live (reused when the experiment is rerun).")
-flags.DEFINE_string("output_dir", "docs/results", "Where language_models.md is written.")
+
+
+def define_flags():
+    """The command line's flags, defined when the module runs as a program (the other experiments define some of
+    the same names, and tests import several of them in one process)."""
+    flags.DEFINE_list("models", list(MODELS), "Presets of the language_model task to compare.")
+    flags.DEFINE_integer("seeds", 1, "Seeds per model.", lower_bound=1)
+    flags.DEFINE_integer("epochs", None, "Epochs per run (default: the presets').", lower_bound=1)
+    flags.DEFINE_string("data_dir", None, "A corpus in the Penn Treebank layout instead of the grammar.")
+    flags.DEFINE_string("work_dir", "runs/language_models", "Where the runs live (reused when the experiment is "
+                        "rerun).")
+    flags.DEFINE_string("output_dir", "docs/results", "Where language_models.md is written.")
 
 
 def run_config_for(preset, seed):
@@ -226,4 +232,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
