@@ -1,11 +1,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.helpers import language_model_contract as contract
 from tests.helpers import reference
-from tests.helpers import saved_model
-from tests.helpers import serialization
 from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM
 from zoo.models.ffnn_lm.ffnn_lm_presets import FFNN_LM_PRESETS
 
@@ -19,7 +17,7 @@ IDS = ["order4_direct", "order4_no_direct_pad2", "bigram"]
 
 
 def tokens(batch=3, time=7, seed=0):
-    return np.random.default_rng(seed).integers(0, VOCAB, size=(batch, time)).astype("int32")
+    return contract.tokens(VOCAB, batch, time, seed)
 
 
 def make(config, seed=0, **overrides):
@@ -47,15 +45,6 @@ def numpy_logits(model, x):
     return y
 
 
-def run_steps(model, x):
-    state = model.initial_state(x.shape[0])
-    logits = []
-    for t in range(x.shape[1]):
-        step_logits, state = model.step(x[:, t], state)
-        logits.append(keras.ops.convert_to_numpy(step_logits))
-    return np.stack(logits, axis=1)
-
-
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_numpy_reference(config):
     model = make(config)
@@ -79,13 +68,7 @@ def test_weights():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_causal(config):
-    model = make(config)
-    x = tokens(time=8)
-    changed = x.copy()
-    changed[:, 4:] = (changed[:, 4:] + 1) % VOCAB
-    y, y_changed = (keras.ops.convert_to_numpy(model(v)) for v in (x, changed))
-    np.testing.assert_allclose(y_changed[:, :4], y[:, :4], atol=1e-6)
-    assert not np.allclose(y_changed[:, 4], y[:, 4], atol=1e-3), "the current token must reach its own logits"
+    contract.assert_causal(make(config), tokens(time=8), start=4)
 
 
 def test_context_is_only_the_last_n_minus_1_tokens():
@@ -101,86 +84,34 @@ def test_context_is_only_the_last_n_minus_1_tokens():
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_step_equals_call(config):
     model = make(config)
-    x = tokens(time=8)
-    np.testing.assert_allclose(run_steps(model, x), keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    contract.assert_step_equals_call(model, tokens(time=8))
     (window,) = model.initial_state(3)
     assert window.shape == (3, model.order - 1) and np.all(keras.ops.convert_to_numpy(window) == model.pad_id)
 
 
 def test_jit_compiled_call_and_steps_equal_eager():
-    model = make(CONFIGS[0])
-    x = tokens(time=6)
-    eager = keras.ops.convert_to_numpy(model(x))
-    compiled_call = tf.function(lambda v: model(v), jit_compile=True)
-    np.testing.assert_allclose(compiled_call(tf.constant(x)).numpy(), eager, atol=1e-5)
-
-    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec((None, 6), tf.int32)])
-    def decode(v):
-        state = model.initial_state(tf.shape(v)[0])  # a symbolic batch size
-        logits = []
-        for t in range(6):
-            step_logits, state = model.step(v[:, t], state)
-            logits.append(step_logits)
-        return tf.stack(logits, axis=1)
-
-    np.testing.assert_allclose(decode(tf.constant(x)).numpy(), eager, atol=1e-5)
+    contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[0]), tokens(time=6))
 
 
 def test_dropout_only_while_training():
-    model = make(CONFIGS[0], dropout=0.5)
-    plain = make(CONFIGS[0])
-    plain.set_weights(model.get_weights())
-    x = tokens()
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(plain(x)), atol=1e-6
-    )
-    assert not np.allclose(keras.ops.convert_to_numpy(model(x, training=True)), keras.ops.convert_to_numpy(plain(x)))
+    contract.assert_dropout_only_while_training(make(CONFIGS[0], dropout=0.5), make(CONFIGS[0]), tokens())
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
     model = make(CONFIGS[1], dropout=0.25)
-    serialization.assert_config_round_trip(model)
-    assert model.get_config()["pad_id"] == 2 and model.get_config()["dropout"] == 0.25
-    serialization.assert_keras_file_round_trip(model, tokens(), str(tmp_path / "m.keras"))
+    contract.assert_config_and_keras_file_round_trip(
+        model, tokens(), str(tmp_path / "m.keras"), expected_config={"pad_id": 2, "dropout": 0.25}
+    )
 
 
 def test_saved_model_round_trip(tmp_path):
-    model = make(CONFIGS[0])
-    saved_model.assert_saved_model_round_trip(
-        model,
-        [tokens(2, 3, seed=1), tokens(5, 9, seed=2)],
-        str(tmp_path / "export"),
-        input_signature=[keras.InputSpec(shape=(None, None), dtype="int32")],
-    )
-
-
-def cyclic_batch(vocab, time, seed=0):
-    """Every window of a fixed cycle through the non-pad tokens: inputs and next-token targets."""
-    cycle = np.random.default_rng(seed).permutation(np.arange(1, vocab))
-    stream = np.tile(cycle, (time // len(cycle) + 3))
-    x = np.stack([stream[o : o + time] for o in range(len(cycle))]).astype("int32")
-    y = np.stack([stream[o + 1 : o + time + 1] for o in range(len(cycle))]).astype("int32")
-    return x, y
-
-
-def train_on_cycle(model, x, y, steps):
-    keras.utils.set_random_seed(0)
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    # One epoch of `steps` identical full batches: far less per-epoch overhead than `steps` epochs.
-    model.fit(np.tile(x, (steps, 1)), np.tile(y, (steps, 1)), batch_size=len(x), shuffle=False, verbose=0)
-    return float(model.evaluate(x, y, verbose=0))
+    contract.assert_saved_model_round_trip(make(CONFIGS[0]), str(tmp_path / "export"))
 
 
 def test_learns_a_deterministic_cycle():
-    # Each token of the cycle has one successor: the sequence has zero entropy, so a model that learnt it has a loss
-    # near 0, while an untrained one starts near log(vocab). 10% of log(vocab) leaves room for an unfinished run and
-    # fails for a model that cannot use its context (that one stays at log(vocab - 1)).
-    keras.utils.set_random_seed(0)
-    model = FeedForwardLM(vocab_size=8, order=3, embedding_dim=8, hidden_units=16)
-    x, y = cyclic_batch(8, 12)
-    assert train_on_cycle(model, x, y, steps=100) < 0.1 * np.log(8)
+    contract.assert_learns_a_deterministic_cycle(
+        lambda vocab_size: FeedForwardLM(vocab_size=vocab_size, order=3, embedding_dim=8, hidden_units=16)
+    )
 
 
 def test_preset_values_build_a_model():

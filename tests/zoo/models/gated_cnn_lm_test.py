@@ -1,11 +1,9 @@
-import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.helpers import language_model_contract as contract
 from tests.helpers import reference
-from tests.helpers import saved_model
-from tests.helpers import serialization
+from tests.helpers.language_model_contract import numpy
 from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
 from zoo.models.gated_cnn_lm.gated_cnn_lm_presets import GATED_CNN_LM_PRESETS
 
@@ -19,7 +17,7 @@ IDS = ["k2_three_blocks", "k3_projected_input", "k1"]
 
 
 def tokens(batch=3, time=9, seed=0):
-    return np.random.default_rng(seed).integers(0, VOCAB, size=(batch, time)).astype("int32")
+    return contract.tokens(VOCAB, batch, time, seed)
 
 
 def make(config, seed=0, **overrides):
@@ -27,10 +25,6 @@ def make(config, seed=0, **overrides):
     model.build((None, None))
     reference.randomize_weights(model, seed=seed)
     return model
-
-
-def numpy(w):
-    return keras.ops.convert_to_numpy(w)
 
 
 def sigmoid(z):
@@ -57,15 +51,6 @@ def numpy_logits(model, x):
                 gate[:, t] += padded[:, t + j] @ V[j]
         h = h + linear * sigmoid(gate)
     return h @ numpy(model.output_projection.kernel) + numpy(model.output_projection.bias)
-
-
-def run_steps(model, x):
-    state = model.initial_state(x.shape[0])
-    logits = []
-    for t in range(x.shape[1]):
-        step_logits, state = model.step(x[:, t], state)
-        logits.append(numpy(step_logits))
-    return np.stack(logits, axis=1)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
@@ -95,11 +80,7 @@ def test_weights():
 def test_causal_with_the_receptive_field(config):
     model = make(config)
     x = tokens(time=12)
-    changed = x.copy()
-    changed[:, 5:] = (changed[:, 5:] + 1) % VOCAB
-    y, y_changed = numpy(model(x)), numpy(model(changed))
-    np.testing.assert_allclose(y_changed[:, :5], y[:, :5], atol=1e-6)
-    assert not np.allclose(y_changed[:, 5], y[:, 5], atol=1e-3), "the current token must reach its own logits"
+    y = contract.assert_causal(model, x, start=5)
     # And logits[:, t] reach back exactly R tokens: token 0 changes logits[:, R - 1] but not logits[:, R].
     R = model.receptive_field
     assert R == 1 + config["num_blocks"] * (config["kernel_size"] - 1)
@@ -115,78 +96,34 @@ def test_step_equals_call(config):
     model = make(config)
     x = tokens(time=12)  # longer than every receptive field: the window slides
     assert x.shape[1] > model.receptive_field
-    np.testing.assert_allclose(run_steps(model, x), numpy(model(x)), atol=1e-5)
+    contract.assert_step_equals_call(model, x)
     (window,) = model.initial_state(3)
     assert window.shape == (3, model.receptive_field)
 
 
 def test_jit_compiled_call_and_steps_equal_eager():
-    model = make(CONFIGS[1])
-    x = tokens(time=7)
-    eager = numpy(model(x))
-    compiled_call = tf.function(lambda v: model(v), jit_compile=True)
-    np.testing.assert_allclose(compiled_call(tf.constant(x)).numpy(), eager, atol=1e-5)
-
-    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec((None, 7), tf.int32)])
-    def decode(v):
-        state = model.initial_state(tf.shape(v)[0])  # a symbolic batch size
-        logits = []
-        for t in range(7):
-            step_logits, state = model.step(v[:, t], state)
-            logits.append(step_logits)
-        return tf.stack(logits, axis=1)
-
-    np.testing.assert_allclose(decode(tf.constant(x)).numpy(), eager, atol=1e-5)
+    contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[1]), tokens(time=7))
 
 
 def test_dropout_only_while_training():
-    model = make(CONFIGS[0], dropout=0.5)
-    plain = make(CONFIGS[0])
-    plain.set_weights(model.get_weights())
-    x = tokens()
-    np.testing.assert_allclose(numpy(model(x)), numpy(plain(x)), atol=1e-6)
-    assert not np.allclose(numpy(model(x, training=True)), numpy(plain(x)))
+    contract.assert_dropout_only_while_training(make(CONFIGS[0], dropout=0.5), make(CONFIGS[0]), tokens())
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
     model = make(CONFIGS[1], dropout=0.25, pad_id=3)
-    serialization.assert_config_round_trip(model)
-    assert model.get_config()["pad_id"] == 3 and model.get_config()["kernel_size"] == 3
-    serialization.assert_keras_file_round_trip(model, tokens(), str(tmp_path / "m.keras"))
+    contract.assert_config_and_keras_file_round_trip(
+        model, tokens(), str(tmp_path / "m.keras"), expected_config={"pad_id": 3, "kernel_size": 3}
+    )
 
 
 def test_saved_model_round_trip(tmp_path):
-    model = make(CONFIGS[1])
-    saved_model.assert_saved_model_round_trip(
-        model,
-        [tokens(2, 3, seed=1), tokens(5, 9, seed=2)],
-        str(tmp_path / "export"),
-        input_signature=[keras.InputSpec(shape=(None, None), dtype="int32")],
-    )
-
-
-def cyclic_batch(vocab, time, seed=0):
-    """Every window of a fixed cycle through the non-pad tokens: inputs and next-token targets."""
-    cycle = np.random.default_rng(seed).permutation(np.arange(1, vocab))
-    stream = np.tile(cycle, (time // len(cycle) + 3))
-    x = np.stack([stream[o : o + time] for o in range(len(cycle))]).astype("int32")
-    y = np.stack([stream[o + 1 : o + time + 1] for o in range(len(cycle))]).astype("int32")
-    return x, y
+    contract.assert_saved_model_round_trip(make(CONFIGS[1]), str(tmp_path / "export"))
 
 
 def test_learns_a_deterministic_cycle():
-    # Each token of the cycle has one successor: the sequence has zero entropy, so a model that learnt it has a loss
-    # near 0, while an untrained one starts near log(vocab). 10% of log(vocab) leaves room for an unfinished run and
-    # fails for a model that cannot use its context (that one stays at log(vocab - 1)).
-    keras.utils.set_random_seed(0)
-    model = GatedCNNLM(vocab_size=8, embedding_dim=8, channels=8, kernel_size=2, num_blocks=2)
-    x, y = cyclic_batch(8, 12)
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    contract.assert_learns_a_deterministic_cycle(
+        lambda vocab_size: GatedCNNLM(vocab_size=vocab_size, embedding_dim=8, channels=8, kernel_size=2, num_blocks=2)
     )
-    steps = 100  # one epoch of identical full batches: far less overhead than one epoch per step
-    model.fit(np.tile(x, (steps, 1)), np.tile(y, (steps, 1)), batch_size=len(x), shuffle=False, verbose=0)
-    assert float(model.evaluate(x, y, verbose=0)) < 0.1 * np.log(8)
 
 
 def test_preset_values_build_a_model():

@@ -1,11 +1,10 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.helpers import language_model_contract as contract
 from tests.helpers import reference
-from tests.helpers import saved_model
-from tests.helpers import serialization
+from tests.helpers.language_model_contract import numpy
 from zoo.models.rnn_lm.rnn_lm import RNNLM
 from zoo.models.rnn_lm.rnn_lm_presets import RNN_LM_PRESETS
 
@@ -27,7 +26,7 @@ CONFIGS = {
 
 
 def tokens(batch=3, time=7, seed=0):
-    return np.random.default_rng(seed).integers(0, VOCAB, size=(batch, time)).astype("int32")
+    return contract.tokens(VOCAB, batch, time, seed)
 
 
 def make(config, seed=0, **overrides):
@@ -37,24 +36,9 @@ def make(config, seed=0, **overrides):
     return model
 
 
-def numpy(w):
-    return keras.ops.convert_to_numpy(w)
-
-
-def run_steps(model, x):
-    state = model.initial_state(x.shape[0])
-    logits = []
-    for t in range(x.shape[1]):
-        step_logits, state = model.step(x[:, t], state)
-        logits.append(numpy(step_logits))
-    return np.stack(logits, axis=1)
-
-
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_step_equals_call(name):
-    model = make(CONFIGS[name])
-    x = tokens()
-    np.testing.assert_allclose(run_steps(model, x), numpy(model(x)), atol=1e-5)
+    contract.assert_step_equals_call(make(CONFIGS[name]), tokens())
 
 
 def test_initial_state_is_every_layer_s_cell_states():
@@ -127,85 +111,37 @@ def test_tie_embeddings_needs_matching_sizes():
 
 @pytest.mark.parametrize("name", ["elman", "lstm_peepholes_tied"])
 def test_causal(name):
-    model = make(CONFIGS[name])
-    x = tokens(time=8)
-    changed = x.copy()
-    changed[:, 4:] = (changed[:, 4:] + 1) % VOCAB
-    y, y_changed = numpy(model(x)), numpy(model(changed))
-    np.testing.assert_allclose(y_changed[:, :4], y[:, :4], atol=1e-6)
-    assert not np.allclose(y_changed[:, 4], y[:, 4], atol=1e-3), "the current token must reach its own logits"
+    contract.assert_causal(make(CONFIGS[name]), tokens(time=8), start=4)
 
 
 def test_jit_compiled_call_and_steps_equal_eager():
-    model = make(CONFIGS["lstm_peepholes_tied"])
-    x = tokens(time=6)
-    eager = numpy(model(x))
-    compiled_call = tf.function(lambda v: model(v), jit_compile=True)
-    np.testing.assert_allclose(compiled_call(tf.constant(x)).numpy(), eager, atol=1e-5)
-
-    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec((None, 6), tf.int32)])
-    def decode(v):
-        state = model.initial_state(tf.shape(v)[0])  # a symbolic batch size
-        logits = []
-        for t in range(6):
-            step_logits, state = model.step(v[:, t], state)
-            logits.append(step_logits)
-        return tf.stack(logits, axis=1)
-
-    np.testing.assert_allclose(decode(tf.constant(x)).numpy(), eager, atol=1e-5)
+    contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS["lstm_peepholes_tied"]), tokens(time=6))
 
 
 def test_dropout_only_while_training():
-    model = make(CONFIGS["lstm"], dropout=0.5)
-    plain = make(CONFIGS["lstm"])
-    plain.set_weights(model.get_weights())
-    x = tokens()
-    np.testing.assert_allclose(numpy(model(x)), numpy(plain(x)), atol=1e-6)
-    assert not np.allclose(numpy(model(x, training=True)), numpy(plain(x)))
+    contract.assert_dropout_only_while_training(make(CONFIGS["lstm"], dropout=0.5), make(CONFIGS["lstm"]), tokens())
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
     model = make(CONFIGS["lstm_peepholes_tied"], dropout=0.25, pad_id=4)
-    serialization.assert_config_round_trip(model)
-    config = model.get_config()
-    assert config["cell_options"] == {"peepholes": True} and config["tie_embeddings"] and config["pad_id"] == 4
-    loaded = serialization.assert_keras_file_round_trip(model, tokens(), str(tmp_path / "m.keras"))
+    loaded = contract.assert_config_and_keras_file_round_trip(
+        model,
+        tokens(),
+        str(tmp_path / "m.keras"),
+        expected_config={"cell_options": {"peepholes": True}, "tie_embeddings": True, "pad_id": 4},
+    )
     assert loaded.recurrent_layers[0].cell.peepholes
     assert RNNLM(vocab_size=VOCAB, units=6).get_config()["embedding_dim"] == 6  # None means `units`
 
 
 def test_saved_model_round_trip(tmp_path):
-    model = make(CONFIGS["lstm_peepholes_tied"])
-    saved_model.assert_saved_model_round_trip(
-        model,
-        [tokens(2, 3, seed=1), tokens(5, 9, seed=2)],
-        str(tmp_path / "export"),
-        input_signature=[keras.InputSpec(shape=(None, None), dtype="int32")],
-    )
-
-
-def cyclic_batch(vocab, time, seed=0):
-    """Every window of a fixed cycle through the non-pad tokens: inputs and next-token targets."""
-    cycle = np.random.default_rng(seed).permutation(np.arange(1, vocab))
-    stream = np.tile(cycle, (time // len(cycle) + 3))
-    x = np.stack([stream[o : o + time] for o in range(len(cycle))]).astype("int32")
-    y = np.stack([stream[o + 1 : o + time + 1] for o in range(len(cycle))]).astype("int32")
-    return x, y
+    contract.assert_saved_model_round_trip(make(CONFIGS["lstm_peepholes_tied"]), str(tmp_path / "export"))
 
 
 def test_learns_a_deterministic_cycle():
-    # Each token of the cycle has one successor: the sequence has zero entropy, so a model that learnt it has a loss
-    # near 0, while an untrained one starts near log(vocab). 10% of log(vocab) leaves room for an unfinished run and
-    # fails for a model that cannot use its context (that one stays at log(vocab - 1)).
-    keras.utils.set_random_seed(0)
-    model = RNNLM(vocab_size=8, cell="lstm", units=16, embedding_dim=16, tie_embeddings=True)
-    x, y = cyclic_batch(8, 12)
-    model.compile(
-        optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    contract.assert_learns_a_deterministic_cycle(
+        lambda vocab_size: RNNLM(vocab_size=vocab_size, cell="lstm", units=16, embedding_dim=16, tie_embeddings=True)
     )
-    steps = 100  # one epoch of identical full batches: far less overhead than one epoch per step
-    model.fit(np.tile(x, (steps, 1)), np.tile(y, (steps, 1)), batch_size=len(x), shuffle=False, verbose=0)
-    assert float(model.evaluate(x, y, verbose=0)) < 0.1 * np.log(8)
 
 
 @pytest.mark.parametrize("name", sorted(RNN_LM_PRESETS))
