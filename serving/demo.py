@@ -3,7 +3,7 @@ and gRPC, print the answers, and stop it (or, with --serve, keep serving and pri
 
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
 
-It expects `adding` and `latching` exports under --export_base (the Makefile trains and exports them first).
+It expects `adding`, `latching` and `lm` exports under --export_base (the Makefile trains and exports them first).
 """
 
 import json
@@ -27,6 +27,7 @@ from serving.client import ServingClientError  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
+MODELS = ("adding", "latching", "lm")
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
 flags.DEFINE_string("export_base", "saved_models", "The serving base path with models.config.")
 flags.DEFINE_integer("port", 8500, "gRPC port.")
@@ -47,7 +48,7 @@ def start_server():
     deadline = time.time() + 120
     while True:
         try:
-            if all(rest.status(m)[0]["state"] == "AVAILABLE" for m in ("adding", "latching")):
+            if all(rest.status(m)[0]["state"] == "AVAILABLE" for m in MODELS):
                 return server
         except ServingClientError:
             pass
@@ -82,11 +83,31 @@ def queries():
         best = max(result, key=lambda pair: pair[1])
         truth = "positive" if target > 0 else "negative"
         print(f"  first steps {sequence[0, 0]:+.0f}: truth {truth:8s}  gRPC Classify {best[0]} ({best[1]:.3f})")
+    print("\nlm: an LSTM language model of a small grammar (subject-verb agreement across relative clauses)")
+    prompts = ["", "a big dog that", "some cats that chase a bird"]
+    greedy = rest.predict("lm", {"prompt": np.array(prompts, dtype=object)})
+    for prompt, text in zip(prompts, greedy["text"]):
+        print(f"  REST greedy   {prompt!r:32} -> {_text(text)!r}")
+    count = len(prompts)
+    sampled = grpc.predict("lm", {"prompt": np.array(prompts, dtype=object),
+                                  "temperature": np.full(count, 1.0, np.float32), "top_k": np.zeros(count, np.int32),
+                                  "top_p": np.full(count, 0.9, np.float32), "seed": np.arange(count, dtype=np.int64)},
+                           signature="sample")
+    for prompt, text in zip(prompts, sampled["text"]):
+        print(f"  gRPC sample   {prompt!r:32} -> {_text(text)!r}")
+    sentences = ["a dog that sees some cats runs", "a dog that sees some cats run"]
+    scored = rest.predict("lm", {"sentences": np.array(sentences, dtype=object)}, signature="score")
+    for sentence, perplexity in zip(sentences, scored["perplexity"]):
+        print(f"  REST score    {sentence!r:36} perplexity {float(perplexity):.2f}")
     print("\nstatus over REST:", json.dumps(rest.status("adding")))
     with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
     print("metrics:", *counts, sep="\n  ")
     grpc.close()
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def main(argv):
@@ -100,6 +121,11 @@ def main(argv):
                   f"  curl -X POST {url}:predict -d '{{\"instances\": [[[0.5, 1], [0.2, 0], [0.3, 1]]]}}'\n"
                   f"  python -m serving.client --server=localhost:{FLAGS.port} --protocol=grpc --model=adding "
                   "--input='[[[0.5, 1], [0.2, 0], [0.3, 1]]]'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/lm:predict "
+                  "-d '{\"instances\": [{\"prompt\": \"a big dog that\"}]}'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/lm:predict -d '{{\"signature_name\": "
+                  "\"sample\", \"instances\": [{\"prompt\": \"some cats\", \"temperature\": 0.8, \"top_k\": 0, "
+                  "\"top_p\": 0.9, \"seed\": 7}]}'\n"
                   f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
             server.wait()
     except KeyboardInterrupt:

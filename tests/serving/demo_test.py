@@ -21,6 +21,9 @@ def test_train_export_serve_query(tmp_path):
     for task in ("adding", "latching"):
         run("training.train", f"--task={task}", "--preset=short", f"--model_dir={tmp_path / task}")
         run("serving.export", f"--model_dir={tmp_path / task}", f"--name={task}", f"--export_base={base}")
+    run("training.train", "--task=language_model", "--preset=lstm", f"--model_dir={tmp_path / 'lm'}",
+        "--override=train_size=20000", "--epochs=2")
+    run("serving.export", f"--model_dir={tmp_path / 'lm'}", "--name=lm", f"--export_base={base}")
     output = run("serving.demo", f"--export_base={base}", f"--port={free_port()}", f"--rest_api_port={free_port()}")
     sums = re.findall(r"= (\d\.\d+)\s+REST :predict (\d\.\d+)\s+gRPC Predict (\d\.\d+)", output)
     assert len(sums) == 3, output
@@ -30,4 +33,16 @@ def test_train_export_serve_query(tmp_path):
         assert abs(float(truth) - float(by_rest)) < 0.1, output
     classes = re.findall(r"truth (\w+)\s+gRPC Classify (\w+)", output)
     assert len(classes) == 4 and all(truth == answer for truth, answer in classes), output
+    continuations = re.findall(r"(REST greedy|gRPC sample) +'([^']*)' +-> '([^']*)'", output)
+    assert len(continuations) == 6, output
+    from training.data.grammar import agreement_grammar
+
+    grammar = agreement_grammar()
+    for _, prompt, text in continuations:
+        # Two epochs on 20,000 sentences give a perplexity within a few percent of the grammar's own (see
+        # tests/training/tasks/language_model_test.py): its continuations follow the grammar, whole sentences or,
+        # when the 40 new tokens run out first (greedy decoding can repeat "that chases a fox" forever), prefixes.
+        assert grammar.is_prefix((prompt + " " + text).split()), (prompt, text)
+    perplexities = [float(p) for p in re.findall(r"REST score .* perplexity ([\d.]+)", output)]
+    assert len(perplexities) == 2 and perplexities[0] < perplexities[1], output  # agreement beats disagreement
     assert "server stopped" in output

@@ -189,6 +189,26 @@ class PCFG:
             if not stack:
                 return words, log_prob
 
+    def is_prefix(self, words):
+        """Whether some sentence of the grammar starts with `words` (an LL(1) parse that runs out of words)."""
+        stack, position = [self.start], 0
+        while position < len(words):
+            if not stack:
+                return False
+            symbol = stack.pop()
+            if symbol not in self.rules:
+                if words[position] != symbol:
+                    return False
+                position += 1
+                continue
+            for _, rhs in self.rules[symbol]:
+                if words[position] in self._predict_set(symbol, rhs):
+                    stack.extend(reversed(rhs))
+                    break
+            else:
+                return False
+        return True
+
     def log_probability(self, words):
         """log P(sentence) by an LL(1) parse (nats); -inf when the grammar cannot produce `words`."""
         stack, position, log_prob = [self.start], 0, 0.0

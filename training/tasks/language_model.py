@@ -232,7 +232,10 @@ class LanguageModelServing(tf.Module):
     serving_default(prompt: string [batch]) -> text: string [batch] (the greedy continuation, detokenized),
         log_probs: float [batch, max_new_tokens] (each generated token's log-probability, 0 after the end),
         lengths: int32 [batch] (generated tokens, the end of sentence included when it was generated)
-    sample(prompt [batch], temperature [], top_k [] (0: off), top_p [] (1: off), seed []) -> the same
+    sample(prompt [batch], temperature [batch], top_k [batch] (0: off), top_p [batch] (1: off), seed [batch]) ->
+        the same, each row drawn with its own settings and seed: a row's text depends only on its own inputs, so
+        requests batched together by a server get what they would get alone (every input has the batch
+        dimension that TF Serving's batching needs)
     score(sentences: string [batch]) -> perplexity: float [batch], log_prob: float [batch] (nats, the end of
         sentence included), tokens: int32 [batch]
     """
@@ -260,10 +263,10 @@ class LanguageModelServing(tf.Module):
                 self._sample,
                 input_signature=[
                     tf.TensorSpec([None], tf.string, name="prompt"),
-                    tf.TensorSpec([], tf.float32, name="temperature"),
-                    tf.TensorSpec([], tf.int32, name="top_k"),
-                    tf.TensorSpec([], tf.float32, name="top_p"),
-                    tf.TensorSpec([], tf.int64, name="seed"),
+                    tf.TensorSpec([None], tf.float32, name="temperature"),
+                    tf.TensorSpec([None], tf.int32, name="top_k"),
+                    tf.TensorSpec([None], tf.float32, name="top_p"),
+                    tf.TensorSpec([None], tf.int64, name="seed"),
                 ],
             ),
             "score": tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]),

@@ -19,8 +19,9 @@ def choose_tokens(logits, step_index, method, temperature, top_k, top_p, seed):
         logits: [batch, vocab] float32, the raw scores of the step.
         step_index: int32 scalar, the loop step. It is mixed into the seed, so each step draws fresh numbers.
         method: "greedy" or "sample". The other arguments are ignored for "greedy".
-        temperature: float > 0 or a scalar tensor.   top_k: int >= 0 (0 = off) or a scalar int tensor (<= 0 = off).
-        top_p: float in (0, 1] (1 = off) or a scalar tensor (>= 1 = off).   seed: int or a scalar int tensor.
+        temperature: float > 0 or a float tensor [] or [batch].   top_k: int >= 0 (0 = off) or an int tensor [] or
+        [batch] (<= 0 = off).   top_p: float in (0, 1] (1 = off) or a tensor [] or [batch] (>= 1 = off).
+        seed: int, an int tensor [], or an int tensor [batch] (one seed per row).
 
     Returns:
         int32 [batch].
@@ -33,6 +34,10 @@ def choose_tokens(logits, step_index, method, temperature, top_k, top_p, seed):
         logits = samplers.top_k_filter(logits, top_k)
     if ops.is_tensor(top_p) or top_p < 1.0:
         logits = samplers.top_p_filter(logits, top_p)
+    if ops.is_tensor(seed) and len(seed.shape) == 1:  # one seed per row
+        seeds = ops.cast(seed, "uint32")
+        steps = ops.broadcast_to(ops.cast(step_index, "uint32"), ops.shape(seeds))
+        return samplers.sample(logits, ops.stack([seeds, steps], axis=1))
     if ops.is_tensor(seed):
         seed_word = ops.cast(ops.reshape(seed, ()), "uint32")
     else:
@@ -88,11 +93,14 @@ def generate(
         eos_id: int >= 0, the token that ends a row.
         pad_id: int >= 0, what fills the outputs after a row ends (default 0).
         method: "greedy" (default) or "sample".
-        temperature: float > 0 (default 1.0), or a float32 scalar tensor.
-        top_k: int >= 0 (default 0 = off), or an int32 scalar tensor (<= 0 = off).
-        top_p: float in (0, 1] (default 1.0 = off), or a float32 scalar tensor (>= 1 = off).
-        seed: int (default 0), or an int scalar tensor, taken modulo 2^32.
-        Tensor values for temperature, top_k, top_p and seed let an exported signature take them as inputs. Python
+        temperature: float > 0 (default 1.0), or a float32 tensor [] or [batch] (one per row).
+        top_k: int >= 0 (default 0 = off), or an int32 tensor [] or [batch] (<= 0 = off).
+        top_p: float in (0, 1] (default 1.0 = off), or a float32 tensor [] or [batch] (>= 1 = off).
+        seed: int (default 0), or an int tensor [], taken modulo 2^32; or an int tensor [batch], one seed per row:
+            then a row's draws depend only on its own seed, prompt and model, not on the other rows of the batch
+            (so a server that batches requests together gives each the tokens it would get alone).
+        Tensor values for temperature, top_k, top_p and seed let an exported signature take them as inputs; per-row
+        values let every input of the signature have a batch dimension, as TF Serving's batching requires. Python
         values are validated here. Tensor values are not.
 
     Returns:

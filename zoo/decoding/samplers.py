@@ -49,13 +49,15 @@ def apply_temperature(logits, temperature):
 
     Args:
         logits: [batch, vocab] float.
-        temperature: a float > 0, or a float tensor of shape [] or [batch, 1].
+        temperature: a float > 0, or a float tensor of shape [], [batch] or [batch, 1].
 
     Returns:
         [batch, vocab], logits / T.
     """
     if not ops.is_tensor(temperature):
         temperature = positive_float("temperature", temperature)
+    elif len(temperature.shape) == 1:
+        temperature = ops.reshape(temperature, (-1, 1))
     return logits / ops.cast(temperature, logits.dtype)
 
 
@@ -126,7 +128,7 @@ def sample(logits, seed):
     Args:
         logits: [batch, vocab] float, unnormalised log-probabilities.
         seed: a Python int, or an int tensor of shape [] or [2] (e.g. (user seed, decoding step), so that each step
-            of a loop draws fresh numbers). It is taken modulo 2^32.
+            of a loop draws fresh numbers), taken modulo 2^32; or an int tensor [batch, 2], one (seed, step) per row.
 
     Returns:
         int32 [batch].
@@ -137,10 +139,12 @@ def sample(logits, seed):
 
 
 def uniform(seed, shape):
-    """Counter-based uniform numbers in (0, 1): element (i, j) is a hash of (seed, i * columns + j).
+    """Counter-based uniform numbers in (0, 1): element (i, j) is a hash of (seed, i * columns + j), or, with one
+    seed per row, of (seed_i, j).
 
     Args:
-        seed: a Python int, or an int tensor of shape [] or [2], taken modulo 2^32.
+        seed: a Python int, or an int tensor of shape [] or [2], taken modulo 2^32; or an int tensor [rows, 2], one
+            seed per row, so that a row's numbers do not depend on the other rows or on its position in the batch.
         shape: (rows, columns), ints or int32 scalar tensors.
 
     Returns:
@@ -148,10 +152,14 @@ def uniform(seed, shape):
         The counter is 32 bits, so a draw of more than 2^32 numbers repeats itself.
     """
     rows, columns = shape
-    key = _key(seed)
-    row_ids = ops.cast(ops.arange(rows, dtype="int32"), "uint32")[:, None]
     column_ids = ops.cast(ops.arange(columns, dtype="int32"), "uint32")[None, :]
-    counter = row_ids * ops.cast(columns, "uint32") + column_ids
+    if ops.is_tensor(seed) and len(seed.shape) == 2:
+        key = _row_keys(seed)[:, None]
+        counter = column_ids
+    else:
+        key = _key(seed)
+        row_ids = ops.cast(ops.arange(rows, dtype="int32"), "uint32")[:, None]
+        counter = row_ids * ops.cast(columns, "uint32") + column_ids
     bits = _mix(ops.bitwise_xor(_mix(key + counter * _uint32(_GOLDEN)), key))
     mantissa = ops.cast(ops.right_shift(bits, _uint32(9)), "float32")
     return (mantissa + 0.5) * (2.0**-23)
@@ -210,6 +218,12 @@ def _mix(x):
     x = ops.bitwise_xor(x, ops.right_shift(x, _uint32(13)))
     x = x * _uint32(_MIX_MULTIPLIERS[1])
     return ops.bitwise_xor(x, ops.right_shift(x, _uint32(16)))
+
+
+def _row_keys(seeds):
+    """uint32 [rows] keys from per-row seeds [rows, 2], as `_key` makes one from a seed of shape [2]."""
+    words = ops.cast(seeds, "uint32")
+    return _mix(ops.bitwise_xor(_mix(ops.bitwise_xor(words[:, 0], _uint32(_SEED_SALT))), words[:, 1]))
 
 
 def _key(seed):

@@ -39,6 +39,12 @@ def test_sampled_sentences_match_the_exact_figures_and_the_parser():
         assert grammar.log_probability(words) == pytest.approx(log_prob, abs=1e-9)
     assert grammar.log_probability(["a", "dog", "sleep"]) == -math.inf  # number disagreement
     assert grammar.log_probability(["a", "dog"]) == -math.inf
+    # Prefixes: every beginning of a sentence is one; a disagreement or a word after the end is not.
+    for words, _ in sample[:200]:
+        assert all(grammar.is_prefix(words[:n]) for n in range(len(words) + 1))
+        assert not grammar.is_prefix(words + ["a"])
+    assert grammar.is_prefix(["a", "dog", "that", "chases", "a", "cat", "that"])
+    assert not grammar.is_prefix(["a", "dog", "that", "chase"])
 
 
 def test_agreement_spans_relative_clauses():

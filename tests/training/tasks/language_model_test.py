@@ -125,12 +125,16 @@ def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
             assert int(np.asarray(outputs["lengths"])[index]) == len(expected)
             np.testing.assert_allclose(np.asarray(outputs["log_probs"])[index, : len(expected)], expected_log_probs,
                                        atol=1e-4)
-    # A trained model continues a prompt grammatically: the sentences it generates have a probability.
+    # A trained model continues a prompt grammatically: a finished sentence has a probability under the grammar;
+    # one cut by max_new_tokens (greedy decoding may repeat a relative clause) is a prefix of a sentence.
     from training.data.grammar import agreement_grammar
 
     grammar = agreement_grammar()
-    for prompt, text in zip(prompts, np.asarray(greedy["text"])):
-        assert grammar.log_probability((prompt + " " + text.decode()).split()) > -math.inf, (prompt, text)
+    for prompt, text, length in zip(prompts, np.asarray(greedy["text"]), np.asarray(greedy["lengths"])):
+        words = (prompt + " " + text.decode()).split()
+        if length < config["max_new_tokens"]:
+            assert grammar.log_probability(words) > -math.inf, (prompt, text)
+        assert grammar.is_prefix(words), (prompt, text)
 
     sentences = [" ".join(line.split()) for line in corpus.lines["test"][:5]] + ["a dog sleep"]
     scored = loaded.signatures["score"](sentences=tf.constant(sentences))
@@ -148,9 +152,19 @@ def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
     grammatical = loaded.signatures["score"](sentences=tf.constant(["a dog sleeps"]))["perplexity"].numpy()[0]
     assert scored["perplexity"].numpy()[-1] > grammatical
 
-    sampled = [loaded.signatures["sample"](prompt=tf.constant(prompts), temperature=tf.constant(1.0),
-                                           top_k=tf.constant(0), top_p=tf.constant(0.9),
-                                           seed=tf.constant(seed, tf.int64))["text"].numpy()
-               for seed in (1, 1, 2)]
-    assert list(sampled[0]) == list(sampled[1])
-    assert list(sampled[0]) != list(sampled[2])
+    def sample(prompt_list, seeds, function=loaded.signatures["sample"]):
+        count = len(prompt_list)
+        return function(prompt=tf.constant(prompt_list), temperature=tf.fill([count], 1.0),
+                        top_k=tf.zeros([count], tf.int32), top_p=tf.fill([count], 0.9),
+                        seed=tf.constant(seeds, tf.int64))["text"].numpy().tolist()
+
+    first = sample(prompts, [1, 1, 1])
+    assert sample(prompts, [1, 1, 1]) == first and sample(prompts, [2, 2, 2]) != first
+    # Each row is drawn with its own seed: alone, or elsewhere in a batch, it gets the same text.
+    assert sample(prompts[::-1], [1, 1, 1])[::-1] == first
+    assert [sample([p], [1])[0] for p in prompts] == first
+    session_sampled = load_with_session(path, {"prompt": np.array(prompts, dtype=object),
+                                               "temperature": np.ones(3, "float32"), "top_k": np.zeros(3, "int32"),
+                                               "top_p": np.full(3, 0.9, "float32"), "seed": np.ones(3, "int64")},
+                                        signature="sample")
+    assert np.asarray(session_sampled["text"]).tolist() == first

@@ -259,6 +259,36 @@ def test_tensor_arguments_match_python_values():
     np.testing.assert_array_equal(off, sampled(3, top_k=0, top_p=1.0))
 
 
+def test_per_row_seeds_and_options_make_each_row_independent_of_the_batch():
+    # A server that batches requests merges rows from several callers: with one seed (and temperature, top_k, top_p)
+    # per row, each row must get exactly the tokens it gets alone, wherever it sits in the batch.
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(12, 12)).astype("float32")
+    prompt, lengths = random_prompts(rng, 6, 3, 12)
+    seeds = np.array([5, 9, 5, 11, 9, 2], "int64")
+    temperature = np.array([1.0, 0.7, 1.0, 1.3, 0.7, 1.0], "float32")
+    top_k = np.array([0, 5, 0, 3, 5, 8], "int32")
+    top_p = np.array([1.0, 0.9, 1.0, 0.8, 0.9, 0.95], "float32")
+    options = {"method": "sample", "temperature": tf.constant(temperature), "top_k": tf.constant(top_k),
+               "top_p": tf.constant(top_p), "seed": tf.constant(seeds)}
+    batch = run(Bigram(table), prompt, lengths, 8, **options)
+    for row in range(len(prompt)):
+        alone = run(Bigram(table), prompt[row : row + 1], lengths[row : row + 1], 8, method="sample",
+                    temperature=tf.constant(temperature[row : row + 1]), top_k=tf.constant(top_k[row : row + 1]),
+                    top_p=tf.constant(top_p[row : row + 1]), seed=tf.constant(seeds[row : row + 1]))
+        np.testing.assert_array_equal(batch["tokens"][row], alone["tokens"][0])
+        np.testing.assert_allclose(batch["log_probs"][row], alone["log_probs"][0], atol=1e-6)
+    reversed_rows = run(Bigram(table), prompt[::-1], lengths[::-1], 8, method="sample",
+                        **{k: tf.constant(np.asarray(v)[::-1]) for k, v in
+                           (("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("seed", seeds))})
+    np.testing.assert_array_equal(reversed_rows["tokens"], batch["tokens"][::-1])
+    # Rows with the same prompt, seed and options draw the same tokens; another seed draws others.
+    same = np.tile(prompt[:1], (40, 1)), np.tile(lengths[:1], 40)
+    drawn = run(Bigram(table), *same, 8, method="sample", seed=tf.constant(np.repeat([4, 4, 6, 7], 10)))["tokens"]
+    np.testing.assert_array_equal(drawn[0], drawn[19])
+    assert any((drawn[0] != drawn[row]).any() for row in range(20, 40))
+
+
 def test_sampling_is_the_same_eagerly_in_a_graph_and_under_xla():
     table, prompt, lengths, max_new_tokens, _ = greedy_case()
     model = Bigram(table)
