@@ -1,6 +1,5 @@
 """The forecasting task: splits and scaling without leakage, a forecast better than naive, and the export."""
 
-import io
 
 import numpy as np
 import pytest
@@ -8,17 +7,12 @@ import tensorflow as tf
 
 from serving import export
 from tests.helpers.saved_model import load_with_session
-from training import config as run_config
-from training import tasks
+from tests.training.tasks import runs
 from training.data import series
-from training.trainer import DEFAULTS
-from training.trainer import Trainer
 
 
 def make_config(preset="sunspots", **overrides):
-    task = tasks.get("forecasting")
-    config = run_config.resolve(DEFAULTS, task.presets, preset, overrides)
-    return task, {"task": task.name, "preset": preset, **config}
+    return runs.make_config("forecasting", preset, **overrides)
 
 
 def write_series(directory, count=120):
@@ -65,9 +59,7 @@ def test_series_errors_name_what_to_give(tmp_path):
 def trained(tmp_path_factory):
     task, config = make_config()
     model_dir = str(tmp_path_factory.mktemp("forecasting") / "run")
-    trainer = Trainer(task, config, model_dir, progress="lines", out=io.StringIO())
-    trainer.fit()
-    trainer.restore("best")
+    trainer = runs.train_best(task, config, model_dir)
     return task, config, model_dir, trainer
 
 

@@ -1,6 +1,5 @@
 """The labelling task: the running sum modulo K, teacher forcing for feedback labellers, and the export."""
 
-import io
 
 import numpy as np
 import pytest
@@ -8,16 +7,11 @@ import tensorflow as tf
 
 from serving import export
 from tests.helpers.saved_model import load_with_session
-from training import config as run_config
-from training import tasks
-from training.trainer import DEFAULTS
-from training.trainer import Trainer
+from tests.training.tasks import runs
 
 
 def make_config(preset="feedback", **overrides):
-    task = tasks.get("labelling")
-    config = run_config.resolve(DEFAULTS, task.presets, preset, overrides)
-    return task, {"task": task.name, "preset": preset, **config}
+    return runs.make_config("labelling", preset, **overrides)
 
 
 def test_tags_are_the_running_sum_modulo_k():
@@ -51,9 +45,7 @@ def test_feedback_labellers_train_teacher_forced_and_evaluate_on_their_own_outpu
 def trained(tmp_path_factory):
     task, config = make_config(train_size=3000, epochs=2)
     model_dir = str(tmp_path_factory.mktemp("labelling") / "run")
-    trainer = Trainer(task, config, model_dir, progress="lines", out=io.StringIO())
-    trainer.fit()
-    trainer.restore("best")
+    trainer = runs.train_best(task, config, model_dir)
     return task, config, model_dir, trainer
 
 

@@ -1,6 +1,5 @@
 """The language-model task: corpora, perplexity against the grammar's bound, and its export."""
 
-import io
 import math
 import os
 
@@ -10,16 +9,11 @@ import tensorflow as tf
 
 from serving import export
 from tests.helpers.saved_model import load_with_session
-from training import config as run_config
-from training import tasks
-from training.trainer import DEFAULTS
-from training.trainer import Trainer
+from tests.training.tasks import runs
 
 
 def make_config(preset="lstm", **overrides):
-    task = tasks.get("language_model")
-    config = run_config.resolve(DEFAULTS, task.presets, preset, overrides)
-    return task, {"task": task.name, "preset": preset, **config}
+    return runs.make_config("language_model", preset, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +21,7 @@ def trained(tmp_path_factory):
     """An LSTM LM trained for two epochs on 20,000 grammar sentences (about 40 s on 2 cores), best weights restored."""
     task, config = make_config(train_size=20000, validation_size=2000, test_size=500, epochs=2, max_new_tokens=12)
     model_dir = str(tmp_path_factory.mktemp("lm") / "run")
-    trainer = Trainer(task, config, model_dir, progress="lines", out=io.StringIO())
-    trainer.fit()
-    trainer.restore("best")
+    trainer = runs.train_best(task, config, model_dir)
     return task, config, model_dir, trainer
 
 
