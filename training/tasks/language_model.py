@@ -278,9 +278,29 @@ class LanguageModelServing(tf.Module):
         ids = tf.cast(self.token_ids.lookup(tokens), tf.int32)
         bos = tf.fill([tf.shape(strings)[0], 1], tf.constant(self.vocabulary.bos_id, tf.int32))
         ids = tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)[:, : self.max_length]
-        return ids.to_tensor(default_value=self.vocabulary.pad_id), tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(default_value=self.vocabulary.pad_id)
+        # An empty batch has no columns at all; the decoding loop reads column 0.
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
+                       constant_values=self.vocabulary.pad_id)
+        return dense, tf.cast(ids.row_lengths(), tf.int32)
 
     def _sample(self, prompt, temperature, top_k, top_p, seed):
+        checks = [
+            tf.debugging.assert_positive(temperature, message="temperature must be > 0"),
+            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1] (1: off)"),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1] (1: off)"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0: off)"),
+            tf.debugging.assert_equal(tf.shape(temperature), tf.shape(prompt),
+                                      message="temperature, top_k, top_p and seed need one value per prompt"),
+            tf.debugging.assert_equal(tf.shape(top_k), tf.shape(prompt),
+                                      message="temperature, top_k, top_p and seed need one value per prompt"),
+            tf.debugging.assert_equal(tf.shape(top_p), tf.shape(prompt),
+                                      message="temperature, top_k, top_p and seed need one value per prompt"),
+            tf.debugging.assert_equal(tf.shape(seed), tf.shape(prompt),
+                                      message="temperature, top_k, top_p and seed need one value per prompt"),
+        ]
+        with tf.control_dependencies(checks):
+            prompt = tf.identity(prompt)
         return self._generate(prompt, "sample", temperature, top_k, top_p, seed)
 
     def _generate(self, prompt, method, temperature, top_k, top_p, seed):

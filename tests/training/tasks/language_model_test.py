@@ -128,6 +128,14 @@ def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
             assert grammar.log_probability(words) > -math.inf, (prompt, text)
         assert grammar.is_prefix(words), (prompt, text)
 
+    # Edge cases: an empty batch, unknown words (<unk>), a prompt longer than max_length (cut), an empty sentence.
+    empty = loaded.signatures["serving_default"](prompt=tf.constant([], tf.string))
+    assert empty["text"].shape == (0,) and empty["log_probs"].shape == (0, config["max_new_tokens"])
+    odd = loaded.signatures["serving_default"](prompt=tf.constant(["zebra quux", " ".join(["a"] * 300)]))
+    assert odd["text"].shape == (2,) and np.all(odd["lengths"].numpy() >= 1)
+    assert loaded.signatures["score"](sentences=tf.constant([""]))["tokens"].numpy().tolist() == [1]  # the end
+    assert loaded.signatures["score"](sentences=tf.constant([], tf.string))["perplexity"].shape == (0,)
+
     sentences = [" ".join(line.split()) for line in corpus.lines["test"][:5]] + ["a dog sleep"]
     scored = loaded.signatures["score"](sentences=tf.constant(sentences))
     session_scored = load_with_session(path, {"sentences": np.array(sentences, dtype=object)}, signature="score")
@@ -155,6 +163,14 @@ def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
     # Each row is drawn with its own seed: alone, or elsewhere in a batch, it gets the same text.
     assert sample(prompts[::-1], [1, 1, 1])[::-1] == first
     assert [sample([p], [1])[0] for p in prompts] == first
+    for bad, message in (({"temperature": tf.zeros([3])}, "temperature must be > 0"),
+                         ({"top_p": tf.fill([3], 1.5)}, r"top_p must be in \(0, 1\]"),
+                         ({"top_k": tf.fill([3], -1)}, "top_k must be >= 0"),
+                         ({"seed": tf.zeros([2], tf.int64)}, "one value per prompt")):
+        arguments = {"prompt": tf.constant(prompts), "temperature": tf.ones([3]), "top_k": tf.zeros([3], tf.int32),
+                     "top_p": tf.ones([3]), "seed": tf.zeros([3], tf.int64), **bad}
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["sample"](**arguments)
     session_sampled = load_with_session(path, {"prompt": np.array(prompts, dtype=object),
                                                "temperature": np.ones(3, "float32"), "top_k": np.zeros(3, "int32"),
                                                "top_p": np.full(3, 0.9, "float32"), "seed": np.ones(3, "int64")},
