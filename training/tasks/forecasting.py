@@ -70,9 +70,6 @@ class ForecastingTask(Task):
     def split_data(self, config):
         return self.prepared(config).splits
 
-    def generate(self, config, count, rng):
-        raise NotImplementedError("the forecasting task reads its series in `prepared`")
-
     def input_features(self, config):
         return self.prepared(config).features
 

@@ -93,9 +93,6 @@ class LanguageModelTask(Task):
     def split_data(self, config):
         return self.corpus(config).splits
 
-    def generate(self, config, count, rng):
-        raise NotImplementedError("the language model task draws or reads its splits in `corpus`")
-
     def input_features(self, config):
         return None
 
@@ -248,12 +245,9 @@ class LanguageModelServing(tf.Module):
         self.vocabulary = corpus.vocabulary
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_length = int(config["max_length"])
-        # The tables read the vocabulary from a file, which the SavedModel copies under assets/.
-        self._asset_dir = tempfile.mkdtemp(prefix="vocabulary-")
-        path = os.path.join(self._asset_dir, "vocabulary.txt")
-        self.vocabulary.save(path)
-        self.token_ids = self.vocabulary.lookup_table(path)
-        self.token_strings = self.vocabulary.inverse_table(path)
+        # Saving gives the vocabulary its encode/decode tables, read from the file, which the SavedModel copies under
+        # assets/.
+        self.vocabulary.save(os.path.join(tempfile.mkdtemp(prefix="vocabulary-"), "vocabulary.txt"))
         self.functions = {
             "serving_default": tf.function(
                 lambda prompt: self._generate(prompt, "greedy", 1.0, 0, 1.0, 0),
@@ -274,10 +268,8 @@ class LanguageModelServing(tf.Module):
 
     def _ids(self, strings):
         """<bos> + the token ids of each string, cut to max_length: (ids int32 [batch, n], lengths int32 [batch])."""
-        tokens = self.tokenizer.tokenize(strings)
-        ids = tf.cast(self.token_ids.lookup(tokens), tf.int32)
-        bos = tf.fill([tf.shape(strings)[0], 1], tf.constant(self.vocabulary.bos_id, tf.int32))
-        ids = tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)[:, : self.max_length]
+        ids = tf.cast(self.vocabulary.encode(self.tokenizer.tokenize(strings), bos=True), tf.int32)
+        ids = ids[:, : self.max_length]
         dense = ids.to_tensor(default_value=self.vocabulary.pad_id)
         # An empty batch has no columns at all; the decoding loop reads column 0.
         dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
@@ -324,7 +316,7 @@ class LanguageModelServing(tf.Module):
         ended = tf.logical_and(generated > 0, tf.equal(
             tf.gather(tokens, tf.maximum(generated - 1, 0), batch_dims=1), self.vocabulary.eos_id))
         words = tf.RaggedTensor.from_tensor(tokens, lengths=generated - tf.cast(ended, tf.int32))
-        text = self.tokenizer.detokenize(self.token_strings.lookup(tf.cast(words, tf.int64)))
+        text = self.tokenizer.detokenize(self.vocabulary.decode(words))
         return {"text": text, "log_probs": tf.cast(result["log_probs"], tf.float32), "lengths": generated}
 
     def _score(self, sentences):

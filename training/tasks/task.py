@@ -31,8 +31,11 @@ SEQUENCE_TASK_DEFAULTS = {
 
 
 class Task(abc.ABC):
-    """Base class of the tasks. A subclass sets the class attributes and implements `generate`, `loss` and
-    `metrics`; everything else has a default that fits sequence-in, tensor-out problems.
+    """Base class of the tasks. A subclass sets the class attributes, implements `loss` and `metrics`, and gives its
+    data one of two ways: `generate(config, count, rng)`, returning `count` examples `(inputs, targets)` drawn with
+    `rng` (a `numpy.random.Generator`), from which the default `split_data` draws disjoint splits; or its own
+    `split_data` (data read from files, or splits that must not be de-duplicated). Everything else has a default that
+    fits sequence-in, tensor-out problems.
 
     Class attributes:
         name: the task's name on the command line.
@@ -50,10 +53,6 @@ class Task(abc.ABC):
     model_keys = ("units", "num_layers", "cell_options")
 
     # What a task supplies.
-
-    @abc.abstractmethod
-    def generate(self, config, count, rng):
-        """Returns `count` examples `(inputs, targets)` drawn with `rng` (a `numpy.random.Generator`)."""
 
     @abc.abstractmethod
     def loss(self, config, targets, predictions):
@@ -85,7 +84,7 @@ class Task(abc.ABC):
         }
 
     def split_data(self, config):
-        """{split: (inputs, targets)}, generated once per config and seed (cached)."""
+        """{split: (inputs, targets)}, drawn from `generate` once per config and seed (cached)."""
         return _cached_splits(self, json.dumps(config, sort_keys=True))
 
     def steps_per_epoch(self, config, global_batch_size):

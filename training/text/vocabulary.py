@@ -144,30 +144,25 @@ class Vocabulary(tf.Module):
     def lookup_table(self, path):
         """A new tf.string -> int64 `StaticHashTable` from the vocabulary file at `path` (which must hold exactly
         this vocabulary); unknown tokens -> `unk_id`."""
-        path = self._checked_file(path)
-        initializer = tf.lookup.TextFileInitializer(
-            path,
-            key_dtype=tf.string,
-            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            value_dtype=tf.int64,
-            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            vocab_size=self.size,
-        )
-        return tf.lookup.StaticHashTable(initializer, default_value=tf.constant(self.unk_id, tf.int64))
+        return self._file_table(path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+                                tf.lookup.TextFileIndex.LINE_NUMBER, tf.constant(self.unk_id, tf.int64))
 
     def inverse_table(self, path):
         """A new int64 -> tf.string `StaticHashTable` from the vocabulary file at `path` (which must hold exactly
         this vocabulary); ids outside [0, size) -> the unknown token."""
-        path = self._checked_file(path)
+        return self._file_table(path, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.string,
+                                tf.lookup.TextFileIndex.WHOLE_LINE, self._specials[1])
+
+    def _file_table(self, path, key_dtype, key_index, value_dtype, value_index, default_value):
         initializer = tf.lookup.TextFileInitializer(
-            path,
-            key_dtype=tf.int64,
-            key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            value_dtype=tf.string,
-            value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            self._checked_file(path),
+            key_dtype=key_dtype,
+            key_index=key_index,
+            value_dtype=value_dtype,
+            value_index=value_index,
             vocab_size=self.size,
         )
-        return tf.lookup.StaticHashTable(initializer, default_value=self._specials[1])
+        return tf.lookup.StaticHashTable(initializer, default_value=default_value)
 
     def encode(self, tokens, bos=False, eos=False):
         """Ids of tokens (unknown tokens -> `unk_id`).
