@@ -6,12 +6,21 @@ the outputs split back. A batch closes when it reaches `max_batch_size`; a worke
 takes it, or takes an open batch once `batch_timeout_micros` have passed since its first request (0: as soon as a
 worker is free, so batches grow exactly while every worker is busy). More than `max_enqueued_batches` waiting
 batches make a new request fail with UNAVAILABLE, as TF Serving's queue-full error does.
+
+A request never fails because of the requests batched with it:
+- one that leaves while queued (its caller gave up: a REST timeout, a cancelled future) or whose deadline has passed
+  when its batch starts is taken out of the batch, and nothing is ever delivered to it afterwards;
+- when a batched run fails with INVALID_ARGUMENT (one request's values broke a check of the model), the batch is
+  split in halves and each half run again, down to the offending requests alone, so that only they get the error.
+  With k offending requests in a batch of n this costs about 2 k log2(n / k) extra runs, and nothing when no run
+  fails (TF Serving fails the whole batch instead).
 """
 
 import collections
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
@@ -91,6 +100,7 @@ class Batcher:
         try:
             return future.result(timeout)
         except FutureTimeout:
+            future.cancel()  # still queued: its batch drops it
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
 
     def submit(self, servable, signature, inputs, timeout=None):
@@ -160,31 +170,56 @@ class Batcher:
                 batch = self._next_batch()
             if batch is None:
                 return
+            # A request whose caller has gone (a cancelled future) is dropped here; once running it cannot be.
+            tasks = [task for task in batch.tasks if task.future.set_running_or_notify_cancel()]
             try:
-                self._run(batch)
+                self._run(batch, tasks)
             except BaseException as error:  # noqa: BLE001 (every waiting request must get an answer)
-                for task in batch.tasks:
-                    if not task.future.done():
-                        task.future.set_exception(error)
+                for task in tasks:
+                    _settle(task.future, error=error)
 
-    def _run(self, batch):
-        target = batch.size
+    def _run(self, batch, tasks):
+        """Runs `tasks` (started, none past its deadline) as one batch and answers each; on INVALID_ARGUMENT, runs
+        each half again (see the module docstring), so only the requests that cause it get it."""
+        tasks = [task for task in tasks if _before_deadline(task)]
+        if not tasks:
+            return
+        try:
+            outputs = self._run_merged(batch, tasks)
+        except ServingError as error:
+            if error.code != "INVALID_ARGUMENT" or len(tasks) == 1:
+                for task in tasks:
+                    _settle(task.future, error=error)
+                return
+            middle = len(tasks) // 2
+            if self.metrics is not None:
+                self.metrics.record_isolation_run(batch.servable.name)
+            self._run(batch, tasks[:middle])
+            self._run(batch, tasks[middle:])
+            return
+        start = 0
+        for task in tasks:
+            _settle(task.future, result={name: value[start : start + task.size] for name, value in outputs.items()})
+            start += task.size
+
+    def _run_merged(self, batch, tasks):
+        """The outputs of `tasks` run as one batch, padded to an allowed size (padding rows cut off)."""
+        size = sum(task.size for task in tasks)
+        target = size
         for allowed in self.parameters.allowed_batch_sizes:
-            if allowed >= batch.size:
+            if allowed >= size:
                 target = allowed
                 break
-        padding = target - batch.size
-        names = sorted(batch.tasks[0].inputs)
+        padding = target - size
         merged = {}
-        for name in names:
-            parts = [task.inputs[name] for task in batch.tasks]
+        for name in sorted(tasks[0].inputs):
+            parts = [task.inputs[name] for task in tasks]
             if self.parameters.pad_variable_length_inputs:
                 parts = _pad_to_common_shape(parts)
             if padding:
-                row = parts[-1][:1]
-                parts = parts + [np.repeat(row, padding, axis=0)]
+                parts = parts + [np.repeat(parts[-1][:1], padding, axis=0)]
             merged[name] = np.concatenate(parts, axis=0)
-        deadlines = [task.deadline for task in batch.tasks]
+        deadlines = [task.deadline for task in tasks]
         timeout = None if None in deadlines else max(deadlines) - time.monotonic()
         outputs = batch.servable.predict(batch.signature, merged, (), timeout)
         if self.metrics is not None:
@@ -196,10 +231,28 @@ class Batcher:
                     f"Batched output tensor {name} has 0th dimension {value.shape[0] if value.ndim else 'none'} "
                     f"but the batch has {target} rows",
                 )
-        start = 0
-        for task in batch.tasks:
-            task.future.set_result({name: value[start : start + task.size] for name, value in outputs.items()})
-            start += task.size
+        return outputs
+
+
+def _before_deadline(task):
+    """True if the task's deadline has not passed; otherwise answers it DEADLINE_EXCEEDED and returns False."""
+    if task.deadline is not None and task.deadline <= time.monotonic():
+        _settle(task.future, error=ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded"))
+        return False
+    return True
+
+
+def _settle(future, result=None, error=None):
+    """Completes a request's future once; a future already completed is left as it is."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # completed meanwhile
+        pass
 
 
 def _pad_to_common_shape(parts):

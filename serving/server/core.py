@@ -60,8 +60,9 @@ class ServerCore:
 
     @contextlib.contextmanager
     def request(self, model_name, api_name, entrypoint):
-        """Around one request: records its count and latency under TF Serving's metric names, and turns a
-        TensorFlow error into the ServingError with its code."""
+        """Around one request: records its count and latency under TF Serving's metric names (a model the config
+        does not have is counted under the model name ""), and turns a TensorFlow error into the ServingError with
+        its code."""
         start = time.perf_counter()
         status = "OK"
         try:
@@ -77,7 +78,13 @@ class ServerCore:
             status = "INTERNAL"
             raise
         finally:
-            self.metrics.record_request(model_name or "", api_name, entrypoint, status, time.perf_counter() - start)
+            self.metrics.record_request(self._label(model_name), api_name, entrypoint, status,
+                                        time.perf_counter() - start)
+
+    def _label(self, model_name):
+        """The metrics label of a request's model: its name if the config has it, else "" (labels from whatever
+        names clients send would grow the metrics page without bound)."""
+        return model_name if self.manager is not None and model_name in self.manager.model_names() else ""
 
     def call(self, model_name, api_name, entrypoint, function):
         """Runs `function()` as one request (see `request`)."""

@@ -52,6 +52,13 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.batch_splits = prometheus_client.Counter(
+            ":seqzoo:serving:batching:split_batches",
+            "Batches run again in halves because a batched run failed with INVALID_ARGUMENT (so that only the "
+            "offending requests fail).",
+            ["model_name"],
+            registry=self.registry,
+        )
 
         self._children = {}
 
@@ -74,6 +81,9 @@ class Metrics:
     def record_batch(self, model_name, size, padding):
         self._child(self.batch_size, model_name).observe(size)
         self._child(self.padding_size, model_name).observe(padding)
+
+    def record_isolation_run(self, model_name):
+        self._child(self.batch_splits, model_name).inc()
 
     def exposition(self):
         """The text page served at the monitoring path."""
