@@ -84,7 +84,7 @@ class ServerCore:
     def _label(self, model_name):
         """The metrics label of a request's model: its name if the config has it, else "" (labels from whatever
         names clients send would grow the metrics page without bound)."""
-        return model_name if self.manager is not None and model_name in self.manager.model_names() else ""
+        return model_name if self.manager is not None and self.manager.has_model(model_name) else ""
 
     def call(self, model_name, api_name, entrypoint, function):
         """Runs `function()` as one request (see `request`)."""

@@ -59,3 +59,4 @@ def invalid_argument(message):
 
 def not_found(message):
     return ServingError("NOT_FOUND", message)
+

@@ -2,6 +2,7 @@
 standard grpc.health.v1 service."""
 
 import logging
+import os
 
 import grpc
 from grpc_health.v1 import health
@@ -14,6 +15,8 @@ from tensorflow_serving.apis import status_pb2
 
 from serving.server import api
 from serving.server.errors import ServingError
+from serving.server.errors import invalid_argument
+from serving.server.model_manager import resolve_base_path
 
 log = logging.getLogger("serving.server")
 
@@ -69,9 +72,44 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                         lambda: api.model_metadata(self._servable(request), request))
 
 
+class ReloadPolicy:
+    """Whether clients may change the served models with HandleReloadConfigRequest, and from where.
+
+    Off by default: the RPC replaces every model the server serves, from paths the client names. When `enabled`, a
+    model's base path (resolved as the manager resolves it, links followed) must lie inside `allowed_root`
+    (None: any local path).
+    """
+
+    def __init__(self, enabled=False, allowed_root=None, config_dir=None):
+        self.enabled = enabled
+        self.allowed_root = os.path.realpath(allowed_root) if allowed_root else None
+        self.config_dir = config_dir
+
+    def check(self, config):
+        if not self.enabled:
+            raise ServingError(
+                "PERMISSION_DENIED",
+                "HandleReloadConfigRequest is turned off on this server (start it with --enable_reload_config_rpc "
+                "to let clients change the served models)",
+            )
+        for model in config.model_config_list.config:
+            if "://" in model.base_path:
+                raise invalid_argument(f"Model {model.name}: this server loads models from local paths only")
+            if self.allowed_root is None:
+                continue
+            path = os.path.realpath(resolve_base_path(model.base_path, self.config_dir) or ".")
+            if os.path.commonpath([self.allowed_root, path]) != self.allowed_root:
+                raise ServingError(
+                    "PERMISSION_DENIED",
+                    f"Model {model.name}: its base_path is outside the directory this server may load models from "
+                    "(--reload_config_allowed_root)",
+                )
+
+
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core):
+    def __init__(self, core, reload_policy=None):
         self.core = core
+        self.reload_policy = reload_policy or ReloadPolicy()
 
     def GetModelStatus(self, request, context):
         return _guarded(self.core, context, request.model_spec.name, "GetModelStatus",
@@ -79,16 +117,20 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request, context):
         def reload():
-            self.core.manager.reload(request.config)
+            self.reload_policy.check(request.config)
+            # TF Serving waits for the models the config adds and answers UNKNOWN if one did not become available;
+            # the client's deadline bounds the wait.
+            self.core.manager.reload(request.config, timeout=_deadline(context))
             return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto(error_code=0))
 
         return _guarded(self.core, context, "", "HandleReloadConfigRequest", reload)
 
 
-def add_services(server, core, health_check=False):
-    """Registers the services on a `grpc.Server`; with `health_check`, grpc.health.v1 reports them SERVING."""
+def add_services(server, core, health_check=False, reload_policy=None):
+    """Registers the services on a `grpc.Server`; with `health_check`, grpc.health.v1 reports them SERVING;
+    `reload_policy` (a ReloadPolicy) says whether HandleReloadConfigRequest may change the models (default: no)."""
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, reload_policy), server)
     if health_check:
         servicer = health.HealthServicer()
         for name in ("", "ModelService", "PredictionService", "tensorflow.serving.ModelService",

@@ -11,12 +11,14 @@ import base64
 import binascii
 import json
 import math
+import re
 
 import numpy as np
 from tensorflow.core.example import example_pb2
 from tensorflow.core.example import feature_pb2
 from tensorflow.core.framework import types_pb2
 
+from serving.server import json_scan
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
 
@@ -70,28 +72,76 @@ def type_name(dtype):
 
 
 _DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, the only kind rapidjson skips
+_MESSAGE_VALUE_CHARS = 200  # how much of a client's value an error message quotes
+
+MAX_RANK = 64  # NumPy's limit on dimensions (TensorFlow allows 254)
+# The deepest JSON a request needs: the body's object, `instances` or `inputs` (or a named-input object), a tensor
+# of MAX_RANK nested lists, a {"b64": ...} leaf.
+MAX_DEPTH = 2 + MAX_RANK + 1
+DEFAULT_MAX_VALUES = 1 << 22
+SCAN_ABOVE_BYTES = 1 << 16  # smaller bodies cannot cost much: they are parsed without being scanned first
 
 
-def parse_json(body):
-    """The request body as a JSON value; bytes after the first top-level value are ignored, as rapidjson does."""
-    text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
-    stripped = text.lstrip()
-    if not stripped:
+def parse_json(body, max_values=DEFAULT_MAX_VALUES, max_depth=MAX_DEPTH):
+    """The request body (bytes-like) as a JSON value, as TF Serving's rapidjson reads it: `NaN`, `Inf`, `Infinity`
+    (and their negatives) are numbers, and bytes after the first top-level value are ignored.
+
+    A body larger than SCAN_ABOVE_BYTES is first measured on its bytes (`json_scan.scan`): more than `max_values`
+    values and keys, or nesting deeper than `max_depth`, is refused before any Python object is built, which bounds
+    the memory a request can take (serving/README.md states it). Bytes that are not UTF-8 are kept as they are in
+    string values (decoded with surrogateescape, encoded back by `_leaf`), as rapidjson, which does not validate
+    UTF-8, passes them to the model.
+    """
+    extent = None
+    if len(body) > SCAN_ABOVE_BYTES or b"Inf" in body or b"-NaN" in body:
+        extent = json_scan.scan(body)
+        if extent.depth > max_depth:
+            raise invalid_argument(
+                f"JSON Parse error: the document nests {extent.depth} levels deep, deeper than the {max_depth} a "
+                f"request may use (a tensor has at most {MAX_RANK} dimensions)"
+            )
+        if extent.values > max_values:
+            raise invalid_argument(
+                f"JSON Parse error: the document has up to {extent.values} values and keys, more than the "
+                f"{max_values} a request may have (--rest_api_max_json_values); send large tensors over gRPC"
+            )
+        body = json_scan.spell_non_finite(body, extent.letters)
+    text = body.decode("utf-8", errors="surrogateescape")
+    start = _WHITESPACE.match(text).end()
+    if start == len(text):
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        value, _ = _DECODER.raw_decode(stripped)
+        value, _ = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as error:
-        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos + len(text) - len(stripped)}")
+        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
     except RecursionError:
-        raise invalid_argument("JSON Parse error: the document nests too deeply")
+        raise invalid_argument("JSON Parse error: the document nests too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise invalid_argument("JSON Parse error: Number too big to be stored in double.") from None
     return value
 
 
+def shorten(text):
+    """`text`, cut to about _MESSAGE_VALUE_CHARS characters for an error message."""
+    if len(text) <= _MESSAGE_VALUE_CHARS:
+        return text
+    return text[:_MESSAGE_VALUE_CHARS] + f"... ({len(text)} characters)"
+
+
 def _json_text(value):
+    """The JSON text of a client's value for an error message: at most about _MESSAGE_VALUE_CHARS characters,
+    however large the value (it is encoded lazily and cut)."""
+    pieces, size = [], 0
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=True)
+        for piece in json.JSONEncoder(separators=(",", ":"), allow_nan=True).iterencode(value):
+            pieces.append(piece)
+            size += len(piece)
+            if size > _MESSAGE_VALUE_CHARS:
+                return "".join(pieces)[:_MESSAGE_VALUE_CHARS] + "..."
     except (TypeError, ValueError, RecursionError):
-        return str(value)
+        return shorten(str(value))
+    return "".join(pieces)
 
 
 def _json_type(value):
@@ -125,6 +175,8 @@ def _leaf(value, dtype):
     if dtype in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(value, dtype)
+        if isinstance(value, int) and abs(value) >= 2**1024:  # rapidjson's limit on a number
+            raise invalid_argument("JSON Parse error: Number too big to be stored in double.")
         return float(value)
     if dtype in _INT_RANGES:
         low, high = _INT_RANGES[dtype]
@@ -137,12 +189,17 @@ def _leaf(value, dtype):
         return value
     if dtype == types_pb2.DT_STRING:
         if isinstance(value, str):
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8", errors="surrogateescape")  # bytes that were not UTF-8 come back as sent
+            except UnicodeEncodeError:
+                raise invalid_argument(
+                    f"JSON Value: {_json_text(value)} holds a lone UTF-16 surrogate escape, which is not a character"
+                ) from None
         if _is_b64(value):
             try:
                 return base64.b64decode(value["b64"], validate=True)
             except (binascii.Error, ValueError):
-                raise invalid_argument(f"Unable to base64 decode: {value['b64']}") from None
+                raise invalid_argument(f"Unable to base64 decode: {shorten(value['b64'])}") from None
         raise _type_error(value, dtype)
     raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {_json_text(value)} to type: {type_name(dtype)}")
 
@@ -194,6 +251,8 @@ def _walk(value, dtype):
             break
         probe = probe[0]
     rank = len(shape)
+    if rank > MAX_RANK:
+        raise invalid_argument(f"JSON value nests lists {rank} deep: a tensor has at most {MAX_RANK} dimensions")
     flat = []
 
     def visit(node, level):
@@ -291,7 +350,8 @@ def _row_format(instances, input_dtypes, booleans):
                 raise invalid_argument(f"Expecting object but got value at item {index} of input list")
             for key in item:
                 if key not in input_dtypes:
-                    raise _wrapped(index, None, invalid_argument(f"JSON object: does not have named input: {key}"))
+                    raise _wrapped(index, None,
+                                   invalid_argument(f"JSON object: does not have named input: {shorten(key)}"))
             if sorted(item) != names:
                 raise _wrapped(
                     index,
@@ -317,6 +377,12 @@ def _row_format(instances, input_dtypes, booleans):
             except ServingError as error:
                 raise _wrapped(index, name if named else None, error) from None
             columns[name].append(tensor)
+    for name, tensors in columns.items():
+        if tensors[0].ndim >= MAX_RANK:
+            raise invalid_argument(
+                f"The instances of input {name} have {tensors[0].ndim} dimensions: with the batch dimension, more "
+                f"than the {MAX_RANK} a tensor may have"
+            )
     return {name: np.stack(tensors) for name, tensors in columns.items()}
 
 
@@ -443,7 +509,9 @@ def _feature(name, values):
     kind = None
     for value in values:
         if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64(value)):
-            raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+            raise invalid_argument(
+                f"Feature: {shorten(name)} has element with unexpected JSON type: {_json_type(value)}"
+            )
         if isinstance(value, str) or _is_b64(value):
             this = "bytes"
         elif isinstance(value, float):
@@ -452,7 +520,7 @@ def _feature(name, values):
             this = "int64"
         kind = kind or this
         if this != kind:
-            raise invalid_argument(f"Unexpected element type in feature: {name} expecting type: {kind}")
+            raise invalid_argument(f"Unexpected element type in feature: {shorten(name)} expecting type: {kind}")
         if kind == "bytes":
             feature.bytes_list.value.append(_leaf(value, types_pb2.DT_STRING))
         elif kind == "float":
@@ -460,9 +528,9 @@ def _feature(name, values):
         else:
             number = int(value)
             if number > 2**63 - 1:
-                raise invalid_argument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+                raise invalid_argument(f"Feature: {shorten(name)} has uint64_t element. Only int64_t is supported.")
             if number < -(2**63):
-                raise invalid_argument(f"Feature: {name} has element with unexpected JSON type: Number")
+                raise invalid_argument(f"Feature: {shorten(name)} has element with unexpected JSON type: Number")
             feature.int64_list.value.append(number)
     return feature
 
@@ -472,7 +540,11 @@ def _example(value):
         raise invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
     example = example_pb2.Example()
     for name, values in value.items():
-        example.features.feature[name].CopyFrom(_feature(name, values))
+        try:
+            entry = example.features.feature[name]
+        except (UnicodeError, ValueError):
+            raise invalid_argument(f"Feature name {_json_text(name)} is not valid UTF-8") from None
+        entry.CopyFrom(_feature(name, values))
     return example
 
 

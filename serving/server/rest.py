@@ -10,9 +10,11 @@ to another thread, and its model run carries the request deadline as its RunOpti
 loop instead waits for the batch without blocking, so that one loop can put many requests into the same batch.
 """
 
+import asyncio
 import json
 import logging
 import re
+import threading
 import zlib
 from urllib.parse import unquote
 
@@ -34,16 +36,82 @@ _POST = re.compile(
 )
 _GET = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
                   re.IGNORECASE)
-_GZIP_LIMIT = 100 * 1024 * 1024  # TF Serving's limit on a decompressed body
+_GZIP_LIMIT = 100 * 1024 * 1024  # TF Serving's limit on a decompressed body (ours is also the body limit)
+_CLOSE = [(b"connection", b"close")]
 _API_NAMES = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 
 
 class RestOptions:
-    def __init__(self, timeout_seconds=30.0, max_body_bytes=64 * 1024 * 1024, monitoring_path=None, enable_cors=False):
+    """The REST front end's limits (the server's flags give their defaults and meaning)."""
+
+    def __init__(self, timeout_seconds=30.0, max_body_bytes=64 * 1024 * 1024, monitoring_path=None, enable_cors=False,
+                 body_timeout_seconds=60.0, max_json_values=json_tensor.DEFAULT_MAX_VALUES,
+                 max_inflight_body_bytes=None):
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
         self.monitoring_path = monitoring_path
         self.enable_cors = enable_cors
+        self.body_timeout_seconds = body_timeout_seconds
+        self.max_json_values = max_json_values
+        self.max_inflight_body_bytes = max_inflight_body_bytes or 4 * max_body_bytes
+
+
+SMALL_BODY_BYTES = 1 << 16  # bodies up to this size are always accepted: the in-flight budget counts larger ones
+
+
+class _BodyBudget:
+    """The bytes of request bodies (larger than SMALL_BODY_BYTES) being received or parsed, across every REST loop,
+    against a limit: without it, slow clients each sending a body near the size limit could hold any amount of
+    memory."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size):
+        with self._lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
+
+    def give(self, size):
+        with self._lock:
+            self.used -= size
+
+
+class _Body:
+    """A request body and its share of the in-flight budget, given back (`done`) once the body is parsed."""
+
+    __slots__ = ("data", "_budget", "_reserved")
+
+    def __init__(self, budget):
+        self.data = b""
+        self._budget = budget
+        self._reserved = 0
+
+    def reserve(self, size, error):
+        """Counts the body as `size` bytes (when large); raises `error` if the budget has no room."""
+        extra = size - self._reserved if size > SMALL_BODY_BYTES else 0
+        if extra > 0:
+            if not self._budget.take(extra):
+                raise error
+            self._reserved += extra
+
+    def done(self):
+        self.data = b""
+        if self._reserved:
+            self._budget.give(self._reserved)
+            self._reserved = 0
+
+
+def _body_error(code, message, http_status=None):
+    """An error raised while a body is still arriving: the answer closes the connection (what is left of the body
+    would otherwise be read as the next request)."""
+    error = ServingError(code, message, http_status=http_status)
+    error.close_connection = True
+    return error
 
 
 _JSON = b"application/json"
@@ -62,6 +130,7 @@ class RestApp:
     def __init__(self, core, options=None):
         self.core = core
         self.options = options or RestOptions()
+        self._budget = _BodyBudget(self.options.max_inflight_body_bytes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -97,46 +166,77 @@ class RestApp:
             if not re.match(r"https?://", origin):
                 return 400, _JSON, json_tensor.error_body("Origin header is missing in CORS preflight"), []
             return 200, _JSON, b"", _PREFLIGHT_HEADERS if self.options.enable_cors else []
+        body = _Body(self._budget)
         try:
-            body = await self._body(headers, receive) if method == "POST" else b""
+            if method == "POST":
+                await self._receive_body(headers, receive, body)
             return 200, _JSON, await self._dispatch(method, path, body), cors
         except ServingError as error:
-            return error.http_status, _JSON, json_tensor.error_body(error.message), cors
+            close = _CLOSE if getattr(error, "close_connection", False) else []
+            return error.http_status, _JSON, json_tensor.error_body(error.message), cors + close
         except Exception:  # noqa: BLE001 (a request never takes the server down, nor shows it a traceback)
             log.exception("unexpected error serving %s %s", method, path)
             return 500, _JSON, json_tensor.error_body("Internal error"), cors
+        finally:
+            body.done()
 
-    async def _body(self, headers, receive):
+    async def _receive_body(self, headers, receive, body):
+        """Reads the request body into `body`: within the size limit, the in-flight budget and the body timeout
+        (counted from the headers' arrival); a gzip body is inflated, within the same limit."""
         limit = self.options.max_body_bytes
-        too_large = ServingError(
-            "RESOURCE_EXHAUSTED", f"Request body is larger than the limit of {limit} bytes", http_status=413
-        )
+        too_large = _body_error("RESOURCE_EXHAUSTED", f"Request body is larger than the limit of {limit} bytes",
+                                http_status=413)
+        busy = _body_error("UNAVAILABLE", "The server is receiving as many request bytes as it may hold at once; "
+                                          "try again later")
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ServingError("CANCELLED", "The client closed the connection")
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
+        if declared is not None and declared.isdigit():
+            if len(declared) > 20 or int(declared) > limit:
                 raise too_large
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            body.reserve(int(declared), busy)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        expired = []
+
+        def expire():
+            expired.append(True)
+            task.cancel()
+
+        timer = loop.call_later(self.options.body_timeout_seconds, expire)
+        data = bytearray()
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ServingError("CANCELLED", "The client closed the connection")
+                data += message.get("body", b"")
+                if len(data) > limit:
+                    raise too_large
+                body.reserve(len(data), busy)
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            raise _body_error(
+                "DEADLINE_EXCEEDED",
+                f"The request body did not arrive within {self.options.body_timeout_seconds:g} s of its headers",
+                http_status=408,
+            ) from None
+        finally:
+            timer.cancel()
         if headers.get(b"content-encoding", b"").lower() == b"gzip":
+            inflate_limit = min(limit, _GZIP_LIMIT)
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             try:
-                body = inflater.decompress(body, _GZIP_LIMIT + 1)
+                data = inflater.decompress(data, inflate_limit + 1)
             except zlib.error as error:
                 raise invalid_argument(f"Failed to decompress the gzip request body: {error}") from None
-            if len(body) > _GZIP_LIMIT or inflater.unconsumed_tail:
-                raise ServingError("RESOURCE_EXHAUSTED", "The decompressed request body exceeds 100 MiB",
+            if len(data) > inflate_limit or inflater.unconsumed_tail:
+                raise ServingError("RESOURCE_EXHAUSTED",
+                                   f"The decompressed request body is larger than the limit of {inflate_limit} bytes",
                                    http_status=413)
-        return body
+            body.reserve(len(data), busy)
+        body.data = data
 
     async def _dispatch(self, method, path, body):
         malformed = invalid_argument(f"Malformed request: {method} {path}")
@@ -170,7 +270,7 @@ class RestApp:
     # The handlers.
 
     async def _predict(self, model, version, label, body):
-        document = json_tensor.parse_json(body)
+        document = json_tensor.parse_json(body.data, self.options.max_json_values)
         signature_name = json_tensor.predict_signature_name(document)
         servable = self.core.manager.servable(model, version, label)
         signature = servable.signature(signature_name)
@@ -180,17 +280,21 @@ class RestApp:
             )
         if not signature.inputs:
             raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        booleans = b"true" in body or b"false" in body
+        booleans = b"true" in body.data or b"false" in body.data
         inputs, row_format = json_tensor.predict_inputs(document, servable.input_dtypes(signature_name), booleans)
+        del document
+        body.done()  # the tensors are made: the body and its parse need not outlive the run
         outputs = await self.core.run_predict_async(
             servable, signature_name or DEFAULT_SIGNATURE, inputs, timeout=self.options.timeout_seconds
         )
         return json_tensor.predict_response(outputs, row_format)
 
     def _examples(self, model, version, label, body):
-        document = json_tensor.parse_json(body)
+        document = json_tensor.parse_json(body.data, self.options.max_json_values)
         signature_name = json_tensor.predict_signature_name(document)
         examples, context = json_tensor.examples_from_json(document)
+        del document
+        body.done()
         prefix = context.SerializeToString() if context is not None else b""
         serialized = [prefix + example.SerializeToString() for example in examples]
         return self.core.manager.servable(model, version, label), signature_name, serialized
@@ -232,7 +336,6 @@ class RestApp:
 def _version(text):
     if text is None:
         return None
-    value = int(text)
-    if value > 2**63 - 1:
-        raise invalid_argument(f"Failed to convert version: {text} to numeric.")
-    return value
+    if len(text) > 19 or int(text) > 2**63 - 1:  # (the length first: Python refuses to read 4,300+ digits)
+        raise invalid_argument(f"Failed to convert version: {json_tensor.shorten(text)} to numeric.")
+    return int(text)

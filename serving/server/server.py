@@ -14,9 +14,14 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from serving.server import config_files
 from serving.server.batching import Batcher
+from serving.server.connections import ConnectionGuard
+from serving.server.connections import default_max_connections
 from serving.server.core import ServerCore
 from serving.server.core import warmup
+from serving.server.grpc_service import ReloadPolicy
 from serving.server.grpc_service import add_services
+from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES
+from serving.server.log_limits import limit_server_logs
 from serving.server.metrics import Metrics
 from serving.server.model_manager import ModelManager
 from serving.server.rest import RestApp
@@ -26,6 +31,14 @@ log = logging.getLogger("serving.server")
 
 _GRPC_MAX_MESSAGE = 2**31 - 1  # TF Serving's server allows INT32_MAX bytes
 _MAX_DEFAULT_GRPC_THREADS = 256
+_POSITIVE = (
+    "grpc_max_threads", "rest_api_num_threads", "rest_api_max_body_bytes", "rest_api_max_connections",
+    "rest_api_idle_timeout_in_ms", "rest_api_header_timeout_in_ms", "rest_api_body_timeout_in_ms",
+    "rest_api_max_inflight_body_bytes", "rest_api_max_json_values", "grpc_max_connections",
+    "grpc_max_concurrent_streams", "grpc_max_concurrent_rpcs", "grpc_max_receive_message_bytes",
+    "grpc_max_connection_idle_ms", "grpc_max_connection_age_ms", "grpc_max_connection_age_grace_ms",
+    "grpc_keepalive_min_ping_interval_ms",
+)
 
 
 class ServerOptions:
@@ -48,7 +61,25 @@ class ServerOptions:
         self.rest_api_num_threads = 4 * cpus
         self.rest_api_max_body_bytes = 64 * 1024 * 1024
         self.rest_api_enable_cors_support = False
+        self.rest_api_max_connections = None  # connections.default_max_connections()
+        self.rest_api_idle_timeout_in_ms = 30000
+        self.rest_api_header_timeout_in_ms = 10000
+        self.rest_api_body_timeout_in_ms = 60000
+        self.rest_api_max_inflight_body_bytes = None  # 4 x rest_api_max_body_bytes
+        self.rest_api_max_json_values = DEFAULT_MAX_JSON_VALUES
         self.grpc_max_threads = None  # 4 x CPUs; with batching, enough for a full batch (see grpc_threads)
+        self.grpc_max_connections = None  # connections.default_max_connections()
+        self.grpc_max_concurrent_streams = 100
+        self.grpc_max_concurrent_rpcs = 256
+        self.grpc_max_receive_message_bytes = 64 * 1024 * 1024
+        self.grpc_max_connection_idle_ms = 300_000
+        self.grpc_max_connection_age_ms = 3_600_000
+        self.grpc_max_connection_age_grace_ms = 60_000
+        self.grpc_keepalive_min_ping_interval_ms = 300_000
+        self.grpc_channel_arguments = ""
+        self.num_load_threads = 4
+        self.enable_reload_config_rpc = False
+        self.reload_config_allowed_root = None  # the config file's directory, or the parent of model_base_path
         self.max_num_load_retries = 5
         self.load_retry_interval_micros = 60 * 1000 * 1000
         self.enable_model_warmup = True
@@ -68,11 +99,35 @@ class ServerOptions:
             raise ValueError("--batching_parameters_file needs --enable_batching")
         if self.rest_api_port and self.rest_api_port == self.port:
             raise ValueError(f"--rest_api_port must differ from --port (both are {self.port})")
-        for name in ("grpc_max_threads", "rest_api_num_threads"):
+        if self.num_load_threads < 0:
+            raise ValueError(f"--num_load_threads must be 0 or more, got {self.num_load_threads}")
+        for name in _POSITIVE:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        if self.rest_api_max_body_bytes < 1:
-            raise ValueError(f"--rest_api_max_body_bytes must be positive, got {self.rest_api_max_body_bytes}")
+        self.grpc_options()  # checks --grpc_channel_arguments
+
+    def grpc_options(self):
+        """gRPC core's channel arguments for the server: its limits, then --grpc_channel_arguments (k=v,...), which
+        may override any of them, as in TF Serving."""
+        options = {
+            "grpc.max_receive_message_length": self.grpc_max_receive_message_bytes,
+            "grpc.max_send_message_length": _GRPC_MAX_MESSAGE,
+            "grpc.max_allowed_incoming_connections": self.grpc_max_connections or default_max_connections(),
+            "grpc.max_concurrent_streams": self.grpc_max_concurrent_streams,
+            "grpc.max_connection_idle_ms": self.grpc_max_connection_idle_ms,
+            "grpc.max_connection_age_ms": self.grpc_max_connection_age_ms,
+            "grpc.max_connection_age_grace_ms": self.grpc_max_connection_age_grace_ms,
+            "grpc.http2.min_ping_interval_without_data_ms": self.grpc_keepalive_min_ping_interval_ms,
+            "grpc.http2.max_ping_strikes": 2,
+            "grpc.keepalive_permit_without_calls": 0,
+        }
+        for item in filter(None, (part.strip() for part in self.grpc_channel_arguments.split(","))):
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(f"--grpc_channel_arguments takes key=value pairs separated by commas, got {item!r}")
+            value = value.strip()
+            options[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        return list(options.items())
 
     def grpc_threads(self, max_batch_size=None):
         """The gRPC thread pool's size: --grpc_max_threads, else TF Serving's 4 x CPUs, raised with batching to the
@@ -106,6 +161,7 @@ class ModelServer:
 
     def __init__(self, options):
         self.options = options
+        limit_server_logs()
         self.metrics = Metrics()
         batcher = None
         if options.enable_batching:
@@ -131,6 +187,13 @@ class ModelServer:
             load_retry_seconds=options.load_retry_interval_micros / 1e6,
             warmup=replay,
             allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
+            num_load_threads=options.num_load_threads,
+        )
+        self.reload_policy = ReloadPolicy(
+            enabled=options.enable_reload_config_rpc,
+            allowed_root=options.reload_config_allowed_root or config_dir
+            or os.path.dirname(os.path.abspath(options.model_base_path)),
+            config_dir=config_dir,
         )
         monitoring_path = (
             config_files.read_monitoring_config(options.monitoring_config_file)
@@ -144,7 +207,15 @@ class ModelServer:
                 max_body_bytes=options.rest_api_max_body_bytes,
                 monitoring_path=monitoring_path,
                 enable_cors=options.rest_api_enable_cors_support,
+                body_timeout_seconds=options.rest_api_body_timeout_in_ms / 1000.0,
+                max_json_values=options.rest_api_max_json_values,
+                max_inflight_body_bytes=options.rest_api_max_inflight_body_bytes,
             ),
+        )
+        self.connections = ConnectionGuard(
+            options.rest_api_max_connections or default_max_connections(),
+            idle_timeout=options.rest_api_idle_timeout_in_ms / 1000.0,
+            header_timeout=options.rest_api_header_timeout_in_ms / 1000.0,
         )
         self.grpc_port = None
         self.rest_port = None
@@ -158,10 +229,11 @@ class ModelServer:
         max_batch = self.core.batcher.parameters.max_batch_size if self.core.batcher is not None else None
         self._grpc = grpc.server(
             ThreadPoolExecutor(max_workers=self.options.grpc_threads(max_batch), thread_name_prefix="grpc"),
-            options=[("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
-                     ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE)],
+            options=self.options.grpc_options(),
+            maximum_concurrent_rpcs=self.options.grpc_max_concurrent_rpcs,
         )
-        add_services(self._grpc, self.core, health_check=self.options.enable_grpc_healthcheck_service)
+        add_services(self._grpc, self.core, health_check=self.options.enable_grpc_healthcheck_service,
+                     reload_policy=self.reload_policy)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.options.host}:{self.options.port}")
         if self.grpc_port == 0:
             raise OSError(f"could not bind the gRPC port {self.options.host}:{self.options.port}")
@@ -201,9 +273,12 @@ class ModelServer:
         for index, sock in enumerate(sockets):
             config = uvicorn.Config(
                 self.rest_app,
+                http=self.connections.protocol_class(),
+                ws="none",
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                timeout_keep_alive=self.connections.idle_timeout + 60,  # a backstop: the guard closes idle ones
                 timeout_graceful_shutdown=5,
                 server_header=False,
             )

@@ -1,6 +1,8 @@
 """The gRPC API with the official stubs (tf_serving_api.md §2): Predict, Classify, Regress, MultiInference,
 metadata, status, config reload, health, and TF Serving's status codes and messages."""
 
+import os
+
 import grpc
 import numpy as np
 import pytest
@@ -22,7 +24,8 @@ from tests.serving.server.conftest import make_server
 
 @pytest.fixture(scope="module")
 def stubs(model_base):
-    server = make_server(model_name="half", model_base_path=model_base, enable_grpc_healthcheck_service=True).start()
+    server = make_server(model_name="half", model_base_path=model_base, enable_grpc_healthcheck_service=True,
+                         enable_reload_config_rpc=True).start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel),
            model_service_pb2_grpc.ModelServiceStub(channel), health_pb2_grpc.HealthStub(channel))
@@ -151,3 +154,72 @@ def test_metadata_status_reload_and_health(stubs, model_base):
     for service in ("", "tensorflow.serving.PredictionService"):
         answer = health.Check(health_pb2.HealthCheckRequest(service=service))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_reload_rpc_is_off_by_default_and_kept_inside_its_root(model_base, tmp_path):
+    # The RPC replaces every served model from paths the client names: off unless the server is started with
+    # --enable_reload_config_rpc, and then base paths must lie inside the allowed root (by default the directory
+    # of the config file, or of the model's base path). Messages name no server path.
+    from tests.serving.testdata import half_plus_two
+
+    outside = half_plus_two.build_versions(str(tmp_path / "elsewhere" / "other"), [1])
+    request = model_management_pb2.ReloadConfigRequest()
+    request.config.model_config_list.config.add(name="half", base_path=model_base)
+    for enabled, expected, message in [
+        (False, grpc.StatusCode.PERMISSION_DENIED, "HandleReloadConfigRequest is turned off on this server"),
+        (True, grpc.StatusCode.PERMISSION_DENIED, "Model other: its base_path is outside the directory this server"),
+    ]:
+        server = make_server(model_name="half", model_base_path=model_base, enable_reload_config_rpc=enabled).start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                stub = model_service_pb2_grpc.ModelServiceStub(channel)
+                attempt = model_management_pb2.ReloadConfigRequest()
+                attempt.CopyFrom(request)
+                attempt.config.model_config_list.config.add(name="other", base_path=outside)
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.HandleReloadConfigRequest(attempt, timeout=60)
+                assert raised.value.code() == expected and message in raised.value.details()
+                assert str(tmp_path) not in raised.value.details()
+                assert server.core.manager.model_names() == ["half"]  # nothing changed
+                if enabled:  # inside the root, the same request is served; a symbolic link cannot lead out of it
+                    assert stub.HandleReloadConfigRequest(request, timeout=60).status.error_code == 0
+                    os.symlink(outside, os.path.join(os.path.dirname(model_base), "link"))
+                    attempt.config.model_config_list.config[1].base_path = os.path.join(os.path.dirname(model_base),
+                                                                                        "link")
+                    with pytest.raises(grpc.RpcError) as raised:
+                        stub.HandleReloadConfigRequest(attempt, timeout=60)
+                    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        finally:
+            server.stop()
+    server = make_server(model_name="half", model_base_path=model_base, enable_reload_config_rpc=True,
+                         reload_config_allowed_root="/").start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = model_service_pb2_grpc.ModelServiceStub(channel)
+            request.config.model_config_list.config.add(name="other", base_path=outside)
+            assert stub.HandleReloadConfigRequest(request, timeout=60).status.error_code == 0
+        assert server.core.manager.model_names() == ["half", "other"]
+    finally:
+        server.stop()
+
+
+def test_reload_answers_unknown_when_a_model_it_adds_fails_to_load(model_base, tmp_path):
+    # TF Serving's ServerCore::ReloadConfig waits for the models a config adds and reports those that did not
+    # become available (code UNKNOWN); the version's error names no server path.
+    broken = tmp_path / "broken" / "1"
+    broken.mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    server = make_server(model_name="half", model_base_path=model_base, enable_reload_config_rpc=True,
+                         reload_config_allowed_root="/").start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            request = model_management_pb2.ReloadConfigRequest()
+            request.config.model_config_list.config.add(name="half", base_path=model_base)
+            request.config.model_config_list.config.add(name="broken", base_path=str(tmp_path / "broken"))
+            with pytest.raises(grpc.RpcError) as raised:
+                model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+    finally:
+        server.stop()
+    assert raised.value.code() == grpc.StatusCode.UNKNOWN
+    assert "1 model(s) did not become available: {{{name: broken version: 1} due to error:" in raised.value.details()
+    assert str(tmp_path) not in raised.value.details() and "Error:" not in raised.value.details()

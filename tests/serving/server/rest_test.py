@@ -126,9 +126,13 @@ def test_bad_predict_bodies(client, body, status, message):
 def test_oversized_and_compressed_bodies(client):
     error(client.post("/v1/models/half:predict", content=b'{"instances": [' + b"1.0," * 2000 + b"1.0]}"), 413,
           "Request body is larger than the limit of 4096 bytes")
-    packed = gzip.compress(json.dumps({"instances": [1.0] * 2000}).encode())  # 14 kB inflated, 100 bytes sent
+    packed = gzip.compress(json.dumps({"instances": [1.0] * 500}).encode())  # 3.5 kB inflated, 50 bytes sent
     response = client.post("/v1/models/half:predict", content=packed, headers={"Content-Encoding": "gzip"})
-    assert response.status_code == 200 and len(response.json()["predictions"]) == 2000
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 500
+    # The inflated body is held to the same limit (TF Serving's is 100 MiB, whatever its body limit).
+    bomb = gzip.compress(json.dumps({"instances": [1.0] * 2000}).encode())  # 14 kB inflated, 100 bytes sent
+    error(client.post("/v1/models/half:predict", content=bomb, headers={"Content-Encoding": "gzip"}), 413,
+          "The decompressed request body is larger than the limit of 4096 bytes")
     error(client.post("/v1/models/half:predict", content=b"not gzip", headers={"Content-Encoding": "gzip"}), 400,
           "Failed to decompress")
 

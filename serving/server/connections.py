@@ -1,0 +1,202 @@
+"""REST connections: how many may be open at once, and how long each may keep the server waiting.
+
+uvicorn (like TF Serving's libevent front end) keeps a connection as long as its client does: an idle connection, or
+one that sends its request a byte at a time, is never closed, and enough of them use up the process's file
+descriptors, locking every new client out. `ConnectionGuard` gives the REST loops an HTTP protocol (uvicorn's
+httptools protocol, subclassed) that:
+
+- closes a connection that has sent nothing for `idle_timeout` seconds (before its first request, or since its
+  last response);
+- closes one whose request line and headers have not all arrived `header_timeout` seconds after their first byte
+  (the body's own deadline is the REST app's);
+- keeps at most `max_connections` open across all loops. A connection over the cap first makes room by closing the
+  longest-waiting connection that has no request in progress (idle, or still sending its headers), whichever loop
+  has it; when there is none, it is answered at once with 503 and closed. A connection with a request in progress
+  is never closed for another.
+
+Phases of a connection: "idle" (no request in progress), "headers" (a request has begun, its headers are not all
+in), "active" (the app has the request, until its response is sent).
+"""
+
+import collections
+import json
+import logging
+import resource
+import threading
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("serving.server")
+
+_LINGER_SECONDS = 1.0  # how long a refused connection may still send before it is closed
+_MAX_LINGERING = 64  # refused connections lingering at once, per loop; beyond, they are closed at once
+_RESERVED_DESCRIPTORS = 64  # kept for model files, logs and the gRPC listener
+
+
+def default_max_connections(limit=None):
+    """A cap that leaves file descriptors to spare: half of the soft RLIMIT_NOFILE beyond a reserve (so that REST
+    and gRPC connections together stay under it), at most 1024."""
+    if limit is None:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return 1024
+    return max(8, min(1024, (limit - _RESERVED_DESCRIPTORS) // 2))
+
+
+class ConnectionGuard:
+    """The connection limits of one server, shared by its REST loops (see the module docstring)."""
+
+    def __init__(self, max_connections, idle_timeout, header_timeout):
+        if max_connections < 1 or idle_timeout <= 0 or header_timeout <= 0:
+            raise ValueError(
+                "max_connections, idle_timeout and header_timeout must be positive, got "
+                f"{max_connections}, {idle_timeout}, {header_timeout}"
+            )
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self._lock = threading.Lock()
+        self._open = 0
+        self._waiting = {}  # {protocol: None}: connections without a request in progress, longest waiting first
+        self._lingering = collections.Counter()  # event loop -> refused connections not yet closed
+        self.counts = collections.Counter()  # refused, evicted, idle_timeout, header_timeout (see `_count`)
+        message = json.dumps({"error": f"The server has {max_connections} open connections, its limit; try again "
+                                       "later"}).encode()
+        self._refusal = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(message), message))
+
+    @property
+    def open_connections(self):
+        return self._open
+
+    def protocol_class(self):
+        """The HTTP protocol class to give uvicorn (`uvicorn.Config(http=...)`)."""
+        guard = self
+
+        class GuardedHttpToolsProtocol(HttpToolsProtocol):
+            __doc__ = f"uvicorn's httptools protocol under the limits of a ConnectionGuard. {__doc__}"
+
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                self._timer = None
+                self._phase = None
+                self._counted = guard._admit(self)
+                if self._counted:
+                    self._enter("idle")
+                else:
+                    guard._refuse(self)
+
+            def connection_lost(self, exc):
+                if self._timer is not None:
+                    self._timer.cancel()
+                guard._set_waiting(self, False)
+                if self._phase == "refused":
+                    guard._lingering[self.loop] -= 1
+                if self._counted:
+                    self._counted = False
+                    guard._release()
+                super().connection_lost(exc)
+
+            def data_received(self, data):
+                if self._phase != "refused":
+                    super().data_received(data)
+
+            def eof_received(self):
+                if self._phase == "refused":
+                    self.transport.close()
+
+            def on_message_begin(self):
+                super().on_message_begin()
+                if self._phase == "idle":
+                    self._enter("headers")
+
+            def on_headers_complete(self):
+                self._enter("active")
+                super().on_headers_complete()
+
+            def on_response_complete(self):
+                super().on_response_complete()
+                if not self.pipeline and not self.transport.is_closing():
+                    self._enter("idle")
+
+            def _enter(self, phase):
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._phase = phase
+                waiting = phase in ("idle", "headers")
+                guard._set_waiting(self, waiting)
+                if waiting:
+                    timeout = guard.idle_timeout if phase == "idle" else guard.header_timeout
+                    self._timer = self.loop.call_later(timeout, self._expire, phase)
+
+            def _expire(self, phase):
+                self._timer = None
+                if not self.transport.is_closing():
+                    guard._count(f"{phase}_timeout")
+                    self.transport.close()
+
+            def _evict(self):
+                """Closes this connection (on its own loop) for a newer one, which already has its place; if a
+                request has begun here meanwhile, it keeps its place after all."""
+                if self._phase in ("idle", "headers") and not self.transport.is_closing():
+                    guard._count("evicted")
+                    self.transport.close()
+                else:
+                    guard._recount(self)
+
+        return GuardedHttpToolsProtocol
+
+    def _set_waiting(self, protocol, waiting):
+        """Puts a connection last in the waiting order (waiting True) or takes it out."""
+        with self._lock:
+            self._waiting.pop(protocol, None)
+            if waiting:
+                self._waiting[protocol] = None
+
+    def _admit(self, protocol):
+        """Counts a new connection in; True if it may stay (possibly in the place of one closed for it)."""
+        with self._lock:
+            if self._open < self.max_connections:
+                self._open += 1
+                return True
+            if not self._waiting:
+                return False
+            victim = next(iter(self._waiting))  # the longest waiting: dicts keep insertion order
+            del self._waiting[victim]
+            victim._counted = False  # its place goes to the new connection
+        if victim.loop is protocol.loop:
+            victim._evict()
+        else:
+            victim.loop.call_soon_threadsafe(victim._evict)
+        return True
+
+    def _recount(self, protocol):
+        """Gives a connection that was to be evicted, but got busy first, its own place again (the count may
+        exceed the cap by the few connections this happens to at once)."""
+        with self._lock:
+            if not protocol._counted and not protocol.transport.is_closing():
+                protocol._counted = True
+                self._open += 1
+
+    def _release(self):
+        with self._lock:
+            self._open -= 1
+
+    def _count(self, event):
+        with self._lock:
+            self.counts[event] += 1
+
+    def _refuse(self, protocol):
+        """Answers 503 at once; the connection may still send for a moment (so the client reads the answer rather
+        than a reset), unless too many refused connections linger already."""
+        self._count("refused")
+        protocol._phase = "refused"
+        protocol.transport.write(self._refusal)
+        if self._lingering[protocol.loop] >= _MAX_LINGERING or not protocol.transport.can_write_eof():
+            protocol._phase = None
+            protocol.transport.close()
+            return
+        self._lingering[protocol.loop] += 1
+        protocol.transport.write_eof()
+        protocol._timer = protocol.loop.call_later(_LINGER_SECONDS, protocol.transport.close)
