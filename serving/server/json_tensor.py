@@ -79,7 +79,7 @@ MAX_RANK = 64  # NumPy's limit on dimensions (TensorFlow allows 254)
 # The deepest JSON a request needs: the body's object, `instances` or `inputs` (or a named-input object), a tensor
 # of MAX_RANK nested lists, a {"b64": ...} leaf.
 MAX_DEPTH = 2 + MAX_RANK + 1
-DEFAULT_MAX_VALUES = 1 << 22
+DEFAULT_MAX_VALUES = 1 << 20
 SCAN_ABOVE_BYTES = 1 << 16  # smaller bodies cannot cost much: they are parsed without being scanned first
 
 
@@ -324,7 +324,13 @@ def predict_inputs(document, input_dtypes, booleans=True):
     return _columnar_format(document["inputs"], input_dtypes, booleans), False
 
 
+_ROW_BLOCK = 1024  # instances checked at once when looking for the first bad one
+
+
 def _row_format(instances, input_dtypes, booleans):
+    """The tensors of the row format: each input's instances stacked. A valid request is converted a column at a
+    time (one conversion of all the instances of an input); an invalid one is then searched, instance by instance,
+    for the first error, which is reported in TF Serving's words."""
     if not isinstance(instances, list):
         raise invalid_argument("Expecting 'instances' to be an list/array")
     if not instances:
@@ -336,54 +342,87 @@ def _row_format(instances, input_dtypes, booleans):
             "instances is a plain list, but expecting list of objects as multiple input tensors required as per "
             "tensorinfo_map"
         )
-    if not named:
-        # A rectangular list of equal instances is the stacked tensor itself; anything else takes the walk below.
-        fast = _numeric_fast_path(instances, input_dtypes[names[0]], booleans)
-        if fast is not None:
-            return {names[0]: fast}
-    columns = {name: [] for name in names}
-    for index, item in enumerate(instances):
-        if named:
-            if isinstance(item, list):
-                raise invalid_argument(f"Expecting object but got list at item {index} of input list")
-            if not isinstance(item, dict) or _is_b64(item):
-                raise invalid_argument(f"Expecting object but got value at item {index} of input list")
-            for key in item:
-                if key not in input_dtypes:
-                    raise _wrapped(index, None,
-                                   invalid_argument(f"JSON object: does not have named input: {shorten(key)}"))
-            if sorted(item) != names:
-                raise _wrapped(
-                    index,
-                    None,
-                    invalid_argument(f"JSON object: {_json_text(item)} keys must be equal to: {','.join(names)}"),
-                )
-            values = item
-        else:
-            if isinstance(item, dict) and not _is_b64(item):
-                raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
-            values = {names[0]: item}
-        for name in names:
+    columns = _columns(instances, names, named)
+    if columns is not None:
+        try:
+            return {name: tensor_from_json(column, input_dtypes[name], booleans) for name, column in columns.items()}
+        except ServingError:
+            pass
+    _raise_first_error(instances, input_dtypes, booleans, names, named)
+    raise invalid_argument("The instances could not be stacked into one tensor per input")  # not reached
+
+
+def _columns(items, names, named):
+    """{input name: [its value in each item]}, or None if some item is not shaped as the first one says (an object
+    with exactly the input names, or a value)."""
+    if named:
+        keys = set(names)
+        if all(type(item) is dict and item.keys() == keys and not _is_b64(item) for item in items):
+            return {name: [item[name] for item in items] for name in names}
+        return None
+    if any(type(item) is dict and not _is_b64(item) for item in items):
+        return None
+    return {names[0]: items}
+
+
+def _raise_first_error(instances, input_dtypes, booleans, names, named):
+    """Raises TF Serving's error for the first instance that breaks the row format's rules. Instances are checked a
+    block at a time: a block whose columns convert as a whole, with the first instance in front (so that every
+    instance is held to its shape), has no error; only a block that does not is checked instance by instance."""
+    first = _check_instance(0, instances[0], None, input_dtypes, booleans, names, named)
+    for start in range(0, len(instances), _ROW_BLOCK):
+        block = instances[start : start + _ROW_BLOCK]
+        columns = _columns([instances[0]] + block, names, named)
+        if columns is not None:
             try:
-                tensor = tensor_from_json(values[name], input_dtypes[name], booleans)
-                if columns[name]:
-                    first = columns[name][0]
-                    if tensor.size != first.size:
-                        raise invalid_argument(f"Expecting tensor size: {first.size} but got: {tensor.size}")
-                    if tensor.shape != first.shape:
-                        raise invalid_argument(
-                            f"Expecting shape {_shape_text(first.shape)} but got: {_shape_text(tensor.shape)}"
-                        )
-            except ServingError as error:
-                raise _wrapped(index, name if named else None, error) from None
-            columns[name].append(tensor)
-    for name, tensors in columns.items():
-        if tensors[0].ndim >= MAX_RANK:
-            raise invalid_argument(
-                f"The instances of input {name} have {tensors[0].ndim} dimensions: with the batch dimension, more "
-                f"than the {MAX_RANK} a tensor may have"
+                for name, column in columns.items():
+                    tensor_from_json(column, input_dtypes[name], booleans)
+                continue
+            except ServingError:
+                pass
+        for index, item in enumerate(block, start):
+            _check_instance(index, item, first, input_dtypes, booleans, names, named)
+
+
+def _check_instance(index, item, first, input_dtypes, booleans, names, named):
+    """Converts one instance as TF Serving does, checked against the first instance's tensors (`first`; None for the
+    first itself); raises TF Serving's error; returns {input name: tensor}."""
+    if named:
+        if isinstance(item, list):
+            raise invalid_argument(f"Expecting object but got list at item {index} of input list")
+        if not isinstance(item, dict) or _is_b64(item):
+            raise invalid_argument(f"Expecting object but got value at item {index} of input list")
+        for key in item:
+            if key not in input_dtypes:
+                raise _wrapped(index, None, invalid_argument(f"JSON object: does not have named input: {shorten(key)}"))
+        if sorted(item) != names:
+            raise _wrapped(
+                index, None, invalid_argument(f"JSON object: {_json_text(item)} keys must be equal to: {','.join(names)}")
             )
-    return {name: np.stack(tensors) for name, tensors in columns.items()}
+        values = item
+    else:
+        if isinstance(item, dict) and not _is_b64(item):
+            raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
+        values = {names[0]: item}
+    tensors = {}
+    for name in names:
+        try:
+            tensor = tensors[name] = tensor_from_json(values[name], input_dtypes[name], booleans)
+            if first is not None:
+                if tensor.size != first[name].size:
+                    raise invalid_argument(f"Expecting tensor size: {first[name].size} but got: {tensor.size}")
+                if tensor.shape != first[name].shape:
+                    raise invalid_argument(
+                        f"Expecting shape {_shape_text(first[name].shape)} but got: {_shape_text(tensor.shape)}"
+                    )
+        except ServingError as error:
+            raise _wrapped(index, name if named else None, error) from None
+        if tensor.ndim >= MAX_RANK:
+            raise invalid_argument(
+                f"The instances of input {name} have {tensor.ndim} dimensions: with the batch dimension, more than "
+                f"the {MAX_RANK} a tensor may have"
+            )
+    return tensors
 
 
 def _shape_text(shape):

@@ -5,9 +5,13 @@ Keras variable wrappers instead of the raw `tf.Variable`s; so every export is ru
 through `tf.saved_model.load`.
 """
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
 
 
 def load_with_session(path, inputs, signature="serving_default"):
@@ -44,3 +48,19 @@ def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5, input_s
         np.testing.assert_allclose(reloaded.serve(x).numpy(), expected, atol=atol)
         (session_output,) = load_with_session(path, {input_name: x}).values()
         np.testing.assert_allclose(session_output, expected, atol=atol)
+
+
+def assert_dense_signature_outputs(path):
+    """Every output of every SignatureDef of the SavedModel at `path` is one dense tensor, which TF Serving can
+    write: a TensorInfo naming a tensor, with a dtype. A ragged output is stored as DT_INVALID with no name, a
+    sparse one as a COO encoding; both fail here (and in TF Serving)."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    (meta_graph,) = [m for m in proto.meta_graphs if tf.saved_model.SERVING in m.meta_info_def.tags]
+    for key, signature in meta_graph.signature_def.items():
+        if key.startswith("__"):
+            continue
+        for name, info in signature.outputs.items():
+            assert info.WhichOneof("encoding") == "name" and info.name, f"{key}: output {name} is not dense: {info}"
+            assert info.dtype != types_pb2.DT_INVALID, f"{key}: output {name} has no dtype"

@@ -16,6 +16,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import export
 from serving.server.server import ModelServer
 from serving.server.server import ServerOptions
+from tests.helpers.saved_model import assert_dense_signature_outputs
 from tests.helpers.saved_model import load_with_session
 from tests.serving.server.conftest import free_port
 from training import tasks
@@ -62,11 +63,7 @@ def test_exports_load_in_both_loaders_with_the_models_outputs(tmp_path, task_nam
         for key, value in expected.items():
             np.testing.assert_allclose(loaded[key].numpy(), value, atol=1e-5)
             np.testing.assert_allclose(session[key], value, atol=1e-5)
-    # Dense outputs only: every output has a shape TF Serving can write.
-    signatures = tf.saved_model.load(path).signatures
-    for function in signatures.values():
-        for spec in function.structured_outputs.values():
-            assert isinstance(spec, tf.Tensor) or hasattr(spec, "shape")
+    assert_dense_signature_outputs(path)
 
 
 def test_versions_config_and_serving(tmp_path):
@@ -115,3 +112,20 @@ def test_bad_export_requests(tmp_path):
                              "--name=x", f"--export_base={tmp_path / 'saved'}"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and "error: no run in" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["ragged", "sparse"])
+def test_the_dense_outputs_check_catches_ragged_and_sparse_outputs(tmp_path, kind):
+    # The check every export goes through must fail on what TF Serving cannot write.
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def serve(self, text):
+            if kind == "ragged":
+                return {"words": tf.strings.split(text), "count": tf.shape(text)}
+            return {"words": tf.sparse.from_dense(tf.expand_dims(text, 1)), "count": tf.shape(text)}
+
+    module = Module()
+    path = str(tmp_path / kind)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    with pytest.raises(AssertionError, match="output words"):
+        assert_dense_signature_outputs(path)

@@ -116,6 +116,9 @@ def test_url_rules(client):
         (b'{"signature_name": "predict_matrix", "instances": [{"x": [1.0, 2.0], "flag": 1}]}', 400,
          "is not of expected type: bool"),
         (b'{"inputs": ' + b"[" * 1900 + b"]" * 1900 + b"}", 400, "JSON Parse error: the document nests too deeply"),
+        # Booleans are not numbers (NumPy's conversion would read true as 1.0: the fast path must not take them).
+        (b'{"instances": [true, 2.0]}', 400, "JSON Value: true Type: True is not of expected type: float"),
+        (b'{"inputs": [2.0, false]}', 400, "JSON Value: false Type: False is not of expected type: float"),
     ],
 )
 def test_bad_predict_bodies(client, body, status, message):

@@ -26,6 +26,18 @@ from tests.serving.testdata import half_plus_two
 from tests.serving.testdata import spin
 
 
+def wait_for(condition, what, timeout=60, thread=None):
+    """Waits until `condition()` holds; fails the test after `timeout` seconds, or at once if `thread` (the client
+    whose progress is awaited) has died."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if thread is not None and not thread.is_alive():
+            pytest.fail(f"the client thread died while waiting for {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
 def test_hot_swap_under_load_drops_no_request(tmp_path):
     # A client loop of 2,000+ requests while a new version appears (it takes over) and then a corrupt one (it ends
     # in END and the previous version keeps serving): not one request may fail.
@@ -33,17 +45,18 @@ def test_hot_swap_under_load_drops_no_request(tmp_path):
     server = make_server(model_name="half", model_base_path=base, rest_api_port=free_port(),
                          file_system_poll_wait_seconds=0.05).start()
     answers, failures, stop = [], [], threading.Event()
+    give_up = time.monotonic() + 300
 
     def client():
         with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}") as http:
-            while not stop.is_set() or len(answers) < 2000:
-                response = http.post("/v1/models/half:predict", json={"instances": [2.0]})
+            while (not stop.is_set() or len(answers) < 2000) and time.monotonic() < give_up:
+                response = http.post("/v1/models/half:predict", json={"instances": [2.0]}, timeout=30)
                 if response.status_code == 200:
                     answers.append(response.json()["predictions"][0])
                 else:
                     failures.append(response.text)
 
-    thread = threading.Thread(target=client)
+    thread = threading.Thread(target=client, daemon=True)
     thread.start()
 
     def publish(version, build):
@@ -51,25 +64,24 @@ def test_hot_swap_under_load_drops_no_request(tmp_path):
         build(staging)
         os.rename(staging, os.path.join(base, str(version)))  # versions appear atomically
 
-    while len(answers) < 500:
-        time.sleep(0.01)
-    publish(2, lambda path: half_plus_two.build(path, offset=1.0))
-    deadline = time.time() + 60
-    while 4.0 not in answers[-10:] and time.time() < deadline:
-        time.sleep(0.01)
-
     def corrupt(path):
         os.makedirs(path)
         with open(os.path.join(path, "saved_model.pb"), "wb") as f:
             f.write(b"not a SavedModel")
 
-    publish(3, corrupt)
-    while len(answers) < 1500:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(timeout=120)
-    status = httpx.get(f"http://127.0.0.1:{server.rest_port}/v1/models/half").json()["model_version_status"]
-    server.stop()
+    try:
+        wait_for(lambda: len(answers) >= 500, "500 answers", thread=thread)
+        publish(2, lambda path: half_plus_two.build(path, offset=1.0))
+        wait_for(lambda: 4.0 in answers[-10:], "version 2 to answer", thread=thread)
+        publish(3, corrupt)
+        wait_for(lambda: len(answers) >= 1500, "1500 answers", thread=thread)
+        stop.set()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the client did not finish"
+        status = httpx.get(f"http://127.0.0.1:{server.rest_port}/v1/models/half").json()["model_version_status"]
+    finally:
+        stop.set()
+        server.stop()
     assert not failures, failures[:3]
     assert len(answers) >= 2000
     assert set(answers) == {3.0, 4.0} and answers[0] == 3.0 and answers[-1] == 4.0

@@ -1,0 +1,90 @@
+"""Bounded memory per request and over time: JSON bodies are measured before they are parsed, and the metrics page
+only names configured models."""
+
+import gc
+import tracemalloc
+
+import httpx2 as httpx
+import pytest
+from tensorflow.core.framework import types_pb2
+
+from serving.server import json_tensor
+from serving.server.errors import ServingError
+from tests.serving.server.conftest import free_port
+from tests.serving.server.conftest import make_server
+
+FLOAT = {"x": types_pb2.DT_FLOAT}
+STRING = {"x": types_pb2.DT_STRING}
+MAX_VALUES = 1 << 17
+SCAN_MEMORY = 16 << 20  # json_scan's working memory (about 40 x its 256 KiB chunk), with room
+
+
+def parse_peak(body, dtypes):
+    """(outcome, peak bytes) of turning a :predict body into tensors, as the REST front end does."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        document = json_tensor.parse_json(body, max_values=MAX_VALUES)
+        json_tensor.predict_signature_name(document)
+        json_tensor.predict_inputs(document, dtypes, b"true" in body or b"false" in body)
+        outcome = "ok"
+    except ServingError as error:
+        outcome = error.message
+    finally:
+        document = None
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return outcome, peak
+
+
+def instances(items):
+    return b'{"instances": [' + b",".join(items) + b"]}"
+
+
+n = MAX_VALUES - 8
+CASES = {
+    # What broke the server: containers cost ~80 bytes of Python objects for 3 bytes of text (1.5-2 GB for 57 MB).
+    "empty lists, far over the limit": (instances([b"[]"] * 3_000_000), FLOAT, "more than the 131072"),
+    "empty objects, far over the limit": (instances([b"{}"] * 3_000_000), FLOAT, "more than the 131072"),
+    "nesting far too deep": (b'{"instances": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", FLOAT, "levels deep"),
+    # The worst a valid body within the limits costs, per value and per byte.
+    "floats in lists of one": (instances([b"[1.5]"] * (n // 2)), FLOAT, "ok"),
+    "objects of one list": (instances([b'{"x":[1.5]}'] * (n // 4)), FLOAT, "ok"),
+    "distinct short strings": (instances([b'"%07d"' % i for i in range(n)]), STRING, "ok"),
+    "one long string of 4-byte characters": (instances([b'"' + "\U0001F600".encode() * 2_000_000 + b'"']), STRING,
+                                             "ok"),
+    "long strings": (instances([b'"%0200d"' % i for i in range(40_000)]), STRING, "ok"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_json_body_costs_at_most_five_times_its_size_or_130_bytes_a_value(name):
+    # The bound stated in serving/README.md: parsing a body takes at most about 5 x its size (a string of 4-byte
+    # characters: the text decoded, the JSON string, its bytes) or 130 bytes per value allowed (a short string:
+    # its str, bytes and array slot), whichever is larger, plus the scan's fixed working memory.
+    body, dtypes, expected = CASES[name]
+    outcome, peak = parse_peak(body, dtypes)
+    assert expected in outcome, outcome
+    bound = max(5 * len(body), 130 * MAX_VALUES) + SCAN_MEMORY
+    assert peak <= bound, f"{name}: {peak / 2**20:.1f} MiB for a {len(body) / 2**20:.1f} MiB body"
+
+
+def test_unknown_model_names_do_not_grow_the_metrics_page(model_base, tmp_path):
+    # Request metrics are labelled by model name; names the config lacks are all counted under model_name="", so
+    # 2,000 distinct unknown names add one series, not 2,000 (40,000 made a 277 MB page before).
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true, path: "/metrics" }\n')
+    server = make_server(model_name="half", model_base_path=model_base, rest_api_port=free_port(),
+                         monitoring_config_file=str(monitoring)).start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}") as client:
+            client.post("/v1/models/half:predict", json={"instances": [1.0]})
+            before = len(client.get("/metrics").content)
+            for index in range(2000):
+                assert client.post(f"/v1/models/unknown-{index}:predict", json={"instances": [1.0]}).status_code == 404
+            page = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert "unknown-" not in page
+    assert ':tensorflow:serving:request_count_total{model_name="",status="NOT_FOUND"} 2000.0' in page
+    assert len(page) < before + 4000, (before, len(page))
