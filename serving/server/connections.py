@@ -8,7 +8,8 @@ httptools protocol, subclassed) that:
 - closes a connection that has sent nothing for `idle_timeout` seconds (before its first request, or since its
   last response);
 - closes one whose request line and headers have not all arrived `header_timeout` seconds after their first byte
-  (the body's own deadline is the REST app's);
+  (the body's own deadline is the REST app's), and answers 431 to a request whose line and headers exceed
+  `max_header_bytes` (uvicorn would hold any amount);
 - keeps at most `max_connections` open across all loops. A connection over the cap first makes room by closing the
   longest-waiting connection that has no request in progress (idle, or still sending its headers), whichever loop
   has it; when there is none, it is answered at once with 503 and closed. A connection with a request in progress
@@ -31,6 +32,11 @@ log = logging.getLogger("serving.server")
 _LINGER_SECONDS = 1.0  # how long a refused connection may still send before it is closed
 _MAX_LINGERING = 64  # refused connections lingering at once, per loop; beyond, they are closed at once
 _RESERVED_DESCRIPTORS = 64  # kept for model files, logs and the gRPC listener
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # a request line and headers; TF Serving's API needs a few hundred bytes
+
+
+class _HeadersTooLarge(Exception):
+    pass
 
 
 def default_max_connections(limit=None):
@@ -46,7 +52,7 @@ def default_max_connections(limit=None):
 class ConnectionGuard:
     """The connection limits of one server, shared by its REST loops (see the module docstring)."""
 
-    def __init__(self, max_connections, idle_timeout, header_timeout):
+    def __init__(self, max_connections, idle_timeout, header_timeout, max_header_bytes=DEFAULT_MAX_HEADER_BYTES):
         if max_connections < 1 or idle_timeout <= 0 or header_timeout <= 0:
             raise ValueError(
                 "max_connections, idle_timeout and header_timeout must be positive, got "
@@ -55,15 +61,16 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
+        self.max_header_bytes = max_header_bytes
         self._lock = threading.Lock()
         self._open = 0
         self._waiting = {}  # {protocol: None}: connections without a request in progress, longest waiting first
         self._lingering = collections.Counter()  # event loop -> refused connections not yet closed
         self.counts = collections.Counter()  # refused, evicted, idle_timeout, header_timeout (see `_count`)
-        message = json.dumps({"error": f"The server has {max_connections} open connections, its limit; try again "
-                                       "later"}).encode()
-        self._refusal = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                         b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(message), message))
+        self._refusal = _canned(503, "Service Unavailable",
+                                f"The server has {max_connections} open connections, its limit; try again later")
+        self._too_large = _canned(431, "Request Header Fields Too Large",
+                                  f"The request line and headers are larger than the limit of {max_header_bytes} bytes")
 
     @property
     def open_connections(self):
@@ -107,8 +114,30 @@ class ConnectionGuard:
 
             def on_message_begin(self):
                 super().on_message_begin()
+                self._header_bytes = 0
                 if self._phase == "idle":
                     self._enter("headers")
+
+            def on_url(self, url):
+                self._count_header_bytes(len(url))
+                super().on_url(url)
+
+            def on_header(self, name, value):
+                self._count_header_bytes(len(name) + len(value) + 4)
+                super().on_header(name, value)
+
+            def _count_header_bytes(self, size):
+                self._header_bytes += size
+                if self._header_bytes > guard.max_header_bytes:
+                    self._headers_too_large = True
+                    raise _HeadersTooLarge()  # the parser stops; uvicorn answers through send_400_response
+
+            def send_400_response(self, msg):
+                if not getattr(self, "_headers_too_large", False):
+                    return super().send_400_response(msg)
+                guard._count("headers_too_large")
+                self.transport.write(guard._too_large)
+                self.transport.close()
 
             def on_headers_complete(self):
                 self._enter("active")
@@ -200,3 +229,10 @@ class ConnectionGuard:
         self._lingering[protocol.loop] += 1
         protocol.transport.write_eof()
         protocol._timer = protocol.loop.call_later(_LINGER_SECONDS, protocol.transport.close)
+
+
+def _canned(status, reason, message):
+    """A whole HTTP response with TF Serving's JSON error body, that closes the connection."""
+    body = json.dumps({"error": message}).encode()
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (status, reason.encode(), len(body), body))

@@ -276,7 +276,8 @@ class RestApp:
         signature = servable.signature(signature_name)
         if signature is None:
             raise invalid_argument(
-                f'Serving signature name: "{signature_name or DEFAULT_SIGNATURE}" not found in signature def'
+                f'Serving signature name: "{json_tensor.shorten(signature_name or DEFAULT_SIGNATURE)}" not found in '
+                "signature def"
             )
         if not signature.inputs:
             raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")

@@ -108,6 +108,19 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off(rest_server):
     assert time.monotonic() - started < 10, "the server waited for the whole slow request"
 
 
+def test_oversized_headers_are_answered_431(rest_server):
+    # uvicorn keeps whatever headers arrive; the request line and headers are held to 64 KiB.
+    sock = connect(rest_server.rest_port)
+    sock.sendall(b"POST /v1/models/half:predict HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+    status, body = answer(sock)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert b"larger than the limit of 65536 bytes" in body
+    assert closed_by_server(sock, within=5)
+    long_url = connect(rest_server.rest_port)
+    long_url.sendall(post_request(path=b"/v1/models/" + b"h" * 70_000 + b":predict"))
+    assert answer(long_url)[0] == "HTTP/1.1 431 Request Header Fields Too Large"
+
+
 def test_a_body_that_does_not_arrive_is_answered_408(rest_server):
     sock = connect(rest_server.rest_port)
     sock.sendall(post_request()[:-5])  # headers and part of the body
