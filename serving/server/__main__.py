@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import_tensorflow()
 
 from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES  # noqa: E402
+from serving.server.log_limits import limit_server_logs  # noqa: E402
 from serving.server.server import ModelServer  # noqa: E402
 from serving.server.server import ServerOptions  # noqa: E402
 
@@ -114,6 +115,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.getLogger("serving.server").setLevel(logging.INFO)
+    limit_server_logs()
     values = {name: FLAGS[name].value for name in _OPTION_FLAGS if FLAGS[name].value is not None}
     try:
         server = ModelServer(ServerOptions(**values)).start()

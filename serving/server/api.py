@@ -19,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import regression_pb2
 from tensorflow_serving.apis import status_pb2
 
+from serving.server import tensor_proto
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
 from serving.server.servable import CLASSIFY_METHOD
@@ -63,13 +64,6 @@ def model_spec(servable, signature_name):
 # Tensors.
 
 
-def to_ndarray(proto):
-    try:
-        return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as error:
-        raise invalid_argument(f"Could not parse the input tensor: {error}") from None
-
-
 def to_tensor_proto(array):
     """A TensorProto with typed *_val fields, as TF Serving writes Predict outputs by default."""
     array = np.asarray(array)
@@ -101,12 +95,13 @@ def to_tensor_proto(array):
 # Predict, Classify, Regress, MultiInference.
 
 
-def predict(servable, request, run=None):
-    """A PredictResponse; `run(servable, signature, inputs, output_filter)` defaults to `servable.predict`."""
+def predict(servable, request, run=None, max_tensor_bytes=tensor_proto.DEFAULT_MAX_BYTES):
+    """A PredictResponse; `run(servable, signature, inputs, output_filter)` defaults to `servable.predict`. The
+    request's tensors may decode to `max_tensor_bytes` together (checked before they are allocated)."""
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     if servable.signature(name) is None:
         raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
-    inputs = {key: to_ndarray(value) for key, value in request.inputs.items()}
+    inputs = tensor_proto.to_ndarrays(request.inputs, max_tensor_bytes)
     run = run or (lambda s, n, i, f: s.predict(n, i, f))  # (servable, signature name, inputs, output filter)
     outputs = run(servable, name, inputs, list(request.output_filter))
     response = predict_pb2.PredictResponse(model_spec=model_spec(servable, name))

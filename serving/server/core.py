@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.server import api
+from serving.server import tensor_proto
 from serving.server.errors import ServingError
 from serving.server.servable import filter_outputs
 from serving.server.servable import from_tf_error
@@ -22,9 +23,10 @@ MAX_WARMUP_RECORDS = 1000
 
 
 class ServerCore:
-    def __init__(self, metrics, batcher=None):
+    def __init__(self, metrics, batcher=None, max_tensor_bytes=tensor_proto.DEFAULT_MAX_BYTES):
         self.metrics = metrics
         self.batcher = batcher
+        self.max_tensor_bytes = max_tensor_bytes  # what a gRPC request's tensors may decode to, together
         self.manager = None  # set once the manager exists (it needs `warmup` from here first)
 
     def run_predict(self, servable, signature, inputs, output_filter=(), timeout=None):

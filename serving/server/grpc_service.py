@@ -52,7 +52,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         timeout = _deadline(context)
         run = lambda s, n, i, f: self.core.run_predict(s, n, i, f, timeout)  # noqa: E731
         return _guarded(self.core, context, request.model_spec.name, "Predict",
-                        lambda: api.predict(self._servable(request), request, run=run))
+                        lambda: api.predict(self._servable(request), request, run=run,
+                                            max_tensor_bytes=self.core.max_tensor_bytes))
 
     def Classify(self, request, context):
         return _guarded(self.core, context, request.model_spec.name, "Classify",

@@ -2,8 +2,8 @@
 
 `RepeatFilter` lets through at most a few records of each kind a minute (a kind: the logger, the message template
 and, for an exception, its type and the line that raised it); the next record of that kind to pass says how many
-were held back meanwhile. The server puts it on its own logger and on uvicorn's, which logs a warning for every
-malformed HTTP request.
+were held back meanwhile. `python -m serving.server` puts it on the server's logger and on uvicorn's, which logs a
+warning for every malformed HTTP request (a program that embeds ModelServer keeps its own logging setup).
 
 TensorFlow's C++ runtime logs a warning for many failed model runs ("Local rendezvous is aborting with status:
 INVALID_ARGUMENT ..."), one per refused request; the server therefore starts TensorFlow with C++ logging at ERROR

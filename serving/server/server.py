@@ -21,7 +21,6 @@ from serving.server.core import warmup
 from serving.server.grpc_service import ReloadPolicy
 from serving.server.grpc_service import add_services
 from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES
-from serving.server.log_limits import limit_server_logs
 from serving.server.metrics import Metrics
 from serving.server.model_manager import ModelManager
 from serving.server.rest import RestApp
@@ -161,7 +160,6 @@ class ModelServer:
 
     def __init__(self, options):
         self.options = options
-        limit_server_logs()
         self.metrics = Metrics()
         batcher = None
         if options.enable_batching:
@@ -171,7 +169,7 @@ class ModelServer:
                 else config_files.BatchingParameters()
             )
             batcher = Batcher(parameters, self.metrics)
-        self.core = ServerCore(self.metrics, batcher)
+        self.core = ServerCore(self.metrics, batcher, max_tensor_bytes=options.grpc_max_receive_message_bytes)
         config, config_dir = options.model_server_config()
         self._config_dir = config_dir
         self._config_text = config.SerializeToString()

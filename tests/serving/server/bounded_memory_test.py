@@ -88,3 +88,35 @@ def test_unknown_model_names_do_not_grow_the_metrics_page(model_base, tmp_path):
     assert "unknown-" not in page
     assert ':tensorflow:serving:request_count_total{model_name="",status="NOT_FOUND"} 2000.0' in page
     assert len(page) < before + 4000, (before, len(page))
+
+
+def test_a_tensor_claiming_a_huge_shape_is_refused_before_anything_is_allocated(model_base):
+    # 2^28 float elements from one value would take 1 GiB (tf.make_ndarray builds it); the server refuses it with
+    # INVALID_ARGUMENT before allocating (the limit: --grpc_max_receive_message_bytes, 64 MiB, for the request's
+    # tensors together). The server runs in this process, so tracemalloc sees its allocations.
+    import grpc
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.core.framework import tensor_shape_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half"
+    request.inputs["x"].CopyFrom(tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT, float_val=[1.0],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=2**28)])))
+    server = make_server(model_name="half", model_base_path=model_base).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            gc.collect()
+            tracemalloc.start()
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Predict(request, timeout=60)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    finally:
+        server.stop()
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "has 268435456 elements (1073741824 bytes), more than the 67108864 bytes" in raised.value.details()
+    assert peak < 16 * 2**20, peak

@@ -6,7 +6,6 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import grpc

@@ -103,3 +103,48 @@ def test_a_flood_of_bad_requests_does_not_flood_the_log(tmp_path):
         _, log = process.communicate(timeout=60)
     lines = [line for line in log.splitlines() if line.strip()]
     assert len(lines) < 20, "\n".join(lines[:60])
+
+
+def test_tensor_protos_that_no_model_can_take_are_client_errors(model_base):
+    # Over gRPC: a tensor claiming 2^40 elements from one value, a negative dimension, DT_VARIANT and DT_RESOURCE,
+    # and a dtype enum that does not exist were answered INTERNAL (or tried to allocate): each is INVALID_ARGUMENT
+    # "tensor parsing error: <input>: ...", and the server keeps serving.
+    import grpc
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.core.framework import tensor_shape_pb2
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from tests.serving.server.conftest import make_server
+
+    def request(dims, dtype=types_pb2.DT_FLOAT, **values):
+        message = predict_pb2.PredictRequest()
+        message.model_spec.name = "half"
+        message.inputs["x"].CopyFrom(tensor_pb2.TensorProto(
+            dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]), **values))
+        return message
+
+    cases = [
+        (request([2**40], float_val=[1.0]), "more than the 67108864 bytes"),
+        (request([-3], float_val=[1.0]), "negative dimension (-3)"),
+        (request([1], dtype=types_pb2.DT_VARIANT), "dtype DT_VARIANT cannot be sent in a request"),
+        (request([1], dtype=types_pb2.DT_RESOURCE), "dtype DT_RESOURCE cannot be sent in a request"),
+        (request([1], dtype=999), "dtype 999 (not a DataType) cannot be sent"),
+        (request([2], float_val=[1.0, 2.0, 3.0]), None),  # more values than the shape: the first two, as TF does
+    ]
+    server = make_server(model_name="half", model_base_path=model_base).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for message, expected in cases:
+                if expected is None:
+                    assert tf.make_ndarray(stub.Predict(message, timeout=30).outputs["y"]).tolist() == [3.5, 4.0]
+                    continue
+                with pytest.raises(grpc.RpcError) as raised:
+                    stub.Predict(message, timeout=30)
+                assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+                assert "tensor parsing error: x: " in raised.value.details() and expected in raised.value.details()
+    finally:
+        server.stop()
