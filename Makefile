@@ -49,6 +49,7 @@ bench: setup
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.language_models
 	$(PY) -m benchmarks.serving
+	$(PY) -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -53,8 +53,13 @@ def median_ratio(numerator, denominator):
     return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
-def write_section(path, section, name):
-    """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file."""
+_PREAMBLE = ("# Performance\n\nEvery figure here is written by the benchmark named in its section, run by `make bench`; "
+             "rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n")
+
+
+def write_section(path, section, name, preamble=_PREAMBLE):
+    """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file; a new
+    file starts with `preamble`."""
     begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = ""
     if os.path.exists(path):
@@ -65,20 +70,17 @@ def write_section(path, section, name):
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) + 1 :]
     else:
         if not text:
-            text = (
-                "# Performance\n\nEvery figure here is written by the benchmark named in its section, "
-                "run by `make bench`; rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n"
-            )
+            text = preamble
         text = text.rstrip("\n") + "\n\n" + block
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
 
 
-def publish(text, output, name):
+def publish(text, output, name, preamble=_PREAMBLE):
     """Prints a benchmark's section, and writes it into `output` (a Markdown file) unless `output` is empty."""
     print()
     print(text)
     if output:
-        write_section(output, text, name)
+        write_section(output, text, name, preamble)
         print(f"wrote {output}", file=sys.stderr)

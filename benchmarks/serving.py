@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -45,9 +44,10 @@ from training.startup import import_tensorflow
 
 tf = import_tensorflow()
 
-import numpy as np  # noqa: E402
 
 from benchmarks import report  # noqa: E402
+from benchmarks.adding_export import free_port  # noqa: E402
+from benchmarks.adding_export import prepare  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("seconds", 3, "Duration of each load run, in seconds.", lower_bound=1)
@@ -57,27 +57,6 @@ flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose servin
 
 OVERHEAD_TARGET_MS = 0.5
 BATCHED_THROUGHPUT_TARGET = 1.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def prepare(scratch):
-    """Trains a tiny run and exports it; returns (export base, one example [1, T, 2] as a list)."""
-    run = os.path.join(scratch, "run")
-    base = os.path.join(scratch, "saved")
-    subprocess.run([sys.executable, "-m", "training.train", "--task=adding", "--preset=short", f"--model_dir={run}",
-                    "--steps=20", "--override=train_size=512,validation_size=64,test_size=64"],
-                   check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "serving.export", f"--model_dir={run}", "--name=adding",
-                    f"--export_base={base}"], check=True, capture_output=True)
-    example = np.random.default_rng(0).uniform(size=(1, 30, 2)).astype("float32")
-    example[0, :, 1] = 0.0
-    example[0, [3, 20], 1] = 1.0
-    return base, example
 
 
 def percentiles(latencies):
