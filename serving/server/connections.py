@@ -21,13 +21,10 @@ in), "active" (the app has the request, until its response is sent).
 
 import collections
 import json
-import logging
 import resource
 import threading
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-log = logging.getLogger("serving.server")
 
 _LINGER_SECONDS = 1.0  # how long a refused connection may still send before it is closed
 _MAX_LINGERING = 64  # refused connections lingering at once, per loop; beyond, they are closed at once
@@ -71,10 +68,6 @@ class ConnectionGuard:
                                 f"The server has {max_connections} open connections, its limit; try again later")
         self._too_large = _canned(431, "Request Header Fields Too Large",
                                   f"The request line and headers are larger than the limit of {max_header_bytes} bytes")
-
-    @property
-    def open_connections(self):
-        return self._open
 
     def protocol_class(self):
         """The HTTP protocol class to give uvicorn (`uvicorn.Config(http=...)`)."""
