@@ -101,6 +101,7 @@ def predict(servable, request, run=None, max_tensor_bytes=tensor_proto.DEFAULT_M
     name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     if servable.signature(name) is None:
         raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
+    servable.check_input_names(name, request.inputs)
     inputs = tensor_proto.to_ndarrays(request.inputs, max_tensor_bytes)
     run = run or (lambda s, n, i, f: s.predict(n, i, f))  # (servable, signature name, inputs, output filter)
     outputs = run(servable, name, inputs, list(request.output_filter))

@@ -14,6 +14,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import status_pb2
 
 from serving.server import api
+from serving.server import memory
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
 from serving.server.model_manager import resolve_base_path
@@ -22,7 +23,11 @@ log = logging.getLogger("serving.server")
 
 
 def _guarded(core, context, model_name, api_name, function):
-    """Runs a request; a ServingError becomes its gRPC code and (truncated) message, anything else INTERNAL."""
+    """Runs a request; a ServingError becomes its gRPC code and (truncated) message, anything else INTERNAL.
+
+    Afterwards, the heap memory the request freed is handed back to the system soon (serving/server/memory.py:
+    without it, each gRPC thread's malloc arena keeps what large requests, even refused ones, freed).
+    """
     try:
         return core.call(model_name, api_name, "GRPC", function)
     except ServingError as error:
@@ -30,6 +35,8 @@ def _guarded(core, context, model_name, api_name, function):
     except Exception:  # noqa: BLE001 (a request never takes the server down, nor shows it a traceback)
         log.exception("unexpected error in %s", api_name)
         context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+    finally:
+        memory.release_free_memory()
 
 
 def _deadline(context):

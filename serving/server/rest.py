@@ -24,6 +24,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 
 from serving.server import api
 from serving.server import json_tensor
+from serving.server import memory
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
 from serving.server.servable import DEFAULT_SIGNATURE
@@ -100,6 +101,9 @@ class _Body:
             self._reserved += extra
 
     def done(self):
+        """Lets the body go; after a large one, the heap memory its parse freed goes back to the system soon."""
+        if len(self.data) >= memory.DEFAULT_MIN_BYTES:
+            memory.release_free_memory()
         self.data = b""
         if self._reserved:
             self._budget.give(self._reserved)

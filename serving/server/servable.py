@@ -138,15 +138,8 @@ class Servable:
         """
         name = signature_name or DEFAULT_SIGNATURE
         signature = self.signature(name)
-        expected = set(signature.inputs)
-        sent = set(inputs)
-        if sent != expected:
-            raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}})"
-                f" != len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
-            )
-        for index, key in enumerate(sorted(expected)):
+        self.check_input_names(name, inputs)
+        for index, key in enumerate(sorted(signature.inputs)):
             info = signature.inputs[key]
             value = inputs[key]
             want = tf.dtypes.as_dtype(info.dtype)
@@ -166,6 +159,18 @@ class Servable:
                 )
         self.check_output_filter(name, output_filter)
         return filter_outputs(self._call(name, inputs, timeout), output_filter)
+
+    def check_input_names(self, signature_name, names):
+        """TF Serving's error unless `names` are exactly the signature's inputs (checked before any tensor is
+        decoded, as TF Serving does)."""
+        expected = set(self.signature(signature_name).inputs)
+        sent = set(names)
+        if sent != expected:
+            raise invalid_argument(
+                f"input size does not match signature: {len(sent)}!={len(expected)} len({{{','.join(sorted(sent))}}})"
+                f" != len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(sent - expected))}}}. "
+                f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
+            )
 
     def check_output_filter(self, signature_name, output_filter):
         """TF Serving's errors for an output filter naming an alias twice or one the signature lacks (before any
