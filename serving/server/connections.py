@@ -7,16 +7,19 @@ httptools protocol, subclassed) that:
 
 - closes a connection that has sent nothing for `idle_timeout` seconds (before its first request, or since its
   last response);
-- closes one whose request line and headers have not all arrived `header_timeout` seconds after their first byte
-  (the body's own deadline is the REST app's), and answers 431 to a request whose line and headers exceed
-  `max_header_bytes` (uvicorn would hold any amount);
+- closes one whose request line and headers have not all arrived `header_timeout` seconds after their first byte,
+  and answers 431 to a request whose line and headers exceed `max_header_bytes` (uvicorn would hold any amount);
+- answers 408 (and closes) when a request's body has not all arrived `body_timeout` seconds after its headers;
 - keeps at most `max_connections` open across all loops. A connection over the cap first makes room by closing the
-  longest-waiting connection that has no request in progress (idle, or still sending its headers), whichever loop
-  has it; when there is none, it is answered at once with 503 and closed. A connection with a request in progress
+  longest-waiting connection that has no request in progress (idle, or still sending its headers) on its own loop,
+  or else on any loop; when there is none, it is answered at once with 503 and closed. A connection with a request in progress
   is never closed for another.
 
 Phases of a connection: "idle" (no request in progress), "headers" (a request has begun, its headers are not all
-in), "active" (the app has the request, until its response is sent).
+in), "body" (its headers are in, its body is not), "active" (the app has the whole request, until its response is
+sent). A phase change only records the time (no timer, no lock: it happens several times per request); each loop
+sweeps its own connections for expired phases a few times per shortest timeout, so a timeout acts up to a quarter
+of it late.
 """
 
 import collections
@@ -27,9 +30,11 @@ import threading
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _LINGER_SECONDS = 1.0  # how long a refused connection may still send before it is closed
-_MAX_LINGERING = 64  # refused connections lingering at once, per loop; beyond, they are closed at once
+_MAX_LINGERING = 8  # refused connections lingering at once, per loop; beyond, they are closed at once
 _RESERVED_DESCRIPTORS = 64  # kept for model files, logs and the gRPC listener
+_MAX_SWEEP_SECONDS = 1.0
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # a request line and headers; TF Serving's API needs a few hundred bytes
+_WAITING = ("idle", "headers")  # phases without a request in progress: these connections may be closed for others
 
 
 class _HeadersTooLarge(Exception):
@@ -49,25 +54,29 @@ def default_max_connections(limit=None):
 class ConnectionGuard:
     """The connection limits of one server, shared by its REST loops (see the module docstring)."""
 
-    def __init__(self, max_connections, idle_timeout, header_timeout, max_header_bytes=DEFAULT_MAX_HEADER_BYTES):
-        if max_connections < 1 or idle_timeout <= 0 or header_timeout <= 0:
+    def __init__(self, max_connections, idle_timeout, header_timeout, body_timeout=60.0,
+                 max_header_bytes=DEFAULT_MAX_HEADER_BYTES):
+        if min(max_connections, idle_timeout, header_timeout, body_timeout, max_header_bytes) <= 0:
             raise ValueError(
-                "max_connections, idle_timeout and header_timeout must be positive, got "
-                f"{max_connections}, {idle_timeout}, {header_timeout}"
+                "max_connections, idle_timeout, header_timeout, body_timeout and max_header_bytes must be positive, "
+                f"got {max_connections}, {idle_timeout}, {header_timeout}, {body_timeout}, {max_header_bytes}"
             )
         self.max_connections = max_connections
+        self.timeouts = {"idle": idle_timeout, "headers": header_timeout, "body": body_timeout}
         self.idle_timeout = idle_timeout
-        self.header_timeout = header_timeout
         self.max_header_bytes = max_header_bytes
+        self._sweep_seconds = min(_MAX_SWEEP_SECONDS, min(self.timeouts.values()) / 4)
         self._lock = threading.Lock()
         self._open = 0
-        self._waiting = {}  # {protocol: None}: connections without a request in progress, longest waiting first
+        self._loops = {}  # event loop -> set of its connections (changed only on that loop's thread)
         self._lingering = collections.Counter()  # event loop -> refused connections not yet closed
-        self.counts = collections.Counter()  # refused, evicted, idle_timeout, header_timeout (see `_count`)
+        self.counts = collections.Counter()  # refused, evicted, <phase>_timeout, headers_too_large (see `_count`)
         self._refusal = _canned(503, "Service Unavailable",
                                 f"The server has {max_connections} open connections, its limit; try again later")
         self._too_large = _canned(431, "Request Header Fields Too Large",
                                   f"The request line and headers are larger than the limit of {max_header_bytes} bytes")
+        self._body_late = _canned(408, "Request Timeout",
+                                  f"The request body did not arrive within {body_timeout:g} s of its headers")
 
     def protocol_class(self):
         """The HTTP protocol class to give uvicorn (`uvicorn.Config(http=...)`)."""
@@ -78,23 +87,20 @@ class ConnectionGuard:
 
             def connection_made(self, transport):
                 super().connection_made(transport)
-                self._timer = None
-                self._phase = None
                 self._counted = guard._admit(self)
                 if self._counted:
                     self._enter("idle")
+                    guard._track(self)
                 else:
                     guard._refuse(self)
 
             def connection_lost(self, exc):
-                if self._timer is not None:
-                    self._timer.cancel()
-                guard._set_waiting(self, False)
                 if self._phase == "refused":
                     guard._lingering[self.loop] -= 1
-                if self._counted:
-                    self._counted = False
-                    guard._release()
+                else:
+                    guard._untrack(self)
+                guard._release(self)
+                self._phase = "closed"
                 super().connection_lost(exc)
 
             def data_received(self, data):
@@ -104,6 +110,10 @@ class ConnectionGuard:
             def eof_received(self):
                 if self._phase == "refused":
                     self.transport.close()
+
+            def _enter(self, phase):
+                self._phase = phase
+                self._since = self.loop.time()
 
             def on_message_begin(self):
                 super().on_message_begin()
@@ -133,35 +143,31 @@ class ConnectionGuard:
                 self.transport.close()
 
             def on_headers_complete(self):
-                self._enter("active")
+                if self._phase in _WAITING:
+                    self._enter("body")
                 super().on_headers_complete()
+
+            def on_message_complete(self):
+                if self._phase == "body":
+                    self._enter("active")
+                super().on_message_complete()
 
             def on_response_complete(self):
                 super().on_response_complete()
                 if not self.pipeline and not self.transport.is_closing():
                     self._enter("idle")
 
-            def _enter(self, phase):
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self._phase = phase
-                waiting = phase in ("idle", "headers")
-                guard._set_waiting(self, waiting)
-                if waiting:
-                    timeout = guard.idle_timeout if phase == "idle" else guard.header_timeout
-                    self._timer = self.loop.call_later(timeout, self._expire, phase)
-
-            def _expire(self, phase):
-                self._timer = None
-                if not self.transport.is_closing():
-                    guard._count(f"{phase}_timeout")
-                    self.transport.close()
+            def _expire(self):
+                """Called by the sweep when the current phase has lasted past its timeout."""
+                guard._count(f"{self._phase}_timeout")
+                if self._phase == "body":
+                    self.transport.write(guard._body_late)
+                self.transport.close()
 
             def _evict(self):
                 """Closes this connection (on its own loop) for a newer one, which already has its place; if a
                 request has begun here meanwhile, it keeps its place after all."""
-                if self._phase in ("idle", "headers") and not self.transport.is_closing():
+                if self._phase in _WAITING and not self.transport.is_closing():
                     guard._count("evicted")
                     self.transport.close()
                 else:
@@ -169,12 +175,26 @@ class ConnectionGuard:
 
         return GuardedHttpToolsProtocol
 
-    def _set_waiting(self, protocol, waiting):
-        """Puts a connection last in the waiting order (waiting True) or takes it out."""
-        with self._lock:
-            self._waiting.pop(protocol, None)
-            if waiting:
-                self._waiting[protocol] = None
+    def _track(self, protocol):
+        """Adds a connection to its loop's set, and starts that loop's sweep with its first connection."""
+        connections = self._loops.get(protocol.loop)
+        if connections is None:
+            connections = self._loops[protocol.loop] = set()
+            protocol.loop.call_later(self._sweep_seconds, self._sweep, protocol.loop)
+        connections.add(protocol)
+
+    def _untrack(self, protocol):
+        connections = self._loops.get(protocol.loop)
+        if connections is not None:
+            connections.discard(protocol)
+
+    def _sweep(self, loop):
+        """Closes this loop's connections whose phase (idle, headers, body) has outlasted its timeout."""
+        now = loop.time()
+        for protocol in [p for p in self._loops[loop] if p._phase in self.timeouts]:
+            if now - protocol._since >= self.timeouts[protocol._phase] and not protocol.transport.is_closing():
+                protocol._expire()
+        loop.call_later(self._sweep_seconds, self._sweep, loop)
 
     def _admit(self, protocol):
         """Counts a new connection in; True if it may stay (possibly in the place of one closed for it)."""
@@ -182,10 +202,17 @@ class ConnectionGuard:
             if self._open < self.max_connections:
                 self._open += 1
                 return True
-            if not self._waiting:
+            # The longest-waiting connection without a request in progress: on this loop if it has one (closed at
+            # once, its file descriptor free before the new one is used), else on any loop. (list() copies a set in
+            # one step under the GIL, while its own loop may be changing it.)
+            victim = None
+            for connections in ([self._loops.get(protocol.loop, ())], list(self._loops.values())):
+                waiting = [p for group in connections for p in list(group) if p._phase in _WAITING and p._counted]
+                if waiting:
+                    victim = min(waiting, key=lambda p: p._since)
+                    break
+            if victim is None:
                 return False
-            victim = next(iter(self._waiting))  # the longest waiting: dicts keep insertion order
-            del self._waiting[victim]
             victim._counted = False  # its place goes to the new connection
         if victim.loop is protocol.loop:
             victim._evict()
@@ -201,9 +228,12 @@ class ConnectionGuard:
                 protocol._counted = True
                 self._open += 1
 
-    def _release(self):
+    def _release(self, protocol):
+        """Gives a closed connection's place back, unless it already went to a connection it was closed for."""
         with self._lock:
-            self._open -= 1
+            if protocol._counted:
+                protocol._counted = False
+                self._open -= 1
 
     def _count(self, event):
         with self._lock:
@@ -216,12 +246,12 @@ class ConnectionGuard:
         protocol._phase = "refused"
         protocol.transport.write(self._refusal)
         if self._lingering[protocol.loop] >= _MAX_LINGERING or not protocol.transport.can_write_eof():
-            protocol._phase = None
+            protocol._phase = "closed"
             protocol.transport.close()
             return
         self._lingering[protocol.loop] += 1
         protocol.transport.write_eof()
-        protocol._timer = protocol.loop.call_later(_LINGER_SECONDS, protocol.transport.close)
+        protocol.loop.call_later(_LINGER_SECONDS, protocol.transport.close)
 
 
 def _canned(status, reason, message):

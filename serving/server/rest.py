@@ -10,7 +10,6 @@ to another thread, and its model run carries the request deadline as its RunOpti
 loop instead waits for the batch without blocking, so that one loop can put many requests into the same batch.
 """
 
-import asyncio
 import json
 import logging
 import re
@@ -46,13 +45,11 @@ class RestOptions:
     """The REST front end's limits (the server's flags give their defaults and meaning)."""
 
     def __init__(self, timeout_seconds=30.0, max_body_bytes=64 * 1024 * 1024, monitoring_path=None, enable_cors=False,
-                 body_timeout_seconds=60.0, max_json_values=json_tensor.DEFAULT_MAX_VALUES,
-                 max_inflight_body_bytes=None):
+                 max_json_values=json_tensor.DEFAULT_MAX_VALUES, max_inflight_body_bytes=None):
         self.timeout_seconds = timeout_seconds
         self.max_body_bytes = max_body_bytes
         self.monitoring_path = monitoring_path
         self.enable_cors = enable_cors
-        self.body_timeout_seconds = body_timeout_seconds
         self.max_json_values = max_json_values
         self.max_inflight_body_bytes = max_inflight_body_bytes or 4 * max_body_bytes
 
@@ -92,12 +89,13 @@ class _Body:
         self._budget = budget
         self._reserved = 0
 
-    def reserve(self, size, error):
-        """Counts the body as `size` bytes (when large); raises `error` if the budget has no room."""
+    def reserve(self, size):
+        """Counts the body as `size` bytes (when large); UNAVAILABLE (503) if the budget has no room."""
         extra = size - self._reserved if size > SMALL_BODY_BYTES else 0
         if extra > 0:
             if not self._budget.take(extra):
-                raise error
+                raise _body_error("UNAVAILABLE", "The server is receiving as many request bytes as it may hold at "
+                                                 "once; try again later")
             self._reserved += extra
 
     def done(self):
@@ -108,6 +106,10 @@ class _Body:
         if self._reserved:
             self._budget.give(self._reserved)
             self._reserved = 0
+
+
+def _too_large(limit):
+    return _body_error("RESOURCE_EXHAUSTED", f"Request body is larger than the limit of {limit} bytes", 413)
 
 
 def _body_error(code, message, http_status=None):
@@ -185,49 +187,25 @@ class RestApp:
             body.done()
 
     async def _receive_body(self, headers, receive, body):
-        """Reads the request body into `body`: within the size limit, the in-flight budget and the body timeout
-        (counted from the headers' arrival); a gzip body is inflated, within the same limit."""
+        """Reads the request body into `body`: within the size limit and the in-flight budget (the connection
+        guard times the body's arrival); a gzip body is inflated, within the same limit."""
         limit = self.options.max_body_bytes
-        too_large = _body_error("RESOURCE_EXHAUSTED", f"Request body is larger than the limit of {limit} bytes",
-                                http_status=413)
-        busy = _body_error("UNAVAILABLE", "The server is receiving as many request bytes as it may hold at once; "
-                                          "try again later")
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit():
             if len(declared) > 20 or int(declared) > limit:
-                raise too_large
-            body.reserve(int(declared), busy)
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        expired = []
-
-        def expire():
-            expired.append(True)
-            task.cancel()
-
-        timer = loop.call_later(self.options.body_timeout_seconds, expire)
+                raise _too_large(limit)
+            body.reserve(int(declared))
         data = bytearray()
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ServingError("CANCELLED", "The client closed the connection")
-                data += message.get("body", b"")
-                if len(data) > limit:
-                    raise too_large
-                body.reserve(len(data), busy)
-                if not message.get("more_body", False):
-                    break
-        except asyncio.CancelledError:
-            if not expired:
-                raise
-            raise _body_error(
-                "DEADLINE_EXCEEDED",
-                f"The request body did not arrive within {self.options.body_timeout_seconds:g} s of its headers",
-                http_status=408,
-            ) from None
-        finally:
-            timer.cancel()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ServingError("CANCELLED", "The client closed the connection")
+            data += message.get("body", b"")
+            if len(data) > limit:
+                raise _too_large(limit)
+            body.reserve(len(data))
+            if not message.get("more_body", False):
+                break
         if headers.get(b"content-encoding", b"").lower() == b"gzip":
             inflate_limit = min(limit, _GZIP_LIMIT)
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -239,7 +217,7 @@ class RestApp:
                 raise ServingError("RESOURCE_EXHAUSTED",
                                    f"The decompressed request body is larger than the limit of {inflate_limit} bytes",
                                    http_status=413)
-            body.reserve(len(data), busy)
+            body.reserve(len(data))
         body.data = data
 
     async def _dispatch(self, method, path, body):

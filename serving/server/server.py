@@ -205,7 +205,6 @@ class ModelServer:
                 max_body_bytes=options.rest_api_max_body_bytes,
                 monitoring_path=monitoring_path,
                 enable_cors=options.rest_api_enable_cors_support,
-                body_timeout_seconds=options.rest_api_body_timeout_in_ms / 1000.0,
                 max_json_values=options.rest_api_max_json_values,
                 max_inflight_body_bytes=options.rest_api_max_inflight_body_bytes,
             ),
@@ -214,6 +213,7 @@ class ModelServer:
             options.rest_api_max_connections or default_max_connections(),
             idle_timeout=options.rest_api_idle_timeout_in_ms / 1000.0,
             header_timeout=options.rest_api_header_timeout_in_ms / 1000.0,
+            body_timeout=options.rest_api_body_timeout_in_ms / 1000.0,
         )
         self.grpc_port = None
         self.rest_port = None
@@ -276,6 +276,7 @@ class ModelServer:
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
+                proxy_headers=False,  # the app reads no forwarded-for headers: no middleware in between
                 timeout_keep_alive=self.connections.idle_timeout + 60,  # a backstop: the guard closes idle ones
                 timeout_graceful_shutdown=5,
                 server_header=False,
