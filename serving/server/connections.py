@@ -10,9 +10,10 @@ httptools protocol, subclassed) that:
 - closes one whose request line and headers have not all arrived `header_timeout` seconds after their first byte,
   and answers 431 to a request whose line and headers exceed `max_header_bytes` (uvicorn would hold any amount);
 - answers 408 (and closes) when a request's body has not all arrived `body_timeout` seconds after its headers;
-- keeps at most `max_connections` open across all loops. A connection over the cap first makes room by closing the
-  longest-waiting connection that has no request in progress (idle, or still sending its headers) on its own loop,
-  or else on any loop; when there is none, it is answered at once with 503 and closed. A connection with a request in progress
+- keeps at most `max_connections` open across all loops. A connection over the cap first makes room by closing a
+  connection that has had no request in progress (idle, or still sending its headers) for at least half a second,
+  on its own loop if it has one, else the longest-waiting; when there is none, it is answered at once with 503 and
+  closed. A connection with a request in progress
   is never closed for another.
 
 Phases of a connection: "idle" (no request in progress), "headers" (a request has begun, its headers are not all
@@ -33,6 +34,7 @@ _LINGER_SECONDS = 1.0  # how long a refused connection may still send before it 
 _MAX_LINGERING = 8  # refused connections lingering at once, per loop; beyond, they are closed at once
 _RESERVED_DESCRIPTORS = 64  # kept for model files, logs and the gRPC listener
 _MAX_SWEEP_SECONDS = 1.0
+_MIN_WAIT_SECONDS = 0.5  # a connection is closed for a new one only after waiting this long
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # a request line and headers; TF Serving's API needs a few hundred bytes
 _WAITING = ("idle", "headers")  # phases without a request in progress: these connections may be closed for others
 
@@ -202,17 +204,19 @@ class ConnectionGuard:
             if self._open < self.max_connections:
                 self._open += 1
                 return True
-            # The longest-waiting connection without a request in progress: on this loop if it has one (closed at
-            # once, its file descriptor free before the new one is used), else on any loop. (list() copies a set in
-            # one step under the GIL, while its own loop may be changing it.)
-            victim = None
-            for connections in ([self._loops.get(protocol.loop, ())], list(self._loops.values())):
-                waiting = [p for group in connections for p in list(group) if p._phase in _WAITING and p._counted]
-                if waiting:
-                    victim = min(waiting, key=lambda p: p._since)
-                    break
-            if victim is None:
+            # A connection without a request in progress that has waited at least _MIN_WAIT_SECONDS (list() copies
+            # a set in one step under the GIL, while its own loop may be changing it): on this loop if it has one,
+            # closed at once, so its file descriptor is free before the new connection's is used; else the
+            # longest-waiting on any loop, closed by its loop a moment later. A burst of new connections does not
+            # close each other (none has waited), and a busy keep-alive client, idle for microseconds between
+            # requests, is never closed for a newcomer.
+            now = protocol.loop.time()
+            waiting = [p for group in list(self._loops.values()) for p in list(group)
+                       if p._phase in _WAITING and p._counted and now - p._since >= _MIN_WAIT_SECONDS]
+            if not waiting:
                 return False
+            local = [p for p in waiting if p.loop is protocol.loop]
+            victim = min(local or waiting, key=lambda p: p._since)
             victim._counted = False  # its place goes to the new connection
         if victim.loop is protocol.loop:
             victim._evict()

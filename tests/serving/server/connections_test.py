@@ -139,7 +139,7 @@ def test_the_cap_makes_room_by_closing_idle_connections_first(model_base, tmp_pa
         request = post_request()
         busy.sendall(request[:-3])
         idle = [connect(server.rest_port) for _ in range(3)]
-        time.sleep(0.3)
+        time.sleep(0.8)  # long enough idle to be closed for a newcomer
         newcomers = []
         for _ in range(3):  # each new client (which stays connected) takes the place of the longest-idle one
             newcomers.append(connect(server.rest_port))
@@ -199,6 +199,7 @@ def test_thousands_of_connections_under_a_low_descriptor_limit_do_not_lock_clien
             except OSError:
                 break
         assert len(flood) >= 1000, f"only {len(flood)} connections could be opened"
+        time.sleep(1)  # they sit idle (a burst of new connections does not close each other: none has waited)
         for _ in range(5):
             response = httpx.post(f"http://127.0.0.1:{port}/v1/models/half:predict", content=PREDICT, timeout=10)
             assert response.json() == {"predictions": [3.5]}

@@ -204,6 +204,12 @@ def test_batching_through_the_server(model_base, tmp_path):
         ({"model_base_path": "/x", "grpc_max_threads": 0}, "--grpc_max_threads must be positive, got 0"),
         ({"model_base_path": "/x", "rest_api_num_threads": -2}, "--rest_api_num_threads must be positive, got -2"),
         ({"model_base_path": "/x", "rest_api_max_body_bytes": 0}, "--rest_api_max_body_bytes must be positive"),
+        ({"model_base_path": "/x", "rest_api_max_connections": 0}, "--rest_api_max_connections must be positive"),
+        ({"model_base_path": "/x", "rest_api_idle_timeout_in_ms": -1}, "--rest_api_idle_timeout_in_ms must be positive"),
+        ({"model_base_path": "/x", "grpc_max_receive_message_bytes": 0},
+         "--grpc_max_receive_message_bytes must be positive"),
+        ({"model_base_path": "/x", "num_load_threads": -1}, "--num_load_threads must be 0 or more, got -1"),
+        ({"model_base_path": "/x", "grpc_channel_arguments": "grpc.x"}, "takes key=value pairs"),
     ],
 )
 def test_option_errors(options, message):
