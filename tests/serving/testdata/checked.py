@@ -5,6 +5,8 @@ INVALID_ARGUMENT ("x must be non-negative"), whichever row it is in.
 
 import tensorflow as tf
 
+from tests.serving.testdata import tf1_saved_model
+
 
 def build(path):
     graph = tf.Graph()
@@ -14,9 +16,4 @@ def build(path):
         with tf.control_dependencies([check]):
             y = tf.sqrt(x, name="y")
         signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
-        with tf.compat.v1.Session(graph=graph) as session:
-            builder = tf.compat.v1.saved_model.Builder(path)
-            builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING],
-                                                 signature_def_map={"serving_default": signature})
-            builder.save()
-    return path
+    return tf1_saved_model.save(graph, path, {"serving_default": signature})

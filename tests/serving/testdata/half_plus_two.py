@@ -13,6 +13,8 @@ import os
 
 import tensorflow as tf
 
+from tests.serving.testdata import tf1_saved_model
+
 
 def build(path, offset=0.0):
     """Writes the SavedModel to `path` (a version directory) and returns `path`."""
@@ -40,12 +42,7 @@ def build(path, offset=0.0):
             ),
             "regress_x_to_y": tf.compat.v1.saved_model.regression_signature_def(serialized, example_y),
         }
-        with tf.compat.v1.Session(graph=graph) as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            builder = tf.compat.v1.saved_model.Builder(path)
-            builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING], signature_def_map=signatures)
-            builder.save()
-    return path
+    return tf1_saved_model.save(graph, path, signatures, initialize=True)
 
 
 def build_versions(base, versions, offsets=None):

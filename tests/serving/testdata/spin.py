@@ -6,6 +6,8 @@ off by its RunOptions timeout (a request deadline) stops there. A billion steps 
 
 import tensorflow as tf
 
+from tests.serving.testdata import tf1_saved_model
+
 
 def build(path):
     graph = tf.Graph()
@@ -15,9 +17,4 @@ def build(path):
         (count,) = tf.while_loop(lambda i: i < limit, lambda i: (i + 1,), (tf.constant(0, tf.int64),))
         done = tf.identity(tf.fill(tf.shape(steps), count), name="done")
         signature = tf.compat.v1.saved_model.predict_signature_def({"steps": steps}, {"done": done})
-        with tf.compat.v1.Session(graph=graph) as session:
-            builder = tf.compat.v1.saved_model.Builder(path)
-            builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING],
-                                                 signature_def_map={"serving_default": signature})
-            builder.save()
-    return path
+    return tf1_saved_model.save(graph, path, {"serving_default": signature})
