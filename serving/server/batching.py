@@ -193,7 +193,7 @@ class Batcher:
                 return
             middle = len(tasks) // 2
             if self.metrics is not None:
-                self.metrics.record_isolation_run(batch.servable.name)
+                self.metrics.record_batch_split(batch.servable.name)
             self._run(batch, tasks[:middle])
             self._run(batch, tasks[middle:])
             return

@@ -59,4 +59,3 @@ def invalid_argument(message):
 
 def not_found(message):
     return ServingError("NOT_FOUND", message)
-

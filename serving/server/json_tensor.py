@@ -93,7 +93,6 @@ def parse_json(body, max_values=DEFAULT_MAX_VALUES, max_depth=MAX_DEPTH):
     string values (decoded with surrogateescape, encoded back by `_leaf`), as rapidjson, which does not validate
     UTF-8, passes them to the model.
     """
-    extent = None
     if len(body) > SCAN_ABOVE_BYTES or b"Inf" in body or b"-NaN" in body:
         extent = json_scan.scan(body)
         if extent.depth > max_depth:

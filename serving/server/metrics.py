@@ -82,7 +82,7 @@ class Metrics:
         self._child(self.batch_size, model_name).observe(size)
         self._child(self.padding_size, model_name).observe(padding)
 
-    def record_isolation_run(self, model_name):
+    def record_batch_split(self, model_name):
         self._child(self.batch_splits, model_name).inc()
 
     def exposition(self):
