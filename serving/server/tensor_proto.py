@@ -191,7 +191,7 @@ def _numbers(proto, alias, dtype, dims, count, limit):
             raise _error(alias, "tensor_content of a DT_BOOL tensor must hold only the bytes 0 (false) and 1 (true)")
         flat = np.frombuffer(content, numpy_type.newbyteorder("<"))
         return flat if sys.byteorder == "little" else flat.astype(numpy_type)
-    values = np.array(getattr(proto, field_name), field_type)  # no per-element Python loop (see the tests)
+    values = np.array(getattr(proto, field_name), field_type)  # one copy from the repeated field, no Python loop
     if numpy_type.kind == "c":
         values = values[: len(values) // 2 * 2].view(numpy_type)
     elif dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):
