@@ -86,6 +86,8 @@ class _Trimmer:
             now = time.monotonic()
             if first is not None and (now - last >= self.quiet or now - first >= self.max_delay):
                 self.first = None  # asks from here on count towards the next trim
+                if self.last != last and self.first is None:  # an ask came in between: it still wants a trim
+                    self.first = self.last
                 trim()
                 self.trims += 1
 
