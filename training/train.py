@@ -7,6 +7,7 @@
     --epochs=N | --steps=N     how long to train (default: the preset's epochs)
     --seed=N                   seed of data order and initial weights (default: the preset's)
     --data_dir=DIR             where a task that reads files finds them (e.g. a corpus in the Penn Treebank layout)
+    --progress=auto|bar|lines  a bar per epoch, or a line every log_every_steps steps (default: a bar on a terminal)
 
 Running again with the same --model_dir resumes the run. Exit status: 0 on success, 1 when the loss diverged, 2 on
 a usage error (unknown task, preset, override key or strategy; bad data path).
@@ -43,7 +44,14 @@ flags.DEFINE_integer("epochs", None, "Train for this many epochs in all.", lower
 flags.DEFINE_integer("steps", None, "Train for this many steps in all (instead of --epochs).", lower_bound=1)
 flags.DEFINE_integer("seed", None, "Seed of the data, its order and the initial weights.")
 flags.DEFINE_string("data_dir", None, "Directory of the task's data files, for tasks that read files.")
-flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines"], "A progress bar, or one line per epoch.")
+flags.DEFINE_enum(
+    "progress",
+    "auto",
+    ["auto", "bar", "lines"],
+    "bar: a bar per epoch, redrawn in place, up to the step the run stops at. lines (for logs): a line every "
+    f"log_every_steps steps with the loss, steps/s and ETA, at most one every {Trainer.line_seconds:g} seconds, and a "
+    "line per epoch. auto: bar on a terminal, lines otherwise.",
+)
 flags.mark_flags_as_required(["task", "model_dir"])
 
 

@@ -70,9 +70,14 @@ class Trainer:
         model_dir: where the run's files live; an existing run there is resumed.
         strategy: a `tf.distribute.Strategy` (default: the default strategy).
         jit_compile: compile the training step with XLA.
-        progress: "bar" (a progress bar per epoch), "lines" (one line per epoch) or "auto" (a bar on a terminal).
+        progress: "bar" (a bar per epoch, redrawn in place), "lines" (a line every `log_every_steps` steps, at
+            most one every `line_seconds`, and one per epoch) or "auto" (a bar on a terminal, lines otherwise).
         out: where progress goes (default stdout).
     """
+
+    # Off a terminal, a step's line is left out when the previous one is younger than this: fast steps do not flood
+    # a log, and slow ones still get a line every log_every_steps steps.
+    line_seconds = 5.0
 
     def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, progress="auto", out=None):
         self.task = task
@@ -84,6 +89,8 @@ class Trainer:
         self.global_batch = self.config["batch_size"] * self.replicas
         self.steps_per_epoch = task.steps_per_epoch(self.config, self.global_batch)
         self.out = out or sys.stdout
+        if progress not in ("auto", "bar", "lines"):
+            raise ValueError(f"progress must be 'auto', 'bar' or 'lines', got {progress!r}")
         if progress == "auto":
             progress = "bar" if self.chief and hasattr(self.out, "isatty") and self.out.isatty() else "lines"
         self.progress = progress
@@ -287,31 +294,30 @@ class Trainer:
         train_totals, train, validation = {}, {}, {}
         batches = iter(self.train_data(skip_steps=int(self.step)))
         started = time.perf_counter()
-        bar = self._progress_bar(total_steps)
+        progress = self._progress(total_steps)
         while int(self.step) < total_steps:
             sums = self.train_step(next(batches))
             step = int(self.step.assign_add(1))
             self.step_in_epoch.assign_add(1)
             loss = sums["loss"] / max(sums["examples"], 1.0)
             if not math.isfinite(loss):
+                progress.close()
                 raise TrainingDiverged(self._divergence_message(loss, step))
             for key, value in sums.items():
                 train_totals[key] = train_totals.get(key, 0.0) + value
             self._log_step(step, loss, sums["grad_norm"])
-            if bar is not None:
-                bar.update(int(self.step_in_epoch), [("loss", loss)])
+            progress.update(step, int(self.step_in_epoch), loss)
             if step % self.config["checkpoint_every_steps"] == 0:
                 self._save(self.manager)
             if int(self.step_in_epoch) == self.steps_per_epoch:
                 train = self._summarize(train_totals)
                 validation = self._end_epoch(train, time.perf_counter() - started)
                 train_totals, started = {}, time.perf_counter()
-                if int(self.step) < total_steps:
-                    bar = self._progress_bar(total_steps)
         if train_totals or not validation:  # stopped mid-epoch by --steps, or resumed a finished run
             train = self._summarize(train_totals) if train_totals else train
             validation = self.evaluate("validation")
             self._keep_if_best(validation)
+            self._write_summaries(train, validation)  # train: the partial epoch's means, or {} if none
         self._save(self.manager)
         return self._finish(train, validation)
 
@@ -363,15 +369,18 @@ class Trainer:
 
     # Reporting.
 
-    def _progress_bar(self, total_steps):
-        if self.progress != "bar":
-            return None
-        epochs = math.ceil(total_steps / self.steps_per_epoch)
-        print(f"epoch {int(self.epoch) + 1}/{epochs}", file=self.out)
-        bar = keras.utils.Progbar(self.steps_per_epoch)
-        if int(self.step_in_epoch):
-            bar.update(int(self.step_in_epoch))
-        return bar
+    def _progress(self, total_steps):
+        """What the fit loop shows while it trains to `total_steps` (only the chief shows anything)."""
+        return _Progress(
+            self.out,
+            self.progress if self.chief else None,
+            total_steps,
+            self.steps_per_epoch,
+            self.config["log_every_steps"],
+            self.line_seconds,
+            step=int(self.step),
+            step_in_epoch=int(self.step_in_epoch),
+        )
 
     def _summary_writers(self):
         if self._writers is None:
@@ -394,19 +403,159 @@ class Trainer:
 
     def _log_epoch(self, train, validation, seconds):
         step = int(self.step)
-        writers = self._summary_writers()
-        for name, values in (("train", train), ("validation", validation)):
-            with writers[name].as_default(step=step):
-                for key, value in values.items():
-                    tf.summary.scalar(f"epoch_{key}", value)
-        for writer in writers.values():
-            writer.flush()
+        self._write_summaries(train, validation)
         if self.chief:
             shown = " - ".join(
                 [f"{k} {v:.4g}" for k, v in train.items() if k != "grad_norm"]
                 + [f"val_{k} {v:.4g}" for k, v in validation.items()]
             )
             print(f"epoch {int(self.epoch)} - step {step} - {seconds:.1f}s - {shown}", file=self.out, flush=True)
+
+    def _write_summaries(self, train, validation):
+        """TensorBoard: the train and validation metrics as `epoch_*` scalars at the current step, flushed."""
+        writers = self._summary_writers()
+        for name, values in (("train", train), ("validation", validation)):
+            with writers[name].as_default(step=int(self.step)):
+                for key, value in values.items():
+                    tf.summary.scalar(f"epoch_{key}", value)
+        for writer in writers.values():
+            writer.flush()
+
+
+class _Progress:
+    """What a person sees while a run trains, from step `step` (`step_in_epoch` into its epoch) to `total_steps`.
+
+    mode "bar": a bar per epoch, redrawn in place, counting to the epoch's last step or to the run's last step when
+    that comes first (a `--steps` run's last epoch may be partial). mode "lines": a line every `every_steps` steps
+    with the run's step, the mean loss since the previous line, steps/s over those steps and the ETA of the run; a
+    line is left out when the previous one is younger than `line_seconds`. mode None: nothing.
+
+    Rates leave out the first step of the process (it includes tracing). `close()` ends a bar cut short (the run
+    stopped or diverged mid-epoch) with a newline, so that what is printed next starts on its own line.
+    """
+
+    def __init__(self, out, mode, total_steps, steps_per_epoch, every_steps, line_seconds, step, step_in_epoch):
+        self.out, self.mode, self.total_steps, self.steps_per_epoch = out, mode, total_steps, steps_per_epoch
+        self.every_steps, self.line_seconds = every_steps, line_seconds
+        self._bar = None
+        self._window = None  # (step, time) where the next line's rate starts
+        self._losses = []  # the step losses since the previous line
+        self._printed = None  # when the previous line was printed
+        if mode == "bar" and step < total_steps:
+            self._start_bar(step - step_in_epoch, step_in_epoch)
+
+    def update(self, step, step_in_epoch, loss):
+        """Reports the step just taken: the run's `step`, the epoch's `step_in_epoch`, and the step's loss."""
+        if self.mode == "bar":
+            if self._bar is None:
+                self._start_bar(step - step_in_epoch, step_in_epoch - 1)
+            self._bar.update(step_in_epoch, loss)
+            if self._bar.ended:
+                self._bar = None
+        elif self.mode == "lines":
+            self._line(step, loss)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _start_bar(self, epoch_start, done):
+        epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        target = min(self.steps_per_epoch, self.total_steps - epoch_start)
+        header = f"epoch {epoch_start // self.steps_per_epoch + 1}/{epochs}"
+        if target < self.steps_per_epoch:
+            header += f" (the run stops after {target} of its {self.steps_per_epoch} steps)"
+        print(header, file=self.out, flush=True)
+        self._bar = _Bar(self.out, target, done)
+
+    def _line(self, step, loss):
+        now = time.perf_counter()
+        self._losses.append(loss)
+        if self._window is None:
+            self._window = (step, now)
+            return
+        if step % self.every_steps or (self._printed is not None and now - self._printed < self.line_seconds):
+            return
+        first, since = self._window
+        rate = (step - first) / max(now - since, 1e-9)
+        epoch = (step - 1) // self.steps_per_epoch + 1
+        print(
+            f"step {step}/{self.total_steps} (epoch {epoch}) - loss {np.mean(self._losses):.4g} - "
+            f"{_rate(rate)} steps/s - ETA {_duration((self.total_steps - step) / rate)}",
+            file=self.out,
+            flush=True,
+        )
+        self._window, self._losses, self._printed = (step, now), [], now
+
+
+class _Bar:
+    """One line redrawn in place (a carriage return first): `done`/`target` steps, a bar, steps/s and the ETA (the
+    time taken once done), and the mean loss. It ends with a newline when it reaches its target or is closed."""
+
+    width = 30
+    interval = 0.1  # seconds between redraws, but the last one
+
+    def __init__(self, out, target, done):
+        self.out, self.target, self.done = out, target, done
+        self.ended = False
+        self._created = time.perf_counter()
+        self._start = None  # (done, time) at the first update: rates leave out the step before it
+        self._losses = []
+        self._drawn, self._drawn_done, self._shown = -math.inf, None, 0
+        self._draw(self._created)
+
+    def update(self, done, loss):
+        now = time.perf_counter()
+        self.done = done
+        self._losses.append(loss)
+        if self._start is None:
+            self._start = (done, now)
+        if done >= self.target:
+            self.close()
+        elif now - self._drawn >= self.interval:
+            self._draw(now)
+
+    def close(self):
+        """Draws the last step taken (redraws are spaced out) and ends the line."""
+        if not self.ended:
+            if self._drawn_done != self.done:
+                self._draw(time.perf_counter())
+            self.out.write("\n")
+            self.out.flush()
+            self.ended = True
+
+    def _draw(self, now):
+        digits = len(str(self.target))
+        filled = self.width * self.done // self.target
+        bar = "=" * filled + (">" if filled < self.width else "") + "." * (self.width - filled - 1)
+        text = f"{self.done:>{digits}}/{self.target} [{bar}]"
+        first, since = self._start or (self.done, now)
+        if self.done > first:
+            rate = (self.done - first) / max(now - since, 1e-9)
+            text += f" {_rate(rate)} steps/s"
+            if self.done < self.target:
+                text += f" - ETA {_duration((self.target - self.done) / rate)}"
+        if self.done >= self.target:
+            text += f" - {_duration(now - self._created)}"
+        if self._losses:
+            text += f" - loss {np.mean(self._losses):.4g}"
+        self.out.write("\r" + text + " " * max(self._shown - len(text), 0))
+        self.out.flush()
+        self._drawn, self._drawn_done, self._shown = now, self.done, len(text)
+
+
+def _rate(steps_per_second):
+    """Three significant digits (85.2, 0.0512), whole numbers from 100 on (1234)."""
+    return f"{steps_per_second:.0f}" if steps_per_second >= 100 else f"{steps_per_second:.3g}"
+
+
+def _duration(seconds):
+    """12.3s under a minute, h:mm:ss from a minute on."""
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _checkpointable(variables, with_paths=True):

@@ -108,3 +108,21 @@ def test_bad_paths_are_clear_errors(tmp_path):
     result = run("training.evaluate", f"--model_dir={tmp_path / 'missing'}", timeout=120)
     assert result.returncode == 2
     assert f"error: no run in '{tmp_path / 'missing'}' (no config.json); train one with" in result.stderr
+
+
+# A tiny adding run: 16 steps per epoch.
+TINY = "--override=length=10,train_size=512,validation_size=128,test_size=128,units=8,batch_size=32"
+
+
+@pytest.mark.parametrize("progress", ["bar", "lines"])
+def test_progress_of_a_steps_run_shorter_than_an_epoch(tmp_path, progress):
+    result = run("training.train", "--task=adding", "--preset=short", f"--model_dir={tmp_path}", TINY, "--steps=10",
+                 f"--progress={progress}", timeout=300)
+    assert result.returncode == 0, result.stderr
+    if progress == "bar":  # the bar counts to the run's 10 steps, and the final line starts a line of its own
+        # (text mode reads the bar's carriage returns as line ends: a glued line would still follow the bar's text)
+        assert "epoch 1/1 (the run stops after 10 of its 16 steps)\n" in result.stdout, result.stdout
+        assert re.search(r"^10/10 \[=+\] [^\n]*\ndone: step 10, ", result.stdout, re.MULTILINE), result.stdout
+    else:  # a line at log_every_steps (10) during the run, with steps/s and the ETA
+        assert re.search(r"^step 10/10 \(epoch 1\) - loss \S+ - \S+ steps/s - ETA \S+\ndone: step 10, ", result.stdout,
+                         re.MULTILINE), result.stdout

@@ -3,6 +3,7 @@
 import glob
 import io
 import json
+import re
 
 import keras
 import numpy as np
@@ -20,10 +21,10 @@ from training.trainer import TrainingDiverged
 SMALL = {"length": 10, "train_size": 512, "validation_size": 128, "test_size": 128, "units": 8, "batch_size": 32}
 
 
-def make_trainer(model_dir, task=None, out=None, **overrides):
+def make_trainer(model_dir, task=None, out=None, progress="lines", **overrides):
     task = task or tasks.get("adding")
     config = run_config.resolve(DEFAULTS, task.presets, "short", {**SMALL, **overrides})
-    return Trainer(task, {"task": task.name, "preset": "short", **config}, str(model_dir), progress="lines",
+    return Trainer(task, {"task": task.name, "preset": "short", **config}, str(model_dir), progress=progress,
                    out=out or io.StringIO())
 
 
@@ -123,7 +124,7 @@ def test_gradient_clipping_bounds_the_update(tmp_path, knob, bound):
     assert update(**{knob: limit}) <= limit * (1 + 1e-4)  # ... and clipping bounds it (SGD, learning rate 1)
 
 
-def test_progress_is_one_line_per_epoch_off_a_terminal(tmp_path):
+def test_off_a_terminal_an_epoch_ends_with_its_line(tmp_path):
     out = io.StringIO()
     make_trainer(tmp_path, epochs=2, out=out).fit()
     lines = [line for line in out.getvalue().splitlines() if line.startswith("epoch ")]
@@ -131,11 +132,96 @@ def test_progress_is_one_line_per_epoch_off_a_terminal(tmp_path):
     assert all("val_mse" in line for line in lines)
 
 
-def test_progress_bar_on_request(tmp_path, capsys):
-    trainer = make_trainer(tmp_path, epochs=1)
-    trainer.progress = "bar"
+class Recorder(io.StringIO):
+    """Output that notes the trainer's step at each write and each flush."""
+
+    def __init__(self, isatty=False):
+        super().__init__()
+        self._isatty, self.trainer, self.writes, self.flushes = isatty, None, [], []
+
+    def isatty(self):
+        return self._isatty
+
+    def write(self, text):
+        if self.trainer is not None:
+            self.writes.append((int(self.trainer.step), text))
+        return super().write(text)
+
+    def flush(self):
+        if self.trainer is not None:
+            self.flushes.append(int(self.trainer.step))
+
+
+DURATION = r"(\d+\.\ds|\d+:\d\d:\d\d)"  # 12.3s, or h:mm:ss from a minute on
+STEP_LINE = rf"step (\d+)/12 \(epoch 1\) - loss \d\S* - \d\S* steps/s - ETA {DURATION}"
+
+
+def test_off_a_terminal_a_run_shorter_than_an_epoch_prints_lines_as_it_goes(tmp_path):
+    out = Recorder()
+    trainer = make_trainer(tmp_path, out=out, steps=12, log_every_steps=4)  # 16 steps make an epoch
+    trainer.line_seconds = 0
+    out.trainer = trainer
     trainer.fit()
-    assert "16/16" in capsys.readouterr().out  # keras.utils.Progbar's counter
+    printed = [(step, re.fullmatch(STEP_LINE, text)) for step, text in out.writes]
+    # A line at every 4th step, written (and flushed, for a log file) while that step is the trainer's last.
+    assert [(step, int(match.group(1))) for step, match in printed if match] == [(4, 4), (8, 8), (12, 12)]
+    assert {4, 8, 12} <= set(out.flushes)
+    assert not re.search(r"^epoch ", out.getvalue(), re.MULTILINE)
+
+
+def test_off_a_terminal_lines_come_no_sooner_than_line_seconds_after_the_previous(tmp_path):
+    out = io.StringIO()
+    trainer = make_trainer(tmp_path, out=out, steps=12, log_every_steps=4)
+    trainer.line_seconds = 1e9
+    trainer.fit()
+    assert [int(m.group(1)) for m in re.finditer("^" + STEP_LINE + "$", out.getvalue(), re.MULTILINE)] == [4]
+
+
+def shown(text):
+    """What a terminal shows of `text`: of each line, what follows its last carriage return."""
+    return [line.rsplit("\r", 1)[-1].rstrip() for line in text.split("\n")]
+
+
+def test_on_a_terminal_the_bars_count_to_the_steps_the_run_takes_and_end_their_line(tmp_path):
+    out = Recorder(isatty=True)
+    first = make_trainer(tmp_path, out=out, progress="auto", steps=6)
+    assert first.progress == "bar", "auto: a bar on a terminal"
+    first.fit()
+    lines = shown(out.getvalue())
+    assert lines[0] == "epoch 1/1 (the run stops after 6 of its 16 steps)"
+    assert re.fullmatch(rf"6/6 \[=+\] \d\S* steps/s - {DURATION} - loss \d\S*", lines[1]), lines
+    assert lines[2:] == [""], "the output ends with a newline: what comes next is not glued to the bar"
+    # Resumed mid-epoch with --steps=20: the first bar goes on from 6 to the epoch's 16, the second counts to 4.
+    out = io.StringIO()
+    make_trainer(tmp_path, out=out, progress="bar", steps=20).fit()
+    lines = [line for line in shown(out.getvalue()) if not line.startswith("resumed from ")]
+    assert [line.split(" [")[0] for line in lines] == [
+        "epoch 1/2", "16/16", lines[2], "epoch 2/2 (the run stops after 4 of its 16 steps)", "4/4", ""
+    ]
+    assert lines[2].startswith("epoch 1 - step 16 - ")
+    assert out.getvalue().count("\r 6/16 [") == 1, "the resumed bar starts at the step the run had reached"
+
+
+def test_on_a_terminal_a_bar_cut_short_by_divergence_ends_its_line(tmp_path):
+    # NaN from the 17th batch on; 20-step epochs put it inside the first epoch's bar.
+    trainer = make_trainer(tmp_path, task=PoisonedAdding(), progress="bar", steps_per_epoch=20, epochs=1)
+    with pytest.raises(TrainingDiverged):
+        trainer.fit()
+    lines = shown(trainer.out.getvalue())
+    assert lines[-2].startswith("16/20 [") and lines[-1] == "", lines
+
+
+def test_the_end_of_run_validation_reaches_tensorboard(tmp_path):
+    metrics = make_trainer(tmp_path, steps=5).fit()  # stops inside the first epoch (16 steps)
+    logged = {}
+    for split in ("train", "validation"):
+        for path in glob.glob(str(tmp_path / "logs" / split / "events*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    logged[split, value.tag, event.step] = float(tf.make_ndarray(value.tensor))
+    for key, value in metrics["validation"].items():
+        assert logged["validation", f"epoch_{key}", 5] == pytest.approx(value)
+    assert logged["train", "epoch_loss", 5] == pytest.approx(metrics["train"]["loss"])
 
 
 def test_mixed_precision_and_xla_train(tmp_path):
