@@ -5,10 +5,19 @@
 
 Writes `<export_base>/<name>/<version>/` (version: the next integer unless given) with the task's signatures:
 `serving_default` (dense tensors in and out) plus the task's own (`regress` for adding, `classify` for latching, over
-serialized tf.Examples), warmup requests in `assets.extra/tf_serving_warmup_requests`, and adds the model to
-`<export_base>/models.config`. The version directory is written under a temporary name and renamed into place, so a
-polling server never sees half a version. The SavedModel holds the model's raw `tf.Variable`s, which the TF1 session
-loader (and so TF Serving) needs, and only TensorFlow core ops.
+serialized tf.Examples; `sample` and `score` for a language model), warmup requests in
+`assets.extra/tf_serving_warmup_requests`, and adds the model to `<export_base>/models.config`. The version directory
+is written under a temporary name and renamed into place, so a polling server never sees half a version, and nothing
+is left outside it. The SavedModel holds the model's raw `tf.Variable`s, which the TF1 session loader (and so TF
+Serving) needs.
+
+Every signature also has an endpoint that takes its inputs as one dict, which `keras.layers.TFSMLayer` calls:
+`serve` for `serving_default` (Keras's default endpoint name) and `serve_<signature>` for the others (`serve_sample`,
+`serve_score`, `serve_regress`, `serve_classify`), each returning the signature's outputs.
+
+Ops: the language model's export tokenizes with TensorFlow Text ops, so a Python program that loads it must
+`import tensorflow_text` first (pip package tensorflow-text; stock TensorFlow Serving has the ops built in). Every
+other task's export uses only TensorFlow core ops and loads with tensorflow alone.
 """
 
 import io
@@ -46,14 +55,42 @@ flags.DEFINE_string("base_path_prefix", "", "Written before the name as the mode
 
 
 class ExportModule(tf.Module):
-    """The exported object: the model, its raw variables (the TF1 loader needs them tracked), and the task's serving
-    module (its signatures in `functions`, and any resources they use)."""
+    """The exported object: the model, its raw variables (the TF1 loader needs them tracked), the task's serving
+    module (its signatures in `functions`, and any resources they use), and one dict endpoint per signature
+    (`endpoint_name`), an attribute that `keras.layers.TFSMLayer` calls."""
 
     def __init__(self, model, serving):
         super().__init__()
         self.model = model
         self.raw_variables = [variable.value for variable in model.variables]
         self.serving = serving
+        for signature, function in serving.functions.items():
+            setattr(self, endpoint_name(signature), dict_endpoint(signature, function))
+
+
+def endpoint_name(signature):
+    """The endpoint of a signature: `serve` for `serving_default`, as in Keras's own exports (so that
+    `keras.layers.TFSMLayer(path)` calls it by default), and `serve_<signature>` for the others."""
+    return "serve" if signature == "serving_default" else f"serve_{signature}"
+
+
+def dict_endpoint(signature, function):
+    """A tf.function that takes the inputs of `function` (a tf.function with an input signature of named
+    TensorSpecs) as one dict {input name: tensor} and returns its outputs.
+
+    A signature function takes one keyword argument per input, which `keras.layers.TFSMLayer` cannot give: it calls
+    its endpoint with one positional structure."""
+    specs = list(function.input_signature)
+    unnamed = [index for index, spec in enumerate(specs) if not spec.name]
+    if unnamed:
+        raise ValueError(f"signature {signature!r}: every input TensorSpec needs a name (the dict's key); input "
+                         f"{unnamed[0]} has none")
+
+    @tf.function(input_signature=[{spec.name: spec for spec in specs}])
+    def endpoint(inputs):
+        return function(*[inputs[spec.name] for spec in specs])
+
+    return endpoint
 
 
 def next_version(model_base):
@@ -90,6 +127,21 @@ def update_models_config(path, name, base_path):
     os.replace(temporary, path)
 
 
+def write_saved_model(task, config, model, path):
+    """Saves `model`'s SavedModel for `task` at `path`: the task's signatures and their dict endpoints (no warmup
+    requests, no models.config entry). What the task's serving module wrote for the save (the language model's
+    vocabulary file) is removed afterwards: the SavedModel holds its own copy under assets/."""
+    serving = task.serving_module(config, model)
+    try:
+        module = ExportModule(model, serving)
+        signatures = {name: function.get_concrete_function() for name, function in serving.functions.items()}
+        tf.saved_model.save(module, path, signatures=signatures)
+    finally:
+        close = getattr(serving, "close", None)
+        if close is not None:
+            close()
+
+
 def export(model_dir, name, export_base="saved_models", version=None, checkpoint="best", base_path_prefix=""):
     """Exports the run in `model_dir`; returns the version directory. Raises ValueError naming what is wrong."""
     config_path = os.path.join(model_dir, "config.json")
@@ -108,14 +160,11 @@ def export(model_dir, name, export_base="saved_models", version=None, checkpoint
     final = os.path.join(model_base, str(version))
     if os.path.exists(final):
         raise ValueError(f"{final} already exists; choose another --version or leave it out")
-    serving = task.serving_module(config, trainer.model)
-    functions = serving.functions
-    module = ExportModule(trainer.model, serving)
     staging = os.path.join(model_base, f".export-{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(model_base, exist_ok=True)
     try:
-        tf.saved_model.save(module, staging, signatures={k: f.get_concrete_function() for k, f in functions.items()})
+        write_saved_model(task, config, trainer.model, staging)
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
         with tf.io.TFRecordWriter(os.path.join(staging, WARMUP_FILE)) as writer:
             for record in warmup_records(task, config, name):

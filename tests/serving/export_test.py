@@ -2,8 +2,10 @@
 
 import json
 import os
+import pickle
 import subprocess
 import sys
+import tempfile
 
 import httpx2 as httpx
 import keras
@@ -19,6 +21,7 @@ from serving.server.server import ServerOptions
 from tests.helpers.saved_model import assert_dense_signature_outputs
 from tests.helpers.saved_model import load_with_session
 from tests.serving.server.conftest import free_port
+from tests.training.tasks import runs
 from training import tasks
 from training.trainer import Trainer
 
@@ -129,3 +132,213 @@ def test_the_dense_outputs_check_catches_ragged_and_sparse_outputs(tmp_path, kin
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     with pytest.raises(AssertionError, match="output words"):
         assert_dense_signature_outputs(path)
+
+
+# Every export through keras.layers.TFSMLayer, in a process that has only tensorflow and tensorflow-text.
+
+TINY_RUNS = {  # task: (preset, overrides) of a two-step run
+    "adding": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "copy_memory": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "forecasting": ("sunspots", {}),
+    "labelling": ("feedback", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "language_model": ("lstm", {"train_size": 300, "validation_size": 30, "test_size": 30, "max_new_tokens": 5}),
+    "latching": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """tiny_run(task name) -> (task, config, model_dir, trainer): a run of two steps, best checkpoint restored (one per
+    task and module)."""
+    made = {}
+
+    def make(task_name):
+        if task_name not in made:
+            preset, overrides = TINY_RUNS[task_name]
+            task, config = runs.make_config(task_name, preset, steps=2, **overrides)
+            model_dir = str(tmp_path_factory.mktemp(task_name) / "run")
+            made[task_name] = (task, config, model_dir, runs.train_best(task, config, model_dir))
+        return made[task_name]
+
+    return make
+
+
+def serialized_examples(task, config, count=3):
+    """The test split's first sequences as serialized tf.Examples (features x0, x1, ...: one float list each)."""
+    records = []
+    for sequence in task.split_data(config)["test"][0][:count]:
+        features = {f"x{i}": tf.train.Feature(float_list=tf.train.FloatList(value=sequence[:, i]))
+                    for i in range(sequence.shape[1])}
+        records.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return np.array(records, dtype=object)
+
+
+def signature_inputs(task, config, signature):
+    """{input name: array} for a signature of the task's export."""
+    if signature == "serving_default":
+        return {name: value.numpy() for name, value in task.warmup_inputs(config, 3).items()}
+    if signature in ("regress", "classify"):
+        return {"inputs": serialized_examples(task, config)}
+    if signature == "sample":
+        return {"prompt": np.array([b"", b"a big", b"some cats that"], dtype=object),
+                "temperature": np.array([1.0, 0.7, 1.3], "float32"), "top_k": np.array([0, 3, 0], "int32"),
+                "top_p": np.array([1.0, 1.0, 0.9], "float32"), "seed": np.array([1, 2, 3], "int64")}
+    if signature == "score":
+        return {"sentences": np.array([b"a dog sleeps", b"some cats that sleep run", b""], dtype=object)}
+    raise AssertionError(f"no test inputs for the signature {signature!r}: add them to signature_inputs")
+
+
+ISOLATED = r'''
+"""Runs exports through keras.layers.TFSMLayer inside Keras models, as a project without seqzoo would."""
+import importlib
+import importlib.abc
+import pickle
+import sys
+
+REFUSED = {"zoo", "training", "serving", "tests", "tensorflow_text"}
+
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in REFUSED:
+            raise ModuleNotFoundError(f"No module named {name!r} (refused)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Refuse())
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+with open(sys.argv[1], "rb") as f:
+    cases = pickle.load(f)
+report = {"importable": [], "outputs": {}, "load_without_tensorflow_text": {}}
+for name in ("zoo", "training", "serving", "tests"):
+    try:
+        importlib.import_module(name)
+        report["importable"].append(name)
+    except ModuleNotFoundError:
+        pass
+
+
+def run(case):
+    path, endpoint, arrays = case["path"], case["endpoint"], case["inputs"]
+    # The default endpoint of TFSMLayer is Keras's "serve": no call_endpoint needed for serving_default's.
+    if endpoint == "serve":
+        layer = keras.layers.TFSMLayer(path)
+    else:
+        layer = keras.layers.TFSMLayer(path, call_endpoint=endpoint)
+    inputs = {name: keras.Input(shape=value.shape[1:], dtype="string" if value.dtype == object else value.dtype.name,
+                                name=name) for name, value in arrays.items()}
+    model = keras.Model(inputs, layer(inputs))
+    outputs = model({name: tf.constant(value) for name, value in arrays.items()})
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+for case in sorted(cases, key=lambda c: c["needs_text"]):  # tensorflow_text stays refused until a case needs it
+    if case["needs_text"] and "tensorflow_text" in REFUSED:
+        try:
+            tf.saved_model.load(case["path"])
+            report["load_without_tensorflow_text"][case["task"]] = "loaded"
+        except Exception as error:  # noqa: BLE001 - the message is the result
+            report["load_without_tensorflow_text"][case["task"]] = str(error)
+        REFUSED.discard("tensorflow_text")
+        import tensorflow_text  # noqa: F401
+    elif not case["needs_text"]:
+        report["load_without_tensorflow_text"][case["task"]] = "loaded"
+    report["outputs"][case["id"]] = run(case)
+
+with open(sys.argv[2], "wb") as f:
+    pickle.dump(report, f)
+'''
+
+
+@pytest.fixture(scope="module")
+def through_tfsm_layer(tiny_run, tmp_path_factory):
+    """Exports every task's tiny run, runs every endpoint through TFSMLayer in one isolated process, and returns
+    ({task: (path, {signature: (endpoint, inputs, in-process outputs)})}, the process's report)."""
+    assert sorted(TINY_RUNS) == tasks.names(), "every task's export goes through this test: add a tiny run"
+    work = tmp_path_factory.mktemp("tfsm")
+    exports, cases = {}, []
+    for task_name in TINY_RUNS:
+        task, config, model_dir, trainer = tiny_run(task_name)
+        path = export.export(model_dir, task_name, export_base=str(work / "saved"))
+        serving = task.serving_module(config, trainer.model)
+        signatures = {}
+        try:
+            for signature, function in serving.functions.items():
+                inputs = signature_inputs(task, config, signature)
+                expected = function(**{name: tf.constant(value) for name, value in inputs.items()})
+                signatures[signature] = (export.endpoint_name(signature), inputs,
+                                         {name: value.numpy() for name, value in expected.items()})
+                cases.append({"id": f"{task_name}:{signature}", "task": task_name, "path": os.path.abspath(path),
+                              "endpoint": export.endpoint_name(signature), "inputs": inputs,
+                              "needs_text": task_name == "language_model"})
+        finally:
+            if hasattr(serving, "close"):
+                serving.close()
+        exports[task_name] = (path, signatures)
+    with open(work / "cases.pkl", "wb") as f:
+        pickle.dump(cases, f)
+    script = work / "isolated.py"
+    script.write_text(ISOLATED)
+    outside = work / "elsewhere"  # not the repository: nothing of seqzoo's on the path
+    outside.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-I", str(script), str(work / "cases.pkl"), str(work / "report.pkl")],
+                            cwd=outside, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    with open(work / "report.pkl", "rb") as f:
+        return exports, pickle.load(f)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", sorted(TINY_RUNS))
+def test_every_endpoint_runs_in_a_keras_model_through_tfsm_layer_without_seqzoo(through_tfsm_layer, task_name):
+    exports, report = through_tfsm_layer
+    assert report["importable"] == [], "the isolated process could import seqzoo's packages"
+    path, signatures = exports[task_name]
+    assert set(signatures) >= {"serving_default"}
+    for signature, (endpoint, inputs, expected) in signatures.items():
+        outputs = report["outputs"][f"{task_name}:{signature}"]
+        assert set(outputs) == set(expected), (signature, endpoint)
+        for name, value in expected.items():
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(outputs[name], value, atol=1e-5, err_msg=f"{signature} {name}")
+            else:
+                np.testing.assert_array_equal(outputs[name], value, err_msg=f"{signature} {name}")
+    # The serving signatures are unchanged: TF Serving's loader still runs them.
+    _, inputs, expected = signatures["serving_default"]
+    session = load_with_session(path, inputs)
+    for name, value in expected.items():
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(session[name], value, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(session[name], value)
+    assert_dense_signature_outputs(path)
+
+
+@pytest.mark.slow
+def test_only_the_language_models_export_needs_tensorflow_text(through_tfsm_layer):
+    _, report = through_tfsm_layer
+    loads = report["load_without_tensorflow_text"]
+    assert {task: loads[task] for task in loads if task != "language_model"} == {
+        task: "loaded" for task in TINY_RUNS if task != "language_model"}
+    assert "TFText" in loads["language_model"], loads["language_model"]
+    # What the module's docstring (its --help) says.
+    doc = " ".join(export.__doc__.split())
+    assert "the language model's export tokenizes with TensorFlow Text ops" in doc and "import tensorflow_text" in doc
+
+
+def test_a_language_model_export_leaves_nothing_in_the_temporary_folder(tiny_run, tmp_path, monkeypatch):
+    _, _, model_dir, _ = tiny_run("language_model")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    path = export.export(model_dir, "lm", export_base=str(tmp_path / "saved"))
+    assert os.listdir(scratch) == []
+    assert os.path.exists(os.path.join(path, "assets", "vocabulary.txt"))
+    assert sorted(os.listdir(tmp_path / "saved")) == ["lm", "models.config"]
+    assert os.listdir(tmp_path / "saved" / "lm") == ["1"]

@@ -15,7 +15,8 @@ The vocabulary is built from the training split only (min_count, max_vocab_size;
 
 Exports: `serving_default` takes prompts (strings) and returns greedy continuations (`text`) with each generated token's
 log-probability; `sample` does the same with temperature, top-k, top-p and a seed; `score` takes sentences and returns
-their perplexities.
+their perplexities. A continuation never holds `<pad>` or `<bos>`, and holds `<unk>` only when the run's config sets
+`allow_unk` (default False: the decoder picks the best known word instead).
 """
 
 import functools
@@ -53,6 +54,7 @@ _COMMON = {
     "clip_global_norm": 5.0,
     "epochs": 4,
     "max_new_tokens": 40,  # tokens the exported signatures generate at most
+    "allow_unk": False,  # whether the exported signatures may generate <unk> (never <pad> or <bos>)
 }
 
 _GRAMMAR_MODELS = {
@@ -235,6 +237,13 @@ class LanguageModelServing(tf.Module):
         dimension that TF Serving's batching needs)
     score(sentences: string [batch]) -> perplexity: float [batch], log_prob: float [batch] (nats, the end of
         sentence included), tokens: int32 [batch]
+
+    Generation never emits `<pad>` or `<bos>`, nor `<unk>` unless `config["allow_unk"]` (runs written before that key
+    existed count as False).
+
+    The vocabulary file that the tables read, and that saving copies under the SavedModel's assets/, is written into
+    a temporary directory of this module's own: `close()` removes it once the module has been saved (or when it is
+    garbage-collected, or at exit, if nobody calls `close()`).
     """
 
     def __init__(self, task, config, model):
@@ -242,12 +251,18 @@ class LanguageModelServing(tf.Module):
         corpus = task.corpus(config)
         self.model = model
         self.tokenizer = corpus.tokenizer
-        self.vocabulary = corpus.vocabulary
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_length = int(config["max_length"])
-        # Saving gives the vocabulary its encode/decode tables, read from the file, which the SavedModel copies under
-        # assets/.
-        self.vocabulary.save(os.path.join(tempfile.mkdtemp(prefix="vocabulary-"), "vocabulary.txt"))
+        allow_unk = config.get("allow_unk", False)
+        if not isinstance(allow_unk, bool):
+            raise ValueError(f"allow_unk must be True or False, got {allow_unk!r}")
+        # A copy of the corpus's vocabulary: saving it makes its tables, and this module's tables must not be shared
+        # with (or replaced by) another module's, nor read a file that another module's close() removed.
+        self.vocabulary = Vocabulary(corpus.vocabulary.tokens, specials=corpus.vocabulary.specials)
+        self.banned_ids = (self.vocabulary.pad_id, self.vocabulary.bos_id) + (() if allow_unk else
+                                                                              (self.vocabulary.unk_id,))
+        self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
+        self.vocabulary.save(os.path.join(self._scratch.name, "vocabulary.txt"))
         self.functions = {
             "serving_default": tf.function(
                 lambda prompt: self._generate(prompt, "greedy", 1.0, 0, 1.0, 0),
@@ -265,6 +280,10 @@ class LanguageModelServing(tf.Module):
             ),
             "score": tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]),
         }
+
+    def close(self):
+        """Removes the temporary vocabulary file. Call it after saving: the tables cannot be rebuilt without it."""
+        self._scratch.cleanup()
 
     def _ids(self, strings):
         """<bos> + the token ids of each string, cut to max_length: (ids int32 [batch, n], lengths int32 [batch])."""
@@ -311,6 +330,7 @@ class LanguageModelServing(tf.Module):
             top_k=top_k,
             top_p=top_p,
             seed=seed,
+            banned_ids=self.banned_ids,
         )
         tokens, generated = result["tokens"], result["lengths"]
         ended = tf.logical_and(generated > 0, tf.equal(

@@ -148,7 +148,10 @@ class Task(abc.ABC):
     def serving_module(self, config, model):
         """The `tf.Module` an export saves besides the model: its `functions` attribute holds the signatures
         (`serving_functions`); a task whose signatures use resources of their own (vocabulary tables) keeps them on
-        this module, so that the SavedModel tracks them."""
+        this module, so that the SavedModel tracks them. A module that writes files for the save (the language
+        model's vocabulary file, which the SavedModel copies under assets/) has a `close()` that removes them; the
+        export calls it once the SavedModel is written. Every input TensorSpec of a signature has a name: it is
+        the input's key in the signature and in its dict endpoint (`serving.export.dict_endpoint`)."""
         module = tf.Module()
         module.functions = self.serving_functions(config, model)
         return module

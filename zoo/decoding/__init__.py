@@ -7,14 +7,16 @@ The step contract. A model exposes `step(tokens, state) -> (logits, new_state)` 
 - `logits`: float [batch, vocab], the unnormalised scores of the next token.
 
 `generate` runs greedy decoding or sampling (temperature, top-k, top-p) over a batch of prompts of different lengths
-in one in-graph while loop. `samplers` holds the pure functions on logits that it uses. Beam search will be added
-beside them, on the same step contract.
+in one in-graph while loop, never choosing the token ids the caller bans (a language model's padding, beginning of
+sentence and, unless allowed, unknown token). `samplers` holds the pure functions on logits that it uses, the
+banning included. Beam search will be added beside them, on the same step contract.
 """
 
 from zoo.decoding import samplers
 from zoo.decoding.generate import generate
 from zoo.decoding.samplers import FILTERED_LOGIT
 from zoo.decoding.samplers import apply_temperature
+from zoo.decoding.samplers import ban_tokens
 from zoo.decoding.samplers import greedy
 from zoo.decoding.samplers import sample
 from zoo.decoding.samplers import top_k_filter
@@ -23,6 +25,7 @@ from zoo.decoding.samplers import top_p_filter
 __all__ = [
     "FILTERED_LOGIT",
     "apply_temperature",
+    "ban_tokens",
     "generate",
     "greedy",
     "sample",

@@ -12,24 +12,27 @@ from zoo.decoding import samplers
 METHODS = ("greedy", "sample")
 
 
-def choose_tokens(logits, step_index, method, temperature, top_k, top_p, seed):
-    """The next token of each row under `method`. The arguments must already be validated (see `generate`).
+def choose_tokens(logits, step_index, method, temperature, top_k, top_p, seed, banned_ids=()):
+    """The next token of each row under `method`, never one of `banned_ids`. The arguments must already be validated
+    (see `generate`).
 
     Args:
         logits: [batch, vocab] float32, the raw scores of the step.
         step_index: int32 scalar, the loop step. It is mixed into the seed, so each step draws fresh numbers.
-        method: "greedy" or "sample". The other arguments are ignored for "greedy".
+        method: "greedy" or "sample". temperature, top_k, top_p and seed are ignored for "greedy".
         temperature: float > 0 or a float tensor [] or [batch].   top_k: int >= 0 (0 = off) or an int tensor [] or
         [batch] (<= 0 = off).   top_p: float in (0, 1] (1 = off) or a tensor [] or [batch] (>= 1 = off).
         seed: int, an int tensor [], or an int tensor [batch] (one seed per row).
+        banned_ids: tuple of token ids that are never chosen (`samplers.ban_tokens`).
 
     Returns:
         int32 [batch].
     """
     if method == "greedy":
-        return samplers.greedy(logits)
+        return samplers.greedy(samplers.ban_tokens(logits, banned_ids))
     if ops.is_tensor(temperature) or temperature != 1.0:
         logits = samplers.apply_temperature(logits, temperature)
+    logits = samplers.ban_tokens(logits, banned_ids)  # after the temperature, which would scale FILTERED_LOGIT
     if ops.is_tensor(top_k) or top_k > 0:
         logits = samplers.top_k_filter(logits, top_k)
     if ops.is_tensor(top_p) or top_p < 1.0:
@@ -59,6 +62,7 @@ def generate(
     top_k=0,
     top_p=1.0,
     seed=0,
+    banned_ids=(),
 ):
     """Continues each prompt of a batch with up to `max_new_tokens` tokens, all rows in one `ops.while_loop`.
 
@@ -70,17 +74,23 @@ def generate(
     are `pad_id` and its log-probabilities 0. The model is still stepped for finished rows, fed `pad_id`, and
     those outputs are discarded.
 
+    Banned tokens: no method ever chooses a token of `banned_ids`. A language model's caller bans the ids that are
+    not words: the padding and the beginning of sentence, and the unknown token unless its output may hold it.
+    `generate` does not know the vocabulary, so it bans nothing by default (and it does not ban `pad_id`, which may
+    be a real token of a model without padding).
+
     Methods:
-        "greedy": the argmax of the logits. A tie goes to the lowest token id.
+        "greedy": the argmax of the logits of the tokens that are not banned. A tie goes to the lowest token id.
         "sample": the logits are divided by `temperature`. If set, `top_k` keeps the k best tokens, then `top_p`
-            keeps the nucleus of mass top_p. A token is then drawn from the softmax of what is left. The draw is
-            stateless and seeded: the same `seed` gives the same tokens, eagerly, in a graph, under XLA and in a
-            SavedModel. Each step mixes the step index into the seed, so steps draw independent numbers.
+            keeps the nucleus of mass top_p, among the tokens that are not banned. A token is then drawn from the
+            softmax of what is left. The draw is stateless and seeded: the same `seed` gives the same tokens,
+            eagerly, in a graph, under XLA and in a SavedModel. Each step mixes the step index into the seed, so
+            steps draw independent numbers.
 
     `log_probs` are the log-probabilities of the chosen tokens under the model's own distribution: log_softmax of
-    the raw logits, before temperature, top-k and top-p. Summed over a row, they give the sequence's log-likelihood
-    under the model, the score a caller ranks or rescores by. They are not the probabilities with which the sampler
-    drew the tokens.
+    the raw logits, before temperature, banned tokens, top-k and top-p. Summed over a row, they give the sequence's
+    log-likelihood under the model, the score a caller ranks or rescores by. They are not the probabilities with
+    which the sampler drew the tokens.
 
     Args:
         step: the model's step, `step(tokens, state) -> (logits, new_state)`. `tokens` is int32 [batch], the tokens
@@ -102,6 +112,8 @@ def generate(
         Tensor values for temperature, top_k, top_p and seed let an exported signature take them as inputs; per-row
         values let every input of the signature have a batch dimension, as TF Serving's batching requires. Python
         values are validated here. Tensor values are not.
+        banned_ids: list or tuple of token ids (ints in [0, vocab)) that are never generated (default none). The
+            prompt may hold them: prompt tokens are read, not generated.
 
     Returns:
         {"tokens": int32 [batch, max_new_tokens], "log_probs": float32 [batch, max_new_tokens],
@@ -109,8 +121,9 @@ def generate(
 
     Example:
         ```python
-        out = zoo.decoding.generate(model.step, model.initial_state(2), prompt, prompt_lengths, 20, eos_id=2,
-                                    method="sample", temperature=0.8, top_p=0.9, seed=7)
+        # seqzoo's vocabularies: <pad> 0, <unk> 1, <bos> 2, <eos> 3.
+        out = zoo.decoding.generate(model.step, model.initial_state(2), prompt, prompt_lengths, 20, eos_id=3,
+                                    method="sample", temperature=0.8, top_p=0.9, seed=7, banned_ids=(0, 1, 2))
         ```
 
     References: A. Fan, M. Lewis, Y. Dauphin, "Hierarchical neural story generation", ACL 2018 (top-k);
@@ -130,6 +143,7 @@ def generate(
         top_p = samplers.probability_mass("top_p", top_p)
     if not ops.is_tensor(seed) and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise ValueError(f"seed must be an int or an int tensor, got {seed!r}")
+    banned_ids = samplers.checked_token_ids("banned_ids", banned_ids)
 
     prompt = ops.cast(prompt, "int32")
     prompt_lengths = ops.cast(prompt_lengths, "int32")
@@ -143,7 +157,7 @@ def generate(
     def advance(t, tokens, state, out_tokens, out_log_probs, lengths, finished):
         logits, state = step(tokens, state)
         logits = ops.cast(logits, "float32")
-        chosen = choose_tokens(logits, t, method, temperature, top_k, top_p, seed)
+        chosen = choose_tokens(logits, t, method, temperature, top_k, top_p, seed, banned_ids)
         log_prob = ops.take_along_axis(ops.log_softmax(logits, axis=-1), chosen[:, None], axis=-1)
         forced = t + 1 < prompt_lengths
         writing = ops.logical_and(ops.logical_not(forced), ops.logical_not(finished))

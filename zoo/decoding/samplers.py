@@ -1,5 +1,6 @@
-"""Samplers: how a decoder picks the next token from a step's logits. Greedy choice, temperature, top-k filtering
-(Fan, Lewis & Dauphin 2018), top-p or nucleus filtering (Holtzman et al. 2020) and a seeded categorical draw.
+"""Samplers: how a decoder picks the next token from a step's logits. Greedy choice, temperature, banned tokens,
+top-k filtering (Fan, Lewis & Dauphin 2018), top-p or nucleus filtering (Holtzman et al. 2020) and a seeded
+categorical draw.
 
 Every function is pure: no variables and no hidden random state. Each works on [batch, vocab] logits eagerly, under
 `tf.function` with an unknown batch size, and under XLA. A filter does not drop a token. It sets the token's logit
@@ -59,6 +60,44 @@ def apply_temperature(logits, temperature):
     elif len(temperature.shape) == 1:
         temperature = ops.reshape(temperature, (-1, 1))
     return logits / ops.cast(temperature, logits.dtype)
+
+
+def ban_tokens(logits, token_ids):
+    """Sets the logits of the tokens in `token_ids` to `FILTERED_LOGIT` in every row, so no decoder chooses them.
+
+    This is how a decoder keeps tokens that are not words out of what it writes: the padding and the beginning of
+    sentence always, the unknown token unless the caller allows it. After it, `greedy` picks the best token that is
+    not banned, `sample` never draws a banned token, and `top_k_filter` and `top_p_filter` rank the banned tokens
+    last with probability 0. Apply it after `apply_temperature` (a very large temperature would otherwise lift
+    `FILTERED_LOGIT` back among the real logits) and before the other filters. Beam search applies it to the step's
+    scores before ranking the expansions.
+
+    Args:
+        logits: [..., vocab] float.
+        token_ids: a list or tuple of ints in [0, vocab) (a Python value, fixed when the decoder is traced). Empty:
+            the logits are returned unchanged. It may not hold every token of the vocabulary.
+
+    Returns:
+        [..., vocab], the other logits unchanged.
+
+    Example:
+        ```python
+        logits = samplers.ban_tokens(logits, [pad_id, bos_id, unk_id])
+        ```
+    """
+    token_ids = checked_token_ids("token_ids", token_ids)
+    if not token_ids:
+        return logits
+    vocab = logits.shape[-1]
+    if vocab is not None:
+        outside = [i for i in token_ids if i >= vocab]
+        if outside:
+            raise ValueError(f"token_ids must be ids in [0, vocab={vocab}), got {outside[0]}")
+        if len(token_ids) >= vocab:
+            raise ValueError(f"token_ids would ban every token of the vocabulary ({vocab}); at least one must stay")
+    ids = ops.arange(ops.shape(logits)[-1], dtype="int32")
+    banned = ops.any(ops.equal(ids[:, None], ops.convert_to_tensor(np.asarray(token_ids, "int32"))[None, :]), axis=-1)
+    return ops.where(banned, ops.cast(FILTERED_LOGIT, logits.dtype), logits)
 
 
 def top_k_filter(logits, k):
@@ -177,6 +216,16 @@ def probability_mass(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
     return float(value)
+
+
+def checked_token_ids(name, value):
+    """Returns `value`, a list or tuple of non-negative ints (bools are rejected), as a sorted tuple of distinct ids."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list or tuple of token ids (non-negative ints), got {value!r}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
+            raise ValueError(f"{name} must hold non-negative int token ids, got {item!r} in {value!r}")
+    return tuple(sorted({int(item) for item in value}))
 
 
 def _sort_descending(logits):

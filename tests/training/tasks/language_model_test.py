@@ -82,13 +82,14 @@ def test_long_sentences_are_cut_with_their_targets_aligned(tmp_path):
     assert list(inputs[0]) == [2, 4, 5] and list(targets[0]) == [4, 5, 6]  # cut: "sat" is the next word, not <eos>
 
 
-def python_greedy(model, prompt_ids, max_new, eos):
-    """Greedy continuation by calling the model on the whole prefix at every step (no decoding state)."""
+def python_greedy(model, prompt_ids, max_new, eos, banned=(0, 1, 2)):
+    """Greedy continuation by calling the model on the whole prefix at every step (no decoding state), never choosing
+    a banned token (by default <pad>, <unk> and <bos>)."""
     ids, out, log_probs = list(prompt_ids), [], []
     for _ in range(max_new):
         logits = model(np.array([ids], "int32"), training=False).numpy()[0, -1].astype("float64")
         log_softmax = logits - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
-        token = int(np.argmax(logits))
+        token = int(np.argmax(np.where(np.isin(np.arange(len(logits)), banned), -np.inf, logits)))
         out.append(token)
         log_probs.append(log_softmax[token])
         ids.append(token)
@@ -176,3 +177,59 @@ def test_export_generates_and_scores_in_both_loaders(trained, tmp_path):
                                                "top_p": np.full(3, 0.9, "float32"), "seed": np.ones(3, "int64")},
                                         signature="sample")
     assert np.asarray(session_sampled["text"]).tolist() == first
+
+
+def specials_loving_model(task, config):
+    """The config's LM, untrained, with an output bias that puts almost all the mass on <pad>, <bos> and <unk>."""
+    model = task.build_model(config)
+    model(np.zeros((1, 1), "int32"))
+    vocabulary = task.corpus(config).vocabulary
+    bias = np.zeros(vocabulary.size, "float32")
+    bias[[vocabulary.pad_id, vocabulary.bos_id, vocabulary.unk_id]] = [14.0, 13.0, 12.0]
+    model.output_projection.bias.assign(bias)
+    return model
+
+
+def test_the_export_never_generates_pad_or_bos_and_unk_only_when_allowed(tmp_path):
+    # A model that puts nearly all its mass on the specials: every greedy choice and nearly every draw would be one.
+    task, config = make_config(train_size=200, validation_size=20, test_size=20, max_new_tokens=6)
+    vocabulary = task.corpus(config).vocabulary
+    specials = ["<pad>", "<bos>", "<unk>"]
+    model = specials_loving_model(task, config)
+    probabilities = tf.nn.softmax(model(np.array([[vocabulary.bos_id, 5, 6]], "int32"))).numpy()[0]
+    assert (probabilities[:, [vocabulary.pad_id, vocabulary.bos_id, vocabulary.unk_id]].sum(axis=-1) > 0.99).all()
+    prompts = ["", "a big", "some cats that", "zebra"] * 8
+    count = len(prompts)
+
+    def generated(allow_unk):
+        path = str(tmp_path / f"allow_unk_{allow_unk}")
+        export.write_saved_model(task, {**config, "allow_unk": allow_unk}, model, path)
+        loaded = tf.saved_model.load(path)
+        greedy = loaded.signatures["serving_default"](prompt=tf.constant(prompts))
+        outputs = [greedy]
+        for temperature in (1.0, 100.0):  # 100 flattens the distribution: the banned tokens would be drawn often
+            outputs.append(loaded.signatures["sample"](
+                prompt=tf.constant(prompts), temperature=tf.fill([count], temperature),
+                top_k=tf.zeros([count], tf.int32), top_p=tf.ones([count]), seed=tf.range(count, dtype=tf.int64)))
+        words = []
+        for output in outputs:
+            assert (output["lengths"].numpy() >= 1).all()
+            words.append([text.decode().split() for text in output["text"].numpy()])
+        return words
+
+    greedy, *sampled = generated(allow_unk=False)
+    for rows in [greedy] + sampled:
+        assert all(w in vocabulary.tokens[4:] for row in rows for w in row), rows
+    assert sum(len(row) for row in greedy) > 0
+    # Allowed, <unk> is the best token left: greedy writes nothing else; <pad> and <bos> stay out.
+    greedy, *sampled = generated(allow_unk=True)
+    assert all(row == ["<unk>"] * config["max_new_tokens"] for row in greedy), greedy
+    assert not any(w in specials[:2] for rows in sampled for row in rows for w in row)
+    assert any("<unk>" in row for row in sampled[1])
+
+
+def test_allow_unk_must_be_a_bool():
+    task, config = make_config(train_size=200, validation_size=20, test_size=20)
+    model = task.build_model(config)
+    with pytest.raises(ValueError, match="^allow_unk must be True or False, got 'yes'$"):
+        task.serving_module({**config, "allow_unk": "yes"}, model)

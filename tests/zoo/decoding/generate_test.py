@@ -8,6 +8,7 @@ from tests.zoo.decoding.samplers_test import assert_counts_match
 from tests.zoo.decoding.samplers_test import numpy_top_k
 from tests.zoo.decoding.samplers_test import numpy_top_p
 from tests.zoo.decoding.samplers_test import softmax
+from zoo.decoding import FILTERED_LOGIT
 from zoo.decoding import generate
 
 BOS, EOS, PAD = 1, 3, 0
@@ -371,6 +372,71 @@ def test_saved_model_round_trip(tmp_path):
         assert (other_seed["tokens"].numpy() != drawn["tokens"]).any()
 
 
+UNK = 2
+SPECIALS = (PAD, BOS, UNK)
+
+
+def specials_table(vocab=10, seed=6):
+    """A bigram model that puts almost all its mass (> 99.9%) on <pad>, <bos> and <unk> after every token."""
+    table = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(vocab, vocab)).astype("float32")
+    table[:, list(SPECIALS)] = 12.0 + np.arange(3, dtype="float32")  # <unk> first, then <bos>, then <pad>
+    assert (softmax(table)[:, list(SPECIALS)].sum(axis=-1) > 0.999).all()
+    return table
+
+
+def test_greedy_never_emits_a_banned_token_even_when_it_holds_most_of_the_mass():
+    table = specials_table()
+    prompt, lengths = random_prompts(np.random.default_rng(7), 8, 3, 10)
+    out = run(Bigram(table), prompt, lengths, 6, banned_ids=SPECIALS)
+    allowed = table.copy()
+    allowed[:, list(SPECIALS)] = -np.inf
+    expected = numpy_greedy(allowed, prompt, lengths, 6, EOS)
+    np.testing.assert_array_equal(out["tokens"], expected[0])
+    np.testing.assert_array_equal(out["lengths"], expected[2])
+    # log_probs stay those of the model's own distribution, where the banned tokens hold the mass.
+    rows, columns = np.nonzero(np.arange(6)[None, :] < out["lengths"][:, None])
+    previous = np.where(columns == 0, prompt[rows, lengths[rows] - 1], out["tokens"][rows, np.maximum(columns - 1, 0)])
+    np.testing.assert_allclose(out["log_probs"][rows, columns], log_softmax(table[previous])[
+        np.arange(len(rows)), out["tokens"][rows, columns]], atol=1e-4)
+    assert (out["log_probs"][rows, columns] < -9.0).all()
+    # Allowing <unk> (banning only <pad> and <bos>): greedy writes <unk>, the best token left.
+    with_unk = run(Bigram(table), prompt, lengths, 6, banned_ids=(PAD, BOS))
+    np.testing.assert_array_equal(with_unk["tokens"], np.full((8, 6), UNK))
+    # Without a ban the same model writes <unk>, its favourite; banning <unk> alone, it writes <bos>.
+    assert (run(Bigram(table), prompt, lengths, 6)["tokens"] == UNK).all()
+    assert (run(Bigram(table), prompt, lengths, 6, banned_ids=[UNK])["tokens"] == BOS).all()
+
+
+@pytest.mark.parametrize("options", [{"temperature": 1.0}, {"temperature": 1e12}, {"top_k": 2}, {"top_p": 0.5}],
+                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_sampling_never_draws_a_banned_token_and_follows_the_rest_of_the_distribution(options):
+    rows = 4000
+    table = specials_table()
+    out = run(Bigram(table), np.full((rows, 1), BOS), np.ones(rows, "int32"), 3, method="sample", seed=9,
+              banned_ids=SPECIALS, **options)
+    written = out["tokens"][np.arange(3)[None, :] < out["lengths"][:, None]]
+    assert not np.isin(written, SPECIALS).any()
+    # The first token is drawn from the model's distribution over the tokens that are not banned, then filtered. A
+    # huge temperature makes that uniform, but does not lift the banned tokens among the others.
+    logits = table[BOS][None, :] / np.float32(options.get("temperature", 1.0))
+    logits[:, list(SPECIALS)] = FILTERED_LOGIT
+    if "top_k" in options:
+        logits = numpy_top_k(logits, options["top_k"])
+    if "top_p" in options:
+        logits = numpy_top_p(logits, options["top_p"])
+    assert_counts_match(out["tokens"][:, 0], softmax(logits[0]))
+
+
+def test_banned_tokens_under_xla_and_with_tensor_options():
+    table = specials_table()
+    prompt, lengths = random_prompts(np.random.default_rng(8), 6, 3, 10)
+    for options in ({}, {"method": "sample", "temperature": tf.constant(0.5), "seed": tf.constant(3)}):
+        eager = run(Bigram(table), prompt, lengths, 5, banned_ids=SPECIALS, **options)
+        assert not np.isin(eager["tokens"][np.arange(5)[None, :] < eager["lengths"][:, None]], SPECIALS).any()
+        out = traced(Bigram(table), 5, jit_compile=True, banned_ids=SPECIALS, **options)(prompt, lengths)
+        np.testing.assert_array_equal(out["tokens"].numpy(), eager["tokens"])
+
+
 def test_bad_arguments():
     model = Bigram(chain_table())
     cases = [
@@ -383,6 +449,8 @@ def test_bad_arguments():
         ({"top_p": 1.5}, r"^top_p must be in \(0, 1\], got 1.5$"),
         ({"top_p": 0.0}, r"^top_p must be in \(0, 1\], got 0.0$"),
         ({"seed": "x"}, r"^seed must be an int or an int tensor, got 'x'$"),
+        ({"banned_ids": 0}, r"^banned_ids must be a list or tuple of token ids \(non-negative ints\), got 0$"),
+        ({"banned_ids": (0, -1)}, r"^banned_ids must hold non-negative int token ids, got -1 in \(0, -1\)$"),
     ]
     for override, message in cases:
         arguments = {"max_new_tokens": 3, "eos_id": EOS, **override}

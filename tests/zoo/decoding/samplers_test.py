@@ -79,6 +79,55 @@ def test_temperature_divides_the_logits():
     np.testing.assert_allclose(numpy(samplers.apply_temperature(logits, tf.constant(4.0))), logits / 4.0, atol=1e-5)
 
 
+def test_ban_tokens_sets_exactly_the_banned_logits_and_works_on_any_leading_shape():
+    logits = random_logits()
+    banned = numpy(samplers.ban_tokens(logits, [4, 0, 9]))
+    expected = logits.copy()
+    expected[:, [0, 4, 9]] = FILTERED_LOGIT
+    np.testing.assert_array_equal(banned, expected)
+    np.testing.assert_array_equal(numpy(samplers.ban_tokens(logits, ())), logits)
+    np.testing.assert_array_equal(numpy(samplers.ban_tokens(logits, (4, 4))), numpy(samplers.ban_tokens(logits, [4])))
+    # Beam search scores [batch, beam, vocab]; the same ids are banned in every row of every beam.
+    beams = logits.reshape(4, 4, VOCAB)
+    np.testing.assert_array_equal(numpy(samplers.ban_tokens(beams, (0, 4, 9))), expected.reshape(4, 4, VOCAB))
+    # The banned tokens can hold nearly all the mass: greedy then picks the best other token, and no draw finds them.
+    heavy = logits.copy()
+    heavy[:, [0, 4, 9]] = 50.0
+    kept = numpy(samplers.ban_tokens(heavy, (0, 4, 9)))
+    np.testing.assert_array_equal(numpy(samplers.greedy(kept)), np.argmax(expected, axis=-1))
+    for seed in range(3):
+        assert not np.isin(numpy(samplers.sample(np.tile(kept, (100, 1)), seed)), [0, 4, 9]).any()
+    for filtered in (samplers.top_k_filter(kept, VOCAB - 1), samplers.top_p_filter(kept, 0.99)):
+        assert (numpy(filtered)[:, [0, 4, 9]] == FILTERED_LOGIT).all()
+
+
+def test_ban_tokens_under_xla_with_an_unknown_vocabulary_size():
+    logits = random_logits(4)
+
+    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def compiled(logits):
+        return samplers.ban_tokens(logits, (1, 2))
+
+    expected = logits.copy()
+    expected[:, [1, 2]] = FILTERED_LOGIT
+    np.testing.assert_array_equal(compiled(logits).numpy(), expected)
+
+
+def test_ban_tokens_bad_arguments():
+    logits = random_logits()
+    cases = [
+        (3, r"^token_ids must be a list or tuple of token ids \(non-negative ints\), got 3$"),
+        ("ab", r"^token_ids must be a list or tuple of token ids \(non-negative ints\), got 'ab'$"),
+        ([1, -2], r"^token_ids must hold non-negative int token ids, got -2 in \[1, -2\]$"),
+        ([True], r"^token_ids must hold non-negative int token ids, got True in \[True\]$"),
+        ([VOCAB], rf"^token_ids must be ids in \[0, vocab={VOCAB}\), got {VOCAB}$"),
+        (list(range(VOCAB)), rf"^token_ids would ban every token of the vocabulary \({VOCAB}\); at least one must"),
+    ]
+    for token_ids, message in cases:
+        with pytest.raises(ValueError, match=message):
+            samplers.ban_tokens(logits, token_ids)
+
+
 @pytest.mark.parametrize("k", [1, 3, 7, VOCAB - 1])
 @pytest.mark.parametrize("make_logits", [random_logits, tied_logits])
 def test_top_k_matches_numpy(make_logits, k):
