@@ -7,8 +7,10 @@
     --epochs=N | --steps=N     how long to train (default: the preset's epochs)
     --seed=N                   seed of data order and initial weights (default: the preset's)
     --data_dir=DIR             where a task that reads files finds them (e.g. a corpus in the Penn Treebank layout)
+    --init_from=RUN_DIR        start the model from RUN_DIR's best checkpoint (fine-tuning; the optimizer starts fresh)
 
-Running again with the same --model_dir resumes the run. Exit status: 0 on success, 1 when the loss diverged, 2 on
+Running again with the same --model_dir resumes the run (a model_dir without a checkpoint holds no run yet, so a
+corrected command may start afresh there). Exit status: 0 on success, 1 when the loss diverged, 2 on
 a usage error (unknown task, preset, override key or strategy; bad data path).
 """
 
@@ -44,6 +46,9 @@ flags.DEFINE_integer("steps", None, "Train for this many steps in all (instead o
 flags.DEFINE_integer("seed", None, "Seed of the data, its order and the initial weights.")
 flags.DEFINE_string("data_dir", None, "Directory of the task's data files, for tasks that read files.")
 flags.DEFINE_enum("progress", "auto", ["auto", "bar", "lines"], "A progress bar, or one line per epoch.")
+flags.DEFINE_string("init_from", None, "Directory of a run of the same task whose best checkpoint the model starts "
+                    "from (fine-tuning on new data or with another preset of the same architecture); the optimizer "
+                    "starts fresh. Ignored when --model_dir holds a run to resume.")
 flags.mark_flags_as_required(["task", "model_dir"])
 
 
@@ -81,6 +86,7 @@ def main(argv):
             strategy=strategy,
             jit_compile=FLAGS.jit_compile,
             progress=FLAGS.progress,
+            init_from=FLAGS.init_from,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
