@@ -1,14 +1,96 @@
 """Run configuration: a task's preset (plain data) merged with `--override key=value,...`, validated.
 
 The resolved config is one flat dict of plain values; it is written to `<model_dir>/config.json` by the trainer, and
-a run resumed in the same model_dir must resolve to the same config (only its length may change).
+a run resumed in the same model_dir must resolve to the same config (only its length may change). Every numeric
+value is checked (`check`) before anything is built or written.
 """
 
 import ast
 import json
+import numbers
 
 # Keys that may differ when a run is resumed: how long it trains and how often it reports.
 RESUMABLE_KEYS = ("epochs", "steps", "checkpoint_every_steps", "log_every_steps")
+
+
+def _integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# The kinds of numeric values: (what the error says is expected, the test a value passes).
+POSITIVE_INT = ("a positive int", lambda v: _integer(v) and v > 0)
+POSITIVE_INT_OR_NONE = ("a positive int or None", lambda v: v is None or (_integer(v) and v > 0))
+NON_NEGATIVE_INT = ("an int >= 0", lambda v: _integer(v) and v >= 0)
+POSITIVE = ("a number > 0", lambda v: _real(v) and v > 0)
+POSITIVE_OR_NONE = ("a number > 0 or None (off)", lambda v: v is None or (_real(v) and v > 0))
+NON_NEGATIVE = ("a number >= 0", lambda v: _real(v) and v >= 0)
+RATE = ("a float in [0, 1)", lambda v: _real(v) and 0 <= v < 1)
+
+# What every numeric config value must be, by key: a key means the same thing in every task and at any depth (so
+# `model_options={"dropout": ...}` is checked too). Keys that hold names or options (model, cell, corpus, tokenizer,
+# ...) are checked where they are used: by the zoo when the model is built, by the task when it reads its data.
+NUMERIC = {
+    # The trainer's (training.trainer.DEFAULTS).
+    "seed": NON_NEGATIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "epochs": POSITIVE_INT,
+    "steps": POSITIVE_INT_OR_NONE,
+    "steps_per_epoch": POSITIVE_INT_OR_NONE,
+    "learning_rate": POSITIVE,
+    "clip_global_norm": POSITIVE_OR_NONE,
+    "clip_value": POSITIVE_OR_NONE,
+    "checkpoint_every_steps": POSITIVE_INT,
+    "keep_checkpoints": POSITIVE_INT,
+    "log_every_steps": POSITIVE_INT,
+    # The tasks' data.
+    "train_size": POSITIVE_INT,
+    "validation_size": POSITIVE_INT,
+    "test_size": POSITIVE_INT,
+    "length": POSITIVE_INT,
+    "length_jitter": NON_NEGATIVE,
+    "informative_steps": POSITIVE_INT,
+    "noise_variance": NON_NEGATIVE,
+    "symbols": POSITIVE_INT,
+    "copy_length": POSITIVE_INT,
+    "delay": POSITIVE_INT,
+    "classes": POSITIVE_INT,
+    "min_length": POSITIVE_INT,
+    "max_length": POSITIVE_INT,
+    "input_length": POSITIVE_INT,
+    "horizon": POSITIVE_INT,
+    "min_count": POSITIVE_INT,
+    "max_vocab_size": POSITIVE_INT,
+    "max_new_tokens": POSITIVE_INT,
+    # The models' sizes and rates (the zoo checks them again when it builds the model).
+    "units": POSITIVE_INT,
+    "num_layers": POSITIVE_INT,
+    "embedding_dim": POSITIVE_INT,
+    "tag_embedding_dim": POSITIVE_INT,
+    "hidden_units": POSITIVE_INT,
+    "channels": POSITIVE_INT,
+    "kernel_size": POSITIVE_INT,
+    "order": POSITIVE_INT,
+    "num_blocks": POSITIVE_INT,
+    "dropout": RATE,
+    "recurrent_dropout": RATE,
+}
+
+
+def check(config, prefix=""):
+    """Raises a ValueError naming the first numeric value that is not what `NUMERIC` says, e.g.
+    `batch_size must be a positive int, got 0`; nested dicts are checked too (`model_options.dropout ...`)."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            check(value, prefix=f"{name}.")
+        elif key in NUMERIC:
+            expected, test = NUMERIC[key]
+            if not test(value):
+                raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def parse_overrides(text):
@@ -95,15 +177,30 @@ def _coerce(key, value, current):
 
 
 def check_resumable(saved, requested):
-    """Raises if a model_dir's saved config differs from the requested one in anything but the run's length."""
+    """Raises if a model_dir's saved config differs from the requested one in anything but the run's length.
+
+    A key that the saved config lacks and the requested one sets to None is no difference: keys added to the presets
+    later default to None (off), which is what the older run had.
+    """
     differences = sorted(
         key
         for key in set(saved) | set(requested)
-        if key not in RESUMABLE_KEYS and saved.get(key, "<absent>") != requested.get(key, "<absent>")
+        if key not in RESUMABLE_KEYS
+        and saved.get(key, "<absent>") != requested.get(key, "<absent>")
+        and not (key not in saved and requested[key] is None)
     )
     if differences:
-        details = ", ".join(f"{k}: {saved.get(k, '<absent>')!r} -> {requested.get(k, '<absent>')!r}" for k in differences)
+        details = ", ".join(
+            f"{k}: {_shortened(saved.get(k, '<absent>'))} -> {_shortened(requested.get(k, '<absent>'))}"
+            for k in differences
+        )
         raise ValueError(
             f"this model_dir holds a run with a different config ({details}); resume it with the same task, preset "
             "and overrides, or train in a new --model_dir"
         )
+
+
+def _shortened(value, limit=80):
+    """repr(value), cut to `limit` characters (a vocabulary is a long list)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -8,8 +8,10 @@
     --seed=N                   seed of data order and initial weights (default: the preset's)
     --data_dir=DIR             where a task that reads files finds them (e.g. a corpus in the Penn Treebank layout)
     --progress=auto|bar|lines  a bar per epoch, or a line every log_every_steps steps (default: a bar on a terminal)
+    --init_from=RUN_DIR        start the model from RUN_DIR's best checkpoint (fine-tuning; the optimizer starts fresh)
 
-Running again with the same --model_dir resumes the run. Exit status: 0 on success, 1 when the loss diverged, 2 on
+Running again with the same --model_dir resumes the run (a model_dir without a checkpoint holds no run yet, so a
+corrected command may start afresh there). Exit status: 0 on success, 1 when the loss diverged, 2 on
 a usage error (unknown task, preset, override key or strategy; bad data path).
 """
 
@@ -52,6 +54,9 @@ flags.DEFINE_enum(
     f"log_every_steps steps with the loss, steps/s and ETA, at most one every {Trainer.line_seconds:g} seconds, and a "
     "line per epoch. auto: bar on a terminal, lines otherwise.",
 )
+flags.DEFINE_string("init_from", None, "Directory of a run of the same task whose best checkpoint the model starts "
+                    "from (fine-tuning on new data or with another preset of the same architecture); the optimizer "
+                    "starts fresh. Ignored when --model_dir holds a run to resume.")
 flags.mark_flags_as_required(["task", "model_dir"])
 
 
@@ -89,6 +94,7 @@ def main(argv):
             strategy=strategy,
             jit_compile=FLAGS.jit_compile,
             progress=FLAGS.progress,
+            init_from=FLAGS.init_from,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,14 +5,17 @@ MultiWorkerMirroredStrategy; one loop then serves the default, mirrored, multi-w
 
 What a run leaves in its model_dir:
 
-    config.json            the resolved config (task, preset, every hyperparameter)
+    config.json            the resolved config (task, preset, every hyperparameter, and what the model started from)
     checkpoints/           the last `keep_checkpoints` checkpoints: model, optimizer, step, epoch, step in epoch, best
-    best/                  the model at its best validation metric, and best.json (metric, value, step)
+    best/                  the model at its best validation metric: a checkpoint, model.keras (a Keras file that
+                           `keras.saving.load_model` opens after `import zoo`) and best.json (metric, value, step)
     logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm
     metrics.json           the final training and validation metrics, and the best checkpoint's
 
 Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: the training stream's
-order is fixed by the seed, so resuming skips exactly the batches already seen. Checkpoints are written by
+order is fixed by the seed, so resuming skips exactly the batches already seen. A model_dir without a checkpoint holds
+no run yet (e.g. one that failed before its first checkpoint): a new config starts afresh there. A fresh run may start
+its model from another run's best checkpoint (`init_from`, see `training.warm_start`). Checkpoints are written by
 TensorFlow's CheckpointManager, which writes the files first and then atomically renames the index that points to
 them, so a killed run never leaves a half-written latest checkpoint.
 """
@@ -29,7 +32,9 @@ import numpy as np
 import tensorflow as tf
 
 from training import config as run_config
+from training import model_file
 from training import strategies
+from training import warm_start
 
 # Defaults every task preset builds on; a preset or --override replaces them.
 DEFAULTS = {
@@ -67,21 +72,25 @@ class Trainer:
         config: the resolved config (`training.config.resolve`), with "task" and "preset", and "mixed_precision"
             (float16 compute with float32 weights and dynamic loss scaling; part of the config because it changes
             what a checkpoint holds).
-        model_dir: where the run's files live; an existing run there is resumed.
+        model_dir: where the run's files live; an existing run there (one with a checkpoint) is resumed.
         strategy: a `tf.distribute.Strategy` (default: the default strategy).
         jit_compile: compile the training step with XLA.
         progress: "bar" (a bar per epoch, redrawn in place), "lines" (a line every `log_every_steps` steps, at
             most one every `line_seconds`, and one per epoch) or "auto" (a bar on a terminal, lines otherwise).
         out: where progress goes (default stdout).
+        init_from: the directory of a run of the same task whose best checkpoint a fresh run's model starts from
+            (fine-tuning); ignored when model_dir holds a run to resume. Recorded in config["init_from"].
     """
 
     # Off a terminal, a step's line is left out when the previous one is younger than this: fast steps do not flood
     # a log, and slow ones still get a line every log_every_steps steps.
     line_seconds = 5.0
 
-    def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, progress="auto", out=None):
+    def __init__(self, task, config, model_dir, strategy=None, jit_compile=False, progress="auto", out=None,
+                 init_from=None):
+        task.check_config(config)
         self.task = task
-        self.config = dict(config)
+        self.config = {"init_from": None, **config}
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = strategies.is_chief(self.strategy)
@@ -95,9 +104,14 @@ class Trainer:
             progress = "bar" if self.chief and hasattr(self.out, "isatty") and self.out.isatty() else "lines"
         self.progress = progress
         self.monitor, self.monitor_mode = task.monitor
-        self._prepare_model_dir()
+        source = self._prepare_model_dir(init_from)
         keras.utils.set_random_seed(self.config["seed"])
         self._build(bool(self.config.get("mixed_precision", False)))
+        if source is not None:
+            warm_start.copy_weights(self.model, source)
+        if self.chief:  # only now: a run that cannot start (a bad cell name, missing data) leaves no files
+            os.makedirs(self.model_dir, exist_ok=True)
+            _write_json(os.path.join(self.model_dir, "config.json"), self.config)
         # reduce_retracing: batches bucketed by length differ in their time dimension; after a few shapes the step
         # is traced once for any length instead of once per length.
         self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile, reduce_retracing=True)
@@ -107,16 +121,38 @@ class Trainer:
 
     # Set-up.
 
-    def _prepare_model_dir(self):
+    def _prepare_model_dir(self, init_from):
+        """Checks the config against a run to resume; for a fresh run, finds the `warm_start.Source` to start from
+        (returned, or None) and completes the config with what it carries over."""
         if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
             raise ValueError(f"model_dir {self.model_dir!r} exists and is not a directory")
         path = os.path.join(self.model_dir, "config.json")
+        saved = None
         if os.path.exists(path):
             with open(path) as f:
-                run_config.check_resumable(json.load(f), self.config)
-        if self.chief:
-            os.makedirs(self.model_dir, exist_ok=True)
-            _write_json(path, self.config)
+                saved = json.load(f)
+            if not isinstance(saved, dict) or "task" not in saved:
+                raise ValueError(f"model_dir {self.model_dir!r} holds a config.json that is not a run's; train in "
+                                 "another --model_dir")
+        if tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints")):
+            # A run to resume: its own checkpoint wins over init_from, and how it started stays as it was.
+            if init_from and self.chief:
+                print(f"resuming the run in {self.model_dir}: init_from is ignored", file=self.out)
+            self.config["init_from"] = saved.get("init_from") if saved else None
+            if self.config["init_from"]:
+                self.config.update({k: saved[k] for k in self.task.warm_start_keys if k in saved})
+            if saved is not None:
+                run_config.check_resumable(saved, self.config)
+            return None
+        if saved is not None and self.chief and _differs(saved, self.config):
+            print(f"{self.model_dir} holds no checkpoint yet: its config.json is replaced by this run's", file=self.out)
+        if not init_from:
+            return None
+        source = warm_start.find_source(init_from, self.task.name)
+        self.config = self.task.warm_start_config(self.config, source.config)
+        self.task.check_config(self.config)
+        self.config["init_from"] = source.record()
+        return source
 
     def _build(self, mixed_precision):
         policy = keras.config.dtype_policy()
@@ -340,6 +376,7 @@ class Trainer:
         self.best.assign(value)
         self._save(self.best_manager)
         if self.chief:
+            model_file.save(self.model, os.path.join(self.model_dir, "best", model_file.BEST_FILE))
             _write_json(
                 os.path.join(self.model_dir, "best", "best.json"),
                 {"metric": self.monitor, "value": value, "step": int(self.step), "epoch": int(self.epoch)},
@@ -569,6 +606,15 @@ def _checkpointable(variables, with_paths=True):
     if not with_paths:
         return {f"{index:04d}": variable.value for index, variable in enumerate(variables)}
     return {f"{index:04d}:{variable.path.split('/', 1)[-1]}": variable.value for index, variable in enumerate(variables)}
+
+
+def _differs(saved, requested):
+    """Whether a saved config is one that `requested` could not resume."""
+    try:
+        run_config.check_resumable(saved, requested)
+    except ValueError:
+        return True
+    return False
 
 
 def _means(totals):

@@ -90,6 +90,10 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint(tmp_
         (["--task=adding", "--strategy=multi_worker"], r"error: --strategy=multi_worker needs the TF_CONFIG"),
         (["--task=adding", "--strategy=tpu"], r"error: --strategy=tpu needs --tpu=ADDRESS"),
         (["--task=adding", "--data_dir=."], r"error: task 'adding' generates its data and reads no files; leave out "),
+        (["--task=adding", "--override=batch_size=0"], r"error: batch_size must be a positive int, got 0"),
+        (["--task=adding", "--override=learning_rate=-1"], r"error: learning_rate must be a number > 0, got -1.0"),
+        (["--task=adding", "--override=cell=lstmm"], r"error: cell must be one of 'elman', .*'gru', got 'lstmm'"),
+        (["--task=adding", "--init_from=nowhere"], r"error: --init_from: no run in 'nowhere' \(no config.json\)"),
     ],
 )
 def test_bad_flags_are_named_with_the_valid_choices(tmp_path, args, message):
@@ -126,3 +130,32 @@ def test_progress_of_a_steps_run_shorter_than_an_epoch(tmp_path, progress):
     else:  # a line at log_every_steps (10) during the run, with steps/s and the ETA
         assert re.search(r"^step 10/10 \(epoch 1\) - loss \S+ - \S+ steps/s - ETA \S+\ndone: step 10, ", result.stdout,
                          re.MULTILINE), result.stdout
+
+
+@pytest.mark.slow
+def test_a_corrected_command_runs_where_a_run_failed_before_its_first_checkpoint(tmp_path):
+    args = ["--task=adding", "--preset=short", f"--model_dir={tmp_path}", "--steps=5"]
+    diverged = run("training.train", *args, "--override=learning_rate=1e30", timeout=300)
+    assert diverged.returncode == 1 and "no checkpoint had been written yet" in diverged.stderr, diverged.stderr
+    corrected = run("training.train", *args, timeout=300)
+    assert corrected.returncode == 0, corrected.stderr
+    assert "holds no checkpoint yet: its config.json is replaced by this run's" in corrected.stdout
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f)["learning_rate"] == 1e-2  # the short preset's
+
+
+@pytest.mark.slow
+def test_init_from_fine_tunes_a_trained_run(tmp_path):
+    source = run("training.train", "--task=adding", "--preset=short", f"--model_dir={tmp_path / 'short'}",
+                 "--steps=5", timeout=300)
+    assert source.returncode == 0, source.stderr
+    # Another preset of the same architecture (the default's T = 100, with the short preset's 32 units).
+    tuned = run("training.train", "--task=adding", "--preset=default", "--override=units=32,train_size=1000",
+                f"--model_dir={tmp_path / 'default'}", f"--init_from={tmp_path / 'short'}", "--steps=2", timeout=300)
+    assert tuned.returncode == 0, tuned.stderr
+    with open(tmp_path / "default" / "config.json") as f:
+        assert json.load(f)["init_from"]["checkpoint"] == str(tmp_path / "short" / "best" / "ckpt-5")
+    wider = run("training.train", "--task=adding", "--preset=default", f"--model_dir={tmp_path / 'wide'}",
+                f"--init_from={tmp_path / 'short'}", "--steps=2", timeout=300)
+    assert wider.returncode == 2
+    assert "variable shapes differ (lstm_0/lstm_cell/kernel: (2, 128) there, (2, 256) here;" in wider.stderr

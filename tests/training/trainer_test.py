@@ -247,3 +247,42 @@ def test_a_run_shorter_than_an_epoch_still_has_a_best_checkpoint(tmp_path):
     metrics = trainer.fit()
     assert metrics["best"]["value"] == pytest.approx(metrics["validation"]["mse"])
     assert make_trainer(tmp_path, steps=5).restore("best").endswith("ckpt-5")
+
+
+class PoisonedFromTheStart(AddingTask):
+    """The adding task whose training inputs are NaN: the loss diverges at the first step."""
+
+    def dataset(self, config, split, batch_size, **kwargs):
+        data = super().dataset(config, split, batch_size, **kwargs)
+        return data if split != "train" else data.map(lambda x, y, w: (x * np.nan, y, w))
+
+
+def test_a_model_dir_without_a_checkpoint_holds_no_run_and_takes_a_new_config(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"at step 1 \(epoch 1\); no checkpoint had been written yet"):
+        make_trainer(tmp_path, task=PoisonedFromTheStart(), steps=3, learning_rate=10.0).fit()
+    # The corrected command in the same model_dir starts afresh (the failed one left only its config.json) ...
+    out = io.StringIO()
+    corrected = make_trainer(tmp_path, steps=3, learning_rate=1e-3, out=out)
+    assert "holds no checkpoint yet: its config.json is replaced by this run's" in out.getvalue()
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f)["learning_rate"] == 1e-3
+    corrected.fit()
+    # ... and once it has a checkpoint, it is a run: another config is refused, the same one resumes.
+    with pytest.raises(ValueError, match=r"different config \(learning_rate: 0.001 -> 10.0\)"):
+        make_trainer(tmp_path, steps=3, learning_rate=10.0)
+    assert make_trainer(tmp_path, steps=6, learning_rate=1e-3).fit()["step"] == 6
+
+
+def test_a_run_that_cannot_start_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match=r"cell must be one of 'elman', 'jordan', 'leaky', 'lstm', 'gru', got 'lstmm'"):
+        make_trainer(tmp_path / "run", cell="lstmm")
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 0"):
+        make_trainer(tmp_path / "run", batch_size=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_json_that_is_not_a_run_s_is_left_alone(tmp_path):
+    (tmp_path / "config.json").write_text('{"name": "my project"}')
+    with pytest.raises(ValueError, match=r"holds a config.json that is not a run's; train in another --model_dir"):
+        make_trainer(tmp_path, steps=1)
+    assert (tmp_path / "config.json").read_text() == '{"name": "my project"}'

@@ -30,6 +30,11 @@ class AddingTask(Task):
         "short": {**_COMMON, "length": 30, "train_size": 8000, "units": 32, "learning_rate": 1e-2, "epochs": 6},
     }
 
+    def check_config(self, config):
+        super().check_config(config)
+        if config["length"] < 2:
+            raise ValueError(f"length must be at least 2 (one marked value in each half), got {config['length']}")
+
     def generate(self, config, count, rng):
         length = config["length"]
         lengths = length_jittered(length, config["length_jitter"], count, rng)

@@ -51,6 +51,13 @@ class LabellingTask(Task):
                           "model_options": {"units": 32, "embedding_dim": 16, "bidirectional": True}},
     }
 
+    def check_config(self, config):
+        super().check_config(config)
+        if config["min_length"] > config["max_length"]:
+            raise ValueError(
+                f"min_length ({config['min_length']}) must not exceed max_length ({config['max_length']})"
+            )
+
     def generate(self, config, count, rng):
         classes = config["classes"]
         lengths = rng.integers(config["min_length"], config["max_length"] + 1, size=count)

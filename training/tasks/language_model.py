@@ -11,7 +11,9 @@ Corpora:
   in --data_dir.
 
 The vocabulary is built from the training split only (min_count, max_vocab_size; `<pad>` 0, `<unk>` 1, `<bos>` 2,
-`<eos>` 3), with the same tensorflow-text tokenizer that the export puts in the graph.
+`<eos>` 3), with the same tensorflow-text tokenizer that the export puts in the graph. A run initialised from another
+(`--init_from`) keeps that run's vocabulary instead (config key `vocabulary`, the token list), so that every id means
+the token it meant to the trained weights; words of the new data that it lacks become `<unk>`.
 
 Exports: `serving_default` takes prompts (strings) and returns greedy continuations (`text`) with each generated token's
 log-probability; `sample` does the same with temperature, top-k, top-p and a seed; `score` takes sentences and returns
@@ -34,6 +36,7 @@ from training.data import grammar as grammar_corpus
 from training.data import text_corpus
 from training.tasks.task import Task
 from training.text.tokenizer import Tokenizer
+from training.text.vocabulary import SPECIALS
 from training.text.vocabulary import Vocabulary
 
 _COMMON = {
@@ -46,6 +49,9 @@ _COMMON = {
     "tokenizer": {"level": "word", "split": "whitespace", "lowercase": False},
     "min_count": 1,
     "max_vocab_size": 10000,
+    # None: built from the training split (min_count, max_vocab_size); or the token list, specials first (set by
+    # --init_from to the source run's vocabulary).
+    "vocabulary": None,
     "max_length": 100,  # tokens of a sentence kept, <bos> included; the rest is cut
     "model": "lstm_lm",
     "model_options": {},
@@ -71,6 +77,7 @@ class LanguageModelTask(Task):
     name = "language_model"
     monitor = ("perplexity", "min")
     default_preset = "lstm"
+    warm_start_keys = ("vocabulary",)
     presets = {
         **{name: {**_COMMON, "model": model, "model_options": options} for name, (model, options) in _GRAMMAR_MODELS.items()},
         # Zaremba, Sutskever & Vinyals (2014), "small": 2 x 200 LSTM units on the Penn Treebank (--data_dir), here
@@ -86,11 +93,43 @@ class LanguageModelTask(Task):
         },
     }
 
+    def check_config(self, config):
+        super().check_config(config)
+        if config.get("vocabulary") is None and config["max_vocab_size"] < len(SPECIALS):
+            raise ValueError(
+                f"max_vocab_size must be at least {len(SPECIALS)} (the specials {list(SPECIALS)}), got "
+                f"{config['max_vocab_size']}"
+            )
+
+    def warm_start_config(self, config, source_config):
+        """The source run's vocabulary (and so its tokenizer): a token id must mean what it meant to the weights."""
+        if config["tokenizer"] != source_config["tokenizer"]:
+            raise ValueError(
+                f"the run to initialise from splits text with tokenizer {source_config['tokenizer']}, this run with "
+                f"{config['tokenizer']}; a fine-tuned language model keeps the token ids of the run it starts from, so "
+                "give it the same tokenizer"
+            )
+        tokens = source_config.get("vocabulary")
+        if tokens is None:
+            try:
+                tokens = self.corpus(source_config).vocabulary.tokens
+            except (OSError, ValueError) as error:
+                raise ValueError(
+                    "the vocabulary of the run to initialise from is built from its training data, which cannot be "
+                    f"read now: {error}"
+                ) from None
+        if config.get("vocabulary") is not None and config["vocabulary"] != tokens:
+            raise ValueError(
+                "vocabulary is set, and differs from the vocabulary of the run to initialise from, whose token ids "
+                "the weights were trained with; leave vocabulary unset to take that run's"
+            )
+        return {**config, "vocabulary": tokens}
+
     # Data.
 
     def corpus(self, config):
         """The tokenized corpus of this config: a `Corpus` (cached)."""
-        return _corpus(json.dumps({k: config[k] for k in _CORPUS_KEYS}, sort_keys=True))
+        return _corpus(json.dumps({k: config.get(k) for k in _CORPUS_KEYS}, sort_keys=True))
 
     def split_data(self, config):
         return self.corpus(config).splits
@@ -157,7 +196,7 @@ class LanguageModelTask(Task):
 
 
 _CORPUS_KEYS = ("corpus", "data_dir", "train_size", "validation_size", "test_size", "tokenizer", "min_count",
-                "max_vocab_size", "max_length", "seed")
+                "max_vocab_size", "vocabulary", "max_length", "seed")
 
 
 class Corpus:
@@ -185,8 +224,11 @@ class Corpus:
         else:
             raise ValueError(f"corpus must be 'grammar' or 'files', got {config['corpus']!r}")
         tokens = {split: self._tokenize(split_lines) for split, split_lines in lines.items()}
-        self.vocabulary = Vocabulary.build(tokens["train"], min_count=config["min_count"],
-                                           max_size=config["max_vocab_size"])
+        if config["vocabulary"] is not None:
+            self.vocabulary = Vocabulary(config["vocabulary"])
+        else:
+            self.vocabulary = Vocabulary.build(tokens["train"], min_count=config["min_count"],
+                                               max_size=config["max_vocab_size"])
         index = {token: i for i, token in enumerate(self.vocabulary.tokens)}
         unk, bos, eos = self.vocabulary.unk_id, self.vocabulary.bos_id, self.vocabulary.eos_id
         limit = config["max_length"]

@@ -35,12 +35,13 @@ class LatchingTask(Task):
         "short": {**_COMMON, "length": 20, "train_size": 4000, "learning_rate": 1e-2, "epochs": 4},
     }
 
+    def check_config(self, config):
+        super().check_config(config)
+        _check_informative_steps(config)
+
     def generate(self, config, count, rng):
+        _check_informative_steps(config)
         informative = config["informative_steps"]
-        if informative >= config["length"]:
-            raise ValueError(
-                f"informative_steps ({informative}) must be smaller than length ({config['length']})"
-            )
         lengths = length_jittered(config["length"], config["length_jitter"], count, rng)
         classes = rng.integers(0, 2, size=count)
         inputs = []
@@ -84,3 +85,10 @@ class LatchingTask(Task):
         predictions = tf.cast(predictions, tf.float32)[:, 0]
         correct = tf.equal(predictions > 0.0, targets[:, 0] > 0.0)
         return {"accuracy": tf.cast(correct, tf.float32), "mse": tf.square(predictions - targets[:, 0])}
+
+
+def _check_informative_steps(config):
+    if config["informative_steps"] >= config["length"]:
+        raise ValueError(
+            f"informative_steps ({config['informative_steps']}) must be smaller than length ({config['length']})"
+        )

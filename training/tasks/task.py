@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from training import config as run_config
 from training.data import batching
 from training.data import splits
 
@@ -44,6 +45,8 @@ class Task(abc.ABC):
         monitor: (metric name, "min" or "max"): the validation metric that picks the best checkpoint.
         model_keys: config keys passed to `zoo.models.get(config["model"], ...)`, besides `cell` and the task's
             fixed `model_head` (output size, activation, where the read-out happens).
+        warm_start_keys: config keys that `warm_start_config` takes from the run a model is initialised from (a
+            resumed run keeps its own).
     """
 
     name = None
@@ -51,6 +54,7 @@ class Task(abc.ABC):
     default_preset = "default"
     monitor = ("loss", "min")
     model_keys = ("units", "num_layers", "cell_options")
+    warm_start_keys = ()
 
     # What a task supplies.
 
@@ -63,6 +67,17 @@ class Task(abc.ABC):
         """{metric name: per-example value [batch]}; the trainer averages them over the weighted examples."""
 
     # Defaults.
+
+    def check_config(self, config):
+        """Raises a ValueError naming the first config value that is out of range: every numeric value
+        (`training.config.NUMERIC`), then what a task needs of their combination."""
+        run_config.check(config)
+
+    def warm_start_config(self, config, source_config):
+        """The config of a run whose model starts from the weights of a run with `source_config` (`--init_from`):
+        `config` with what the weights depend on beyond their shapes (e.g. a vocabulary: which id is which token)
+        taken from the source, or a ValueError when the two cannot agree. The keys it may set are `warm_start_keys`."""
+        return dict(config)
 
     def summarize(self, config, means):
         """The metrics reported for a split from `means` ({metric: mean over examples}); a task adds the metrics that
