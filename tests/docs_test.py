@@ -38,3 +38,22 @@ def test_no_document_says_every_export_uses_only_core_ops():
         with open(os.path.join(REPOSITORY, document)) as f:
             text = " ".join(f.read().split()).lower()
         assert not re.search(r"only (tensorflow|tf) core ops", text), document
+
+
+# Architectures of the lecture that zoo/ does not have yet: the package description must not list them, and the
+# README's introduction names them only on its roadmap.
+NOT_BUILT = re.compile(r"\b(recursive|tree|attention|encoder|seq2seq|memory network|memn2n|turing|ntm|speech)", re.I)
+
+
+def test_the_package_description_lists_only_what_is_built():
+    with open(os.path.join(REPOSITORY, "pyproject.toml")) as f:
+        (description,) = re.findall(r'^description = "(.*)"$', f.read(), re.M)
+    assert not NOT_BUILT.search(description), description
+
+
+def test_the_readme_introduction_puts_what_is_not_built_on_the_roadmap():
+    with open(os.path.join(REPOSITORY, "README.md")) as f:
+        introduction = " ".join(f.read().split("\n\n")[1].split())
+    built, roadmap = introduction.split("On the roadmap, not built yet:")
+    assert not NOT_BUILT.search(built), built
+    assert len(NOT_BUILT.findall(roadmap)) >= 5, roadmap
