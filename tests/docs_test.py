@@ -57,3 +57,40 @@ def test_the_readme_introduction_puts_what_is_not_built_on_the_roadmap():
     built, roadmap = introduction.split("On the roadmap, not built yet:")
     assert not NOT_BUILT.search(built), built
     assert len(NOT_BUILT.findall(roadmap)) >= 5, roadmap
+
+
+# The entry points that the documents' shell blocks call, by command and by module, and the file defining their flags.
+ENTRY_POINTS = {
+    "seqzoo-train": "training/train.py", "training.train": "training/train.py",
+    "seqzoo-evaluate": "training/evaluate.py", "training.evaluate": "training/evaluate.py",
+    "seqzoo-export": "serving/export.py", "serving.export": "serving/export.py",
+    "seqzoo-server": "serving/server/__main__.py", "serving.server": "serving/server/__main__.py",
+    "seqzoo-client": "serving/client.py", "serving.client": "serving/client.py",
+    "seqzoo-demo": "serving/demo.py", "serving.demo": "serving/demo.py",
+}
+COMMAND = re.compile(r"(?:^|/|\s)(?:python -m )?(seqzoo-\w+|training\.\w+|serving\.\w+)\s(.*)")
+
+
+def shell_commands(document):
+    """(entry point, its arguments) of every call of an entry point in the document's ```sh blocks."""
+    with open(os.path.join(REPOSITORY, document)) as f:
+        blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            match = COMMAND.search(line)
+            if match and match.group(1) in ENTRY_POINTS and not line.startswith("#"):
+                yield match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize("document", ["README.md", "serving/README.md"])
+def test_shell_blocks_call_entry_points_with_runnable_flags(document):
+    calls = list(shell_commands(document))
+    assert calls, f"no entry point called in {document}'s shell blocks"
+    for entry_point, arguments in calls:
+        # Runnable as pasted: no "[--flag]" options or "a | b" choices.
+        assert not re.search(r"\[--|\s\|\s", arguments), f"{entry_point} {arguments}"
+        with open(os.path.join(REPOSITORY, ENTRY_POINTS[entry_point])) as f:
+            defined = set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', f.read()))
+        for flag in re.findall(r"(?:^|\s)--(?:no)?(\w+)", arguments):
+            assert flag in defined, f"{document}: {entry_point} has no flag --{flag} ({arguments})"
