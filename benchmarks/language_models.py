@@ -16,11 +16,11 @@ Python loop's tokens per second.
 import datetime
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 tf = import_tensorflow()
 
@@ -157,4 +157,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

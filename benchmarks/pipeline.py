@@ -15,11 +15,11 @@ import io
 import statistics
 import tempfile
 
-from absl import app
 from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 import_tensorflow()
 
@@ -112,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

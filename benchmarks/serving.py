@@ -8,8 +8,8 @@ A small adding-problem LSTM (T = 30, 32 units) is trained for a few steps and ex
 TensorFlow program can: the TF2 loader's concrete function (`tf.saved_model.load`), and the TF1 session loader with
 a Session callable (what the server, like TF Serving, runs). The faster of the two is the baseline of the targets.
 
-The server runs in processes of its own, one without and one with batching (deploy/batching.config), and is loaded
-from other processes with C load generators from Debian: REST by `wrk` (package wrk), gRPC by `h2load` (package
+The server runs in processes of its own, one without and one with batching (serving/configs/batching.config), and is
+loaded from other processes with C load generators from Debian: REST by `wrk` (package wrk), gRPC by `h2load` (package
 nghttp2-client) sending a prebuilt gRPC Predict frame over HTTP/2; every gRPC answer is checked to be OK through
 the server's own request counters. At concurrency 1 the in-process and server runs alternate for `--rounds`
 rounds, so that slow spells of a shared machine hit both; the overhead is the median over rounds of the per-round
@@ -41,6 +41,7 @@ from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 tf = import_tensorflow()
 
@@ -211,9 +212,9 @@ def serve(base, batching):
     grpc_port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving.server", f"--model_config_file={os.path.join(base, 'models.config')}",
                f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0",
-               "--monitoring_config_file=deploy/monitoring.config", "--enable_grpc_healthcheck_service"]
+               "--monitoring_config_file=serving/configs/monitoring.config", "--enable_grpc_healthcheck_service"]
     if batching:
-        command += ["--enable_batching", "--batching_parameters_file=deploy/batching.config"]
+        command += ["--enable_batching", "--batching_parameters_file=serving/configs/batching.config"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     if "REST on" not in line:
@@ -316,4 +317,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

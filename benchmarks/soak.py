@@ -4,8 +4,8 @@ memory stay bounded, and what does the attack cost in latency?
     python -m benchmarks.soak                       # what `make bench` runs; writes docs/reliability.md
     python -m benchmarks.soak --baseline_seconds=5 --attack_seconds=10 --output=
 
-Two servers run in processes of their own, one without and one with batching (deploy/batching.config), each under
-a file-descriptor limit of 1024 and with the timeouts and connection cap below, over two models: the adding-problem
+Two servers run in processes of their own, one without and one with batching (serving/configs/batching.config), each
+under a file-descriptor limit of 1024 and with the timeouts and connection cap below, over two models: the adding-problem
 LSTM (trained for a few steps and exported, as benchmarks/serving.py does) and `checked` (sqrt with an input check:
 a negative value fails the run with INVALID_ARGUMENT). A client process sends valid requests to both servers over
 REST and gRPC in closed loops for the whole run. After the baseline phase, an attacker process starts:
@@ -42,11 +42,11 @@ import tempfile
 import threading
 import time
 
-from absl import app
 from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 # The isolation measure runs failing batches in this process: TensorFlow's C++ runtime would log each.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -99,9 +99,10 @@ def _low_descriptor_limit():
 def start_server(config, batching):
     grpc_port, rest_port = free_port(), free_port()
     command = [sys.executable, "-m", "serving.server", f"--model_config_file={config}", f"--port={grpc_port}",
-               f"--rest_api_port={rest_port}", "--monitoring_config_file=deploy/monitoring.config", *SERVER_FLAGS]
+               f"--rest_api_port={rest_port}", "--monitoring_config_file=serving/configs/monitoring.config",
+               *SERVER_FLAGS]
     if batching:
-        command += ["--enable_batching", "--batching_parameters_file=deploy/batching.config"]
+        command += ["--enable_batching", "--batching_parameters_file=serving/configs/batching.config"]
     log = tempfile.TemporaryFile("w+")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True,
                                preexec_fn=_low_descriptor_limit)
@@ -653,4 +654,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

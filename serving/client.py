@@ -6,6 +6,7 @@
     client.status("adding"); client.metadata("adding")
 
     python -m serving.client --server=localhost:8500 --protocol=grpc --model=adding --input='[[[0.5, 1.0], ...]]'
+    seqzoo-client --server=localhost:8501 --protocol=rest --model=adding --method=status
 
 Errors raise `ServingClientError` with the server's code (e.g. "NOT_FOUND") and message, whichever the protocol.
 """
@@ -17,6 +18,14 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+from absl import app
+from absl import flags
+
+from training.startup import absl_warnings_only
+from training.startup import import_tensorflow
+from training.startup import run
+
+FLAGS = flags.FLAGS
 
 _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                409: "ABORTED", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED",
@@ -257,43 +266,60 @@ def _cli_tensor(value):
     return np.asarray(value, np.float32)
 
 
-def main(argv=None):
-    import argparse
+def define_flags():
+    """The flags of `python -m serving.client`. Defined only when the client runs as a program: the library defines
+    none, so that it imports next to entry points that have flags of the same names."""
+    flags.DEFINE_string("server", "localhost:8500", "host:port of the server's gRPC API or, with --protocol=rest, of "
+                                                    "its REST API (TF Serving's ports: 8500 gRPC, 8501 REST).")
+    flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "The API to call.")
+    flags.DEFINE_string("model", None, "The model's name in the server (required; no default).")
+    flags.DEFINE_enum("method", "predict", ["predict", "classify", "regress", "metadata", "status"],
+                      "predict: run a signature on tensors; classify, regress: run one on tf.Examples; metadata: the "
+                      "model's signatures; status: its versions and their states.")
+    flags.DEFINE_string("input", None, "JSON. For predict: a tensor, or {input name: tensor} (a tensor of strings is "
+                                       "sent as strings, numbers as float32); for classify and regress: a list of "
+                                       "examples, each {feature: value or list of values}. Required by those three "
+                                       "methods; no default.")
+    flags.DEFINE_string("signature", "", "The signature to call; empty: serving_default.")
+    flags.DEFINE_integer("version", None, "The model version to call (default: the latest available).")
+    flags.DEFINE_string("label", None, "A version label to call instead of --version (default: none).")
+    flags.DEFINE_float("timeout", 30.0, "Seconds to wait for the answer.")
+    flags.mark_flag_as_required("model")
 
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", default="localhost:8500", help="host:port of the gRPC or REST API")
-    parser.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--method", choices=["predict", "classify", "regress", "metadata", "status"],
-                        default="predict")
-    parser.add_argument("--input", help="JSON: the input tensor (or {name: tensor}) for predict; a list of "
-                                        "example objects for classify and regress")
-    parser.add_argument("--signature", default="")
-    parser.add_argument("--version", type=int)
-    parser.add_argument("--label")
-    parser.add_argument("--timeout", type=float, default=30.0)
-    args = parser.parse_args(argv)
-    if args.method in ("predict", "classify", "regress") and args.input is None:
-        parser.error(f"--input is required with --method={args.method}")
+
+def main(argv):
+    absl_warnings_only()
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.method in ("predict", "classify", "regress") and FLAGS.input is None:
+        print(f"error: --input is required with --method={FLAGS.method}", file=sys.stderr)
+        return 2
     try:
-        value = json.loads(args.input) if args.input is not None else None
+        value = json.loads(FLAGS.input) if FLAGS.input is not None else None
     except ValueError as error:
-        parser.error(f"--input is not JSON: {error}")
-    if args.protocol == "grpc":
-        from training.startup import import_tensorflow
+        print(f"error: --input is not JSON: {error}", file=sys.stderr)
+        return 2
+    return call_and_print(FLAGS.server, FLAGS.protocol, FLAGS.model, FLAGS.method, value, FLAGS.signature,
+                          FLAGS.version, FLAGS.label, FLAGS.timeout)
 
+
+def call_and_print(server, protocol, model, method="predict", value=None, signature="", version=None, label=None,
+                   timeout=30.0):
+    """What `python -m serving.client` does once its flags are read: one call, with `value` (the parsed --input),
+    its answer printed as JSON. Returns the exit status: 0, or 1 when the server answers an error (printed)."""
+    if protocol == "grpc":
         import_tensorflow()
-    client = Client.connect(args.server, args.protocol, args.timeout)
+    client = Client.connect(server, protocol, timeout)
     try:
-        if args.method == "predict":
+        if method == "predict":
             inputs = {k: _cli_tensor(v) for k, v in value.items()} if isinstance(value, dict) else _cli_tensor(value)
-            result = client.predict(args.model, inputs, args.signature, args.version, args.label)
-        elif args.method in ("classify", "regress"):
-            result = getattr(client, args.method)(args.model, value, args.signature, None, args.version, args.label)
-        elif args.method == "metadata":
-            result = client.metadata(args.model, args.version, args.label)
+            result = client.predict(model, inputs, signature, version, label)
+        elif method in ("classify", "regress"):
+            result = getattr(client, method)(model, value, signature, None, version, label)
+        elif method == "metadata":
+            result = client.metadata(model, version, label)
         else:
-            result = client.status(args.model, args.version)
+            result = client.status(model, version)
     except ServingClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -302,4 +328,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    run(main)

@@ -2,21 +2,22 @@
 and gRPC, print the answers, and stop it (or, with --serve, keep serving and print how to query it).
 
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
+    seqzoo-demo [--serve] ...          (the same command, from any directory)
 
 It expects `adding`, `latching` and `lm` exports under --export_base (the Makefile trains and exports them first).
 """
 
+import importlib.resources
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 
-from absl import app
 from absl import flags
 
 from training.startup import import_tensorflow
+from training.startup import run
 
 import_tensorflow()
 
@@ -24,10 +25,13 @@ import numpy as np  # noqa: E402
 
 from serving.client import Client  # noqa: E402
 from serving.client import ServingClientError  # noqa: E402
+from serving.commands import module_command  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODELS = ("adding", "latching", "lm")
+# The batching and monitoring configs, read from the installed package (package data), not the current directory.
+CONFIGS = importlib.resources.files("serving") / "configs"
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
 flags.DEFINE_string("export_base", "saved_models", "The serving base path with models.config.")
 flags.DEFINE_integer("port", 8500, "gRPC port.")
@@ -35,15 +39,14 @@ flags.DEFINE_integer("rest_api_port", 8501, "REST port.")
 
 
 def start_server():
-    command = [
-        sys.executable, "-m", "serving.server",
+    arguments = [
         f"--model_config_file={os.path.join(FLAGS.export_base, 'models.config')}",
         f"--port={FLAGS.port}", f"--rest_api_port={FLAGS.rest_api_port}",
-        "--enable_batching", "--batching_parameters_file=deploy/batching.config",
-        "--monitoring_config_file=deploy/monitoring.config", "--enable_grpc_healthcheck_service",
+        "--enable_batching", f"--batching_parameters_file={CONFIGS / 'batching.config'}",
+        f"--monitoring_config_file={CONFIGS / 'monitoring.config'}", "--enable_grpc_healthcheck_service",
     ]
-    print("$ " + " ".join(command[2:]).replace(sys.executable, "python"), flush=True)
-    server = subprocess.Popen(command)
+    print("$ seqzoo-server " + " ".join(arguments), flush=True)
+    server = subprocess.Popen(module_command("serving.server") + arguments)
     rest = Client.connect(f"127.0.0.1:{FLAGS.rest_api_port}", "rest", timeout=5)
     deadline = time.time() + 120
     while True:
@@ -119,7 +122,7 @@ def main(argv):
             url = f"http://localhost:{FLAGS.rest_api_port}/v1/models/adding"
             print(f"\nserving until Ctrl-C. Try:\n  curl {url}\n  curl {url}/metadata\n"
                   f"  curl -X POST {url}:predict -d '{{\"instances\": [[[0.5, 1], [0.2, 0], [0.3, 1]]]}}'\n"
-                  f"  python -m serving.client --server=localhost:{FLAGS.port} --protocol=grpc --model=adding "
+                  f"  seqzoo-client --server=localhost:{FLAGS.port} --protocol=grpc --model=adding "
                   "--input='[[[0.5, 1], [0.2, 0], [0.3, 1]]]'\n"
                   f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/lm:predict "
                   "-d '{\"instances\": [{\"prompt\": \"a big dog that\"}]}'\n"
@@ -139,4 +142,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -31,6 +31,7 @@ from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 tf = import_tensorflow()
 
@@ -194,4 +195,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

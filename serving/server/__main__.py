@@ -19,12 +19,14 @@ from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 # TensorFlow's C++ runtime warns for many failed runs, one line per refused request: the server logs from ERROR up
 # (serving/server/log_limits.py), unless TF_CPP_MIN_LOG_LEVEL says otherwise.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import_tensorflow()
 
+from serving.server.errors import ServingError  # noqa: E402
 from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES  # noqa: E402
 from serving.server.log_limits import limit_server_logs  # noqa: E402
 from serving.server.server import ModelServer  # noqa: E402
@@ -119,18 +121,23 @@ def main(argv):
     values = {name: FLAGS[name].value for name in _OPTION_FLAGS if FLAGS[name].value is not None}
     try:
         server = ModelServer(ServerOptions(**values)).start()
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ServingError) as error:  # flags or config files that cannot be served
         print(f"error: {error}", file=sys.stderr)
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     rest = f", REST on http://{FLAGS.host}:{server.rest_port}" if server.rest_port else ""
-    print(f"serving {', '.join(server.core.manager.model_names())}: gRPC on {FLAGS.host}:{server.grpc_port}{rest}",
-          flush=True)
+    unavailable = server.core.manager.unavailable_models()
+    served = [name for name in server.core.manager.model_names() if name not in unavailable]
+    print(f"serving {', '.join(served) or 'no model yet'}: gRPC on {FLAGS.host}:{server.grpc_port}{rest}", flush=True)
+    if unavailable:
+        # The reasons, in detail, are in the log above; versions that appear later are loaded and served.
+        print("not serving " + ", ".join(f"{name} ({why})" for name, why in unavailable.items()), file=sys.stderr,
+              flush=True)
     server.wait()
     server.stop()
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

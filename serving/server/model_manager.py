@@ -127,7 +127,7 @@ class _Model:
     def __init__(self, config, config_dir):
         self.versions = {}
         self.aspired_versions = set()  # as the last poll found them
-        self.warned_empty = False
+        self.absent = None  # why the last poll found no version: "base path missing" or "no versions yet"
         self.configure(config, config_dir)
 
     def configure(self, config, config_dir):
@@ -335,6 +335,25 @@ class ModelManager:
         with self._lock:
             return sorted(self._models)
 
+    def unavailable_models(self):
+        """{name: why} of the configured models that serve no version now; why is "base path missing", "no versions
+        yet" (the base path is there, with no numbered version directory), "loading" or "failed to load"."""
+        with self._lock:
+            result = {}
+            for name, model in sorted(self._models.items()):
+                states = model.versions.values()
+                if any(state.servable is not None for state in states):
+                    continue
+                if model.absent:
+                    result[name] = model.absent
+                elif not states:  # versions on disk, but none its version policy asks for
+                    result[name] = "no versions yet"
+                elif any(state.state in (START, LOADING) for state in states):
+                    result[name] = "loading"
+                else:
+                    result[name] = "failed to load"
+            return result
+
     def has_model(self, name):
         """Whether the config has a model called `name` (for every request: no lock, one dict lookup)."""
         return name in self._models
@@ -384,10 +403,16 @@ class ModelManager:
 
     def _poll_model(self, model):
         on_disk = model.on_disk()
-        if not on_disk and not model.warned_empty:
-            log.warning("No versions of servable %s found under base path %s. Did you forget to name your leaf "
-                        "directory as a number (eg. '/1/')?", model.config.name, model.base_path)
-            model.warned_empty = True
+        absent = None if on_disk else "no versions yet" if os.path.isdir(model.base_path) else "base path missing"
+        if absent != model.absent:  # told once each time it changes
+            model.absent = absent
+            if absent == "base path missing":
+                log.warning("Could not find base path %s for servable %s: no such directory. Export a version there "
+                            "(or correct the model's base_path); it is served once it appears.", model.base_path,
+                            model.config.name)
+            elif absent == "no versions yet":
+                log.warning("No versions of servable %s found under base path %s. Did you forget to name your leaf "
+                            "directory as a number (eg. '/1/')?", model.config.name, model.base_path)
         aspired = model.aspired(on_disk)
         started = []
         with self._lock:

@@ -1,6 +1,9 @@
 """serving.client: the same answers over REST and gRPC, NumPy in and out, errors with the server's code, the CLI."""
 
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,11 +67,48 @@ def test_errors_carry_the_servers_code(ports, protocol):
 
 
 def test_command_line_prints_the_answer(ports, capsys):
-    assert serving_client.main([f"--server={ports['rest']}", "--protocol=rest", "--model=half", "--input=[2.0]"]) == 0
+    # What python -m serving.client does with its flags once they are read (the flags themselves: below).
+    assert serving_client.call_and_print(ports["rest"], "rest", "half", value=[2.0]) == 0
     assert "4.0" in capsys.readouterr().out  # 0.5 * 2 + 3 (version 2)
     # String tensors on the command line: sent as strings, not converted to numbers.
     strings = serving_client._cli_tensor(["a", "bc"])
     assert strings.dtype == object and list(strings) == [b"a", b"bc"]
     assert serving_client._cli_tensor([[1, 2]]).dtype == np.float32
-    assert serving_client.main([f"--server={ports['grpc']}", "--protocol=grpc", "--model=nope", "--input=[1.0]"]) == 1
+    assert serving_client.call_and_print(ports["grpc"], "grpc", "nope", value=[1.0]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def client_command(*args):
+    return subprocess.run([sys.executable, "-m", "serving.client", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_command_line_help_describes_every_flag_with_its_default():
+    result = client_command("--help")
+    assert result.returncode == 0, result.stderr
+    help_text = result.stdout
+    assert help_text.startswith("One client for TensorFlow Serving's REST and gRPC APIs")
+    flags_help = help_text[help_text.index("\nflags:\n"):]
+    entries = re.split(r"\n  --", flags_help)[1:]
+    names = sorted(re.match(r"(?:\[no\])?(\w+)", entry).group(1) for entry in entries)
+    assert names == ["input", "label", "method", "model", "protocol", "server", "signature", "timeout", "version"]
+    for entry in entries:
+        description = entry.split(":", 1)[1]
+        assert len(description.split()) >= 3, entry  # a description, not a bare name
+        # Either absl's "(default: ...)" line, or the description says what happens without the flag.
+        assert "(default: " in entry or re.search(r"default|required|no default", description), entry
+
+
+def test_command_line_exit_status(ports):
+    assert client_command(f"--server={ports['rest']}", "--protocol=rest", "--model=half", "--input=[2.0]",
+                          ).returncode == 0
+    failed = client_command(f"--server={ports['rest']}", "--protocol=rest", "--model=nope", "--input=[2.0]")
+    assert failed.returncode == 1 and "error: NOT_FOUND" in failed.stderr  # the server answered an error
+    for args, message in [
+        (["--input=[2.0]"], "Flag --model must have a value other than None"),
+        (["--model=half"], "error: --input is required with --method=predict"),
+        (["--model=half", "--input=[2.0"], "error: --input is not JSON"),
+        (["--model=half", "--protocol=http"], "value should be one of <grpc|rest>"),
+    ]:
+        result = client_command(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.returncode, result.stderr)

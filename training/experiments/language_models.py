@@ -30,6 +30,7 @@ from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 tf = import_tensorflow()
 
@@ -235,4 +236,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    run(main)

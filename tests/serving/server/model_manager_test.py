@@ -368,3 +368,31 @@ def test_client_load_error_hides_every_absolute_path(tmp_path):
         "UNKNOWN",
         "the version could not be loaded",
     )
+
+
+def test_models_that_serve_nothing_say_why(base, tmp_path, caplog):
+    broken = str(tmp_path / "broken")
+    corrupt(os.path.join(broken, "1"))
+    empty = str(tmp_path / "empty")
+    os.makedirs(empty)
+    missing = str(tmp_path / "missing")
+    with caplog.at_level(logging.WARNING, logger="serving.server"):
+        manager = ModelManager(models_config(half=base, broken=broken, empty=empty, missing=missing), poll_seconds=0,
+                               max_load_retries=0)
+    assert manager.unavailable_models() == {
+        "broken": "failed to load", "empty": "no versions yet", "missing": "base path missing",
+    }
+    # A missing base path and an empty one are told apart in the log, each once.
+    assert caplog.text.count(f"Could not find base path {missing} for servable missing: no such directory") == 1
+    assert caplog.text.count(f"No versions of servable empty found under base path {empty}") == 1
+    assert f"base path {empty} for servable" not in caplog.text and f"under base path {missing}" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="serving.server"):
+        os.makedirs(missing)  # the directory appears, still without a version
+        manager.poll()
+        manager.poll()
+    assert manager.unavailable_models()["missing"] == "no versions yet"
+    assert caplog.text.count(f"No versions of servable missing found under base path {missing}") == 1
+    shutil.copytree(os.path.join(base, "3"), os.path.join(missing, "1"))
+    manager.poll()
+    assert "missing" not in manager.unavailable_models()

@@ -233,8 +233,10 @@ def test_command_line_server_binds_localhost_and_serves(model_base, tmp_path):
     config = tmp_path / "models.config"
     # A relative base path resolves against the config file's directory.
     shutil.copytree(model_base, tmp_path / "half")
-    config.write_text('model_config_list {\n  config {\n    name: "half"\n    base_path: "half"\n'
-                      '    model_platform: "tensorflow"\n  }\n}\n')
+    (tmp_path / "empty").mkdir()  # configured, but nothing exported there yet; and "missing" has no directory at all
+    config.write_text("model_config_list {\n" + "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{name}"\n    model_platform: "tensorflow"\n  }}\n'
+        for name in ("empty", "half", "missing")) + "}\n")
     grpc_port, rest_port = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.server", f"--model_config_file={config}", f"--port={grpc_port}",
@@ -242,14 +244,20 @@ def test_command_line_server_binds_localhost_and_serves(model_base, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        line = process.stdout.readline()
-        assert f"gRPC on 127.0.0.1:{grpc_port}, REST on http://127.0.0.1:{rest_port}" in line, process.stderr.read()
-        response = httpx.post(f"http://127.0.0.1:{rest_port}/v1/models/half:predict", json={"instances": [1.0]})
-        assert response.json() == {"predictions": [3.5]}
+        line = process.stdout.readline()  # the banner, once the server serves (empty if it exited)
+        answer = line and httpx.post(f"http://127.0.0.1:{rest_port}/v1/models/half:predict",
+                                     json={"instances": [1.0]}).json()
     finally:
         process.terminate()
         process.wait(timeout=30)
+    errors = process.stderr.read()  # read only now: until the server exits, its stderr has no end
+    # The banner names only the models it serves.
+    assert line.startswith(f"serving half: gRPC on 127.0.0.1:{grpc_port}, REST on http://127.0.0.1:{rest_port}"), (
+        line + errors)
+    assert answer == {"predictions": [3.5]}
     assert process.returncode == 0
+    assert "not serving empty (no versions yet), missing (base path missing)" in errors, errors
+    assert f"Could not find base path {tmp_path / 'missing'} for servable missing" in errors, errors
 
 
 def test_command_line_errors(tmp_path):
@@ -260,6 +268,12 @@ def test_command_line_errors(tmp_path):
     assert result.returncode == 2
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in result.stderr
     assert "Traceback" not in result.stderr
+    bad.write_text('model_config_list { config { name: "a" base_path: "a" } config { name: "a" base_path: "b" } }')
+    result = subprocess.run([sys.executable, "-m", "serving.server", f"--model_config_file={bad}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "error: Illegal to list model a multiple times in config list" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_request_deadlines_cut_the_model_run_and_the_server_keeps_serving(tmp_path):
@@ -269,7 +283,7 @@ def test_request_deadlines_cut_the_model_run_and_the_server_keeps_serving(tmp_pa
     for batching in (False, True):
         server = make_server(model_name="spin", model_base_path=str(tmp_path / "spin"), rest_api_port=free_port(),
                              rest_api_timeout_in_ms=300, enable_batching=batching,
-                             monitoring_config_file="deploy/monitoring.config").start()
+                             monitoring_config_file="serving/configs/monitoring.config").start()
         try:
             url = f"http://127.0.0.1:{server.rest_port}/v1/models/spin:predict"
             started = time.monotonic()
