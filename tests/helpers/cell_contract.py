@@ -10,13 +10,17 @@ A cell's test file subclasses it as `Test<Cell>(CellContract)` and supplies what
     keras_twins         [(config, Keras cell)]: configurations in which the cell computes what a Keras cell
                         computes, given the Keras cell's weights (weights Keras lacks keep their initial values)
     weight_ranges       (optional) {weight name: (low, high)} for weights that must stay in a range
+
+Every check also runs under Keras's JAX backend (marker `jax`), except the SavedModel round trip and the float64
+gradient check, which are TensorFlow only; the XLA and equation-gradient checks use the backend's own tools (see
+`tests/helpers/backend.py`).
 """
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.helpers import backend
 from tests.helpers import gradients
 from tests.helpers import layer_check
 from tests.helpers import reference
@@ -35,6 +39,7 @@ def padding_mask(batch=BATCH, time=TIME):
     return mask
 
 
+@pytest.mark.jax
 class CellContract:
     cell_class = None
     configs = ()
@@ -147,10 +152,28 @@ class CellContract:
                 )
 
     def test_gradients_float64(self):
+        backend.skip_unless_tensorflow("The float64 gradient check (tf.test.compute_gradient)")
         for config in self.configs:
             layer = self.sequence_layer(config, dtype="float64")
             x = self.inputs(batch=2, time=3, dtype="float64")
             gradients.assert_gradients_match_finite_differences(layer, x)
+
+    def test_gradients_match_the_equations(self):
+        # On every backend (float64 Keras layers are TensorFlow only): float32 autodiff against float64 finite
+        # differences of the NumPy equations.
+        x = self.inputs(batch=2, time=3)
+        for config in self.configs:
+            layer = self.sequence_layer(config)
+
+            def equations(x, weights, config=config, layer=layer):
+                outputs, states = reference.unroll(
+                    lambda x_t, s: self.numpy_step(config, weights, x_t, s),
+                    x,
+                    [np.asarray(keras.ops.convert_to_numpy(s), np.float64) for s in layer.get_initial_state(len(x))],
+                )
+                return [outputs, *states]
+
+            gradients.assert_gradients_match_reference(layer, x, equations)
 
     @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
     @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "reversed"])
@@ -208,10 +231,10 @@ class CellContract:
         x = self.inputs()
         layer = self.sequence_layer()
         eager = reference.run_sequence_layer(layer, x)
-        compiled = tf.function(lambda x: layer(x), jit_compile=True)
-        outputs, *states = compiled(tf.constant(x))
-        reference.assert_same_sequences((outputs.numpy(), [s.numpy() for s in states]), eager)
-        # A training step compiled by XLA gives the loss of the same step in graph mode.
+        outputs, *states = backend.xla_compiled(lambda x: layer(x), layer.variables)(x)
+        reference.assert_same_sequences((outputs, states), eager)
+        # A training step compiled by XLA gives the loss of the same step uncompiled (a graph under TensorFlow,
+        # op by op under JAX).
         losses = []
         for jit in (False, True):
             model = self.sequence_model(time=TIME)
@@ -225,7 +248,8 @@ class CellContract:
         mixed = self.sequence_layer(dtype="mixed_float16")
         reference.copy_weights_by_name(full, mixed)
         outputs, *states = mixed(x)
-        assert outputs.dtype == "float16" and all(s.dtype == "float16" for s in states)
+        dtype = keras.backend.standardize_dtype  # a backend's own dtype (e.g. torch.float16) as Keras's name
+        assert dtype(outputs.dtype) == "float16" and all(dtype(s.dtype) == "float16" for s in states)
         assert all(w.dtype == "float32" for w in mixed.weights)
         # float16 keeps ~3 significant digits; errors compound over 6 steps.
         np.testing.assert_allclose(

@@ -8,23 +8,23 @@ a time: `initial_state(batch_size)` is its state before the first token, and `st
     assert_causal                            changing the tokens from t on leaves the logits before t as they were,
                                              and changes the logits at t
     assert_jit_compiled_call_and_steps_equal_eager
-                                             `call` under XLA, and steps under XLA with a symbolic batch size, give
-                                             the eager logits (atol 1e-5)
+                                             `call` under XLA, and steps under XLA (with a symbolic batch size under
+                                             TensorFlow), give the eager logits (atol 1e-5)
     assert_dropout_only_while_training       dropout changes nothing at inference and something in training
     assert_config_and_keras_file_round_trip  config and `.keras` file round trips
     assert_saved_model_round_trip            a SavedModel with an int32 [None, None] signature, loaded by both
-                                             TensorFlow loaders, on two batch sizes and lengths
+                                             TensorFlow loaders, on two batch sizes and lengths (TensorFlow only)
     assert_learns_a_deterministic_cycle      training drives the loss on a zero-entropy token cycle near 0
 
 A model's test file builds small models with random weights, calls these on them, and keeps what is particular to
 the model: its NumPy reference, weights, context or receptive field, tied embeddings, Keras twins, presets and bad
-arguments.
+arguments. The step and XLA checks also run under Keras's JAX backend (the tests that call them are marked `jax`).
 """
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tests.helpers import backend
 from tests.helpers import saved_model
 from tests.helpers import serialization
 
@@ -74,23 +74,24 @@ def assert_causal(model, x, start):
 
 
 def assert_jit_compiled_call_and_steps_equal_eager(model, x, atol=1e-5):
-    """`call` compiled with XLA, and a step-by-step decoding of `x` compiled with XLA for any batch size (so that
-    `initial_state` gets a symbolic batch size), both give the eager logits of `x`."""
+    """`call` compiled with XLA, and a step-by-step decoding of `x` compiled with XLA, both give the eager logits of
+    `x`. Under TensorFlow the decoding is compiled for any batch size, so that `initial_state` gets a symbolic batch
+    size; JAX compiles for the batch size it is given."""
     time = x.shape[1]
     eager = numpy(model(x))
-    compiled_call = tf.function(lambda v: model(v), jit_compile=True)
-    np.testing.assert_allclose(compiled_call(tf.constant(x)).numpy(), eager, atol=atol)
+    compiled_call = backend.xla_compiled(lambda v: model(v), model.variables)
+    np.testing.assert_allclose(compiled_call(x), eager, atol=atol)
 
-    @tf.function(jit_compile=True, input_signature=[tf.TensorSpec((None, time), tf.int32)])
     def decode(v):
-        state = model.initial_state(tf.shape(v)[0])  # a symbolic batch size
+        state = model.initial_state(keras.ops.shape(v)[0])  # symbolic under TensorFlow's signature
         logits = []
         for t in range(time):
             step_logits, state = model.step(v[:, t], state)
             logits.append(step_logits)
-        return tf.stack(logits, axis=1)
+        return keras.ops.stack(logits, axis=1)
 
-    np.testing.assert_allclose(decode(tf.constant(x)).numpy(), eager, atol=atol)
+    compiled_decode = backend.xla_compiled(decode, model.variables, input_specs=[((None, time), "int32")])
+    np.testing.assert_allclose(compiled_decode(x), eager, atol=atol)
 
 
 def assert_dropout_only_while_training(model, plain, x):

@@ -7,12 +7,15 @@ A layer's test file subclasses it as `Test<Layer>(SequenceLayerContract)` and se
     expected_weights   {name: shape} for `config` and 3 input features
     keras_twins        [(our config, Keras layer factory taking the RNN keyword arguments)]: configurations in which
                        the layer computes what a Keras layer computes, given the Keras layer's weights
+
+Every check also runs under Keras's JAX backend (marker `jax`), except the SavedModel round trip (TensorFlow only).
 """
 
 import keras
 import numpy as np
 import pytest
 
+from tests.helpers import backend
 from tests.helpers import layer_check
 from tests.helpers import reference
 from tests.helpers import saved_model
@@ -27,6 +30,7 @@ def _inputs(batch=BATCH, time=TIME, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, time, INPUT_DIM)).astype("float32")
 
 
+@pytest.mark.jax
 class SequenceLayerContract:
     layer_class = None
     config = {}
@@ -116,8 +120,9 @@ class SequenceLayerContract:
     def test_jit_compiled_training(self):
         model = keras.Sequential([keras.Input((TIME, INPUT_DIM)), self.make(), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse", jit_compile=True)
-        if not keras.distribution.list_devices("gpu"):  # with a GPU, cuDNN-eligible layers opt out of XLA
-            assert model.jit_compile, "the layer must not opt out of XLA on a machine without a GPU"
+        # Only TensorFlow's cuDNN op has no XLA kernel: there, with a GPU, cuDNN-eligible layers opt out of XLA.
+        if not backend.tensorflow_sees_a_gpu():
+            assert model.jit_compile, f"only TensorFlow with a GPU keeps the layer out of XLA, not {backend.NAME}"
         assert np.isfinite(model.train_on_batch(_inputs(), np.zeros((BATCH, 1), "float32")))
 
     def test_bad_arguments(self):

@@ -37,6 +37,17 @@ def cell_arguments(cell_class):
     return names
 
 
+def _cudnn_path_blocks_xla():
+    """Whether Keras's cuDNN path of `LSTM`/`GRU`, where it may run, keeps a model from being compiled with XLA.
+
+    Only on TensorFlow with a GPU: TensorFlow's cuDNN RNN op has no XLA kernel. Under JAX the cuDNN path
+    (`jax.experimental.rnn`) compiles inside `jax.jit` like any other op, and on the other backends Keras's own
+    `LSTM`/`GRU` do not opt out either. The backend is asked first: `keras.distribution.list_devices("gpu")` raises
+    under JAX on a machine without a GPU (TensorFlow's returns an empty list).
+    """
+    return keras.backend.backend() == "tensorflow" and bool(keras.distribution.list_devices("gpu"))
+
+
 class Recurrent(keras.layers.RNN):
     """Base of the zoo sequence layers: `keras.layers.RNN` over one zoo cell, configured by flat arguments.
 
@@ -116,8 +127,8 @@ class Recurrent(keras.layers.RNN):
             and cell.use_bias
             and not self.unroll
         )
-        if fast_path_possible and keras.distribution.list_devices("gpu"):
-            # The cuDNN op has no XLA kernel: tell Keras not to jit-compile a model that holds this layer.
+        if fast_path_possible and _cudnn_path_blocks_xla():
+            # Tell Keras not to jit-compile a model that holds this layer, as keras.layers.LSTM/GRU do.
             self.supports_jit = False
         return use_cudnn
 

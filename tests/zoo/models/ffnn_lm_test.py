@@ -81,6 +81,7 @@ def test_context_is_only_the_last_n_minus_1_tokens():
     assert not np.allclose(y_changed[:, 4], y[:, 4], atol=1e-3)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_step_equals_call(config):
     model = make(config)
@@ -89,6 +90,7 @@ def test_step_equals_call(config):
     assert window.shape == (3, model.order - 1) and np.all(keras.ops.convert_to_numpy(window) == model.pad_id)
 
 
+@pytest.mark.jax
 def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[0]), tokens(time=6))
 

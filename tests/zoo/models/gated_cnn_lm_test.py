@@ -91,6 +91,7 @@ def test_causal_with_the_receptive_field(config):
     assert not np.allclose(y_first[:, R - 1], y[:, R - 1], atol=1e-4)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 def test_step_equals_call(config):
     model = make(config)
@@ -101,6 +102,7 @@ def test_step_equals_call(config):
     assert window.shape == (3, model.receptive_field)
 
 
+@pytest.mark.jax
 def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[1]), tokens(time=7))
 

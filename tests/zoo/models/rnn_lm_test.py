@@ -36,6 +36,7 @@ def make(config, seed=0, **overrides):
     return model
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_step_equals_call(name):
     contract.assert_step_equals_call(make(CONFIGS[name]), tokens())
@@ -114,6 +115,7 @@ def test_causal(name):
     contract.assert_causal(make(CONFIGS[name]), tokens(time=8), start=4)
 
 
+@pytest.mark.jax
 def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS["lstm_peepholes_tied"]), tokens(time=6))
 
