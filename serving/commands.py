@@ -37,6 +37,10 @@ def evaluate():
     run_module("training.evaluate")
 
 
+def keras_file():
+    run_module("training.keras_file")
+
+
 def export():
     run_module("serving.export")
 

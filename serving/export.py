@@ -17,7 +17,7 @@ Every signature also has an endpoint that takes its inputs as one dict, which `k
 
 Ops: the language model's export tokenizes with TensorFlow Text ops, so a Python program that loads it must
 `import tensorflow_text` first (pip package tensorflow-text; stock TensorFlow Serving has the ops built in). Every
-other task's export uses only TensorFlow core ops and loads with tensorflow alone.
+other task's export uses TensorFlow's core ops alone and loads with tensorflow alone.
 """
 
 import io

@@ -63,6 +63,7 @@ def test_the_readme_introduction_puts_what_is_not_built_on_the_roadmap():
 ENTRY_POINTS = {
     "seqzoo-train": "training/train.py", "training.train": "training/train.py",
     "seqzoo-evaluate": "training/evaluate.py", "training.evaluate": "training/evaluate.py",
+    "seqzoo-keras-file": "training/keras_file.py", "training.keras_file": "training/keras_file.py",
     "seqzoo-export": "serving/export.py", "serving.export": "serving/export.py",
     "seqzoo-server": "serving/server/__main__.py", "serving.server": "serving/server/__main__.py",
     "seqzoo-client": "serving/client.py", "serving.client": "serving/client.py",

@@ -1,5 +1,5 @@
-"""Write a run's model as a Keras file: python -m training.keras_file --model_dir=DIR [--checkpoint=best|latest]
-[--output=FILE].
+"""Write a run's model as a Keras file: seqzoo-keras-file (or python -m training.keras_file) --model_dir=DIR
+[--checkpoint=best|latest] [--output=FILE].
 
 The trainer writes DIR/best/model.keras itself, each time it writes the best checkpoint; this writes the file of the
 best or the latest checkpoint on request (by default DIR/best/model.keras, or DIR/latest.keras). Load it in your own
@@ -14,6 +14,7 @@ from absl import flags
 
 from training.startup import absl_warnings_only
 from training.startup import import_tensorflow
+from training.startup import run
 
 import_tensorflow()
 
@@ -42,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -19,6 +19,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 COMMANDS = {
     "seqzoo-train": "task",
     "seqzoo-evaluate": "split",
+    "seqzoo-keras-file": "output",
     "seqzoo-export": "export_base",
     "seqzoo-server": "model_config_file",
     "seqzoo-client": "protocol",
