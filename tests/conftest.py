@@ -1,5 +1,7 @@
-"""Test-session set-up: TensorFlow is imported once, without its start-up banner; the `jax` marker is declared, and
-the JAX pass is scheduled first."""
+"""Test-session set-up: TensorFlow is imported once, without its start-up banner; the `jax` and `jax_pass_only`
+markers are declared, and the JAX pass is scheduled first."""
+
+import os
 
 from training.startup import import_tensorflow
 
@@ -14,9 +16,19 @@ def pytest_configure(config):
         "markers",
         "jax: also runs under Keras's JAX backend, in the pytest process started by tests/zoo/jax_backend_test.py",
     )
+    config.addinivalue_line(
+        "markers",
+        "jax_pass_only: needs what the JAX pass is handed (SEQZOO_TENSORFLOW_KERAS_FILES); not collected elsewhere",
+    )
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    # A test that can only run inside the JAX pass is left out elsewhere rather than skipped.
+    if "SEQZOO_TENSORFLOW_KERAS_FILES" not in os.environ:
+        left_out = [item for item in items if item.get_closest_marker("jax_pass_only")]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker("jax_pass_only")]
     # Collected last (tests/zoo), the JAX pass would start when the other xdist worker has little left to do and
     # lengthen `make test` by its whole duration; started first, it runs beside the rest of the suite.
     items.sort(key=lambda item: item.nodeid != _JAX_PASS)
