@@ -45,7 +45,7 @@ def start_server():
         "--enable_batching", f"--batching_parameters_file={CONFIGS / 'batching.config'}",
         f"--monitoring_config_file={CONFIGS / 'monitoring.config'}", "--enable_grpc_healthcheck_service",
     ]
-    print("$ seqzoo-server " + " ".join(arguments), flush=True)
+    print("$ seqzoo-server " + " ".join(_shown(argument) for argument in arguments), flush=True)
     server = subprocess.Popen(module_command("serving.server") + arguments)
     rest = Client.connect(f"127.0.0.1:{FLAGS.rest_api_port}", "rest", timeout=5)
     deadline = time.time() + 120
@@ -107,6 +107,14 @@ def queries():
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
     print("metrics:", *counts, sep="\n  ")
     grpc.close()
+
+
+def _shown(argument):
+    """A flag as the echoed command shows it: a path inside the current directory made relative."""
+    name, sep, value = argument.partition("=")
+    if sep and os.path.isabs(value) and not os.path.relpath(value).startswith(".."):
+        return f"{name}={os.path.relpath(value)}"
+    return argument
 
 
 def _text(value):
