@@ -195,7 +195,7 @@ class GrpcClient(Client):
         return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
 
     def _input(self, request, examples, context):
-        from serving.server.json_tensor import examples_from_json
+        from serving.json_tensor import examples_from_json
 
         parsed, parsed_context = examples_from_json({"examples": examples, **({"context": context} if context else {})})
         if parsed_context is None:

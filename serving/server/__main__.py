@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import_tensorflow()
 
 from serving.server.errors import ServingError  # noqa: E402
-from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES  # noqa: E402
+from serving.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES  # noqa: E402
 from serving.server.log_limits import limit_server_logs  # noqa: E402
 from serving.server.server import ModelServer  # noqa: E402
 from serving.server.server import ServerOptions  # noqa: E402

@@ -22,7 +22,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 
 from serving.server import api
-from serving.server import json_tensor
+from serving import json_tensor
 from serving.server import memory
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument

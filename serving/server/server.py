@@ -20,7 +20,7 @@ from serving.server.core import ServerCore
 from serving.server.core import warmup
 from serving.server.grpc_service import ReloadPolicy
 from serving.server.grpc_service import add_services
-from serving.server.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES
+from serving.json_tensor import DEFAULT_MAX_VALUES as DEFAULT_MAX_JSON_VALUES
 from serving.server.metrics import Metrics
 from serving.server.model_manager import ModelManager
 from serving.server.rest import RestApp

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.cells.recurrent_cell import RecurrentCell
 
 

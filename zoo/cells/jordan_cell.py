@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.cells.elman_cell import elman_step
 from zoo.cells.recurrent_cell import RecurrentCell
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.cells.elman_cell import elman_step
 from zoo.cells.recurrent_cell import RecurrentCell
 

@@ -4,7 +4,7 @@ optional peephole connections (Gers & Schmidhuber 2000)."""
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.cells.recurrent_cell import RecurrentCell
 
 

@@ -6,7 +6,7 @@ Subclasses add their equations (`call`), their extra weights (`build`) and their
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 
 
 def _keras_dropout_rnn_cell():

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.decoding import samplers
 
 METHODS = ("greedy", "sample")

@@ -21,7 +21,7 @@ import numbers
 import numpy as np
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 
 FILTERED_LOGIT = -1e9  # the logit of a filtered-out token: softmax gives it probability 0 (-inf in float16)
 

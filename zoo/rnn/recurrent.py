@@ -4,7 +4,7 @@ import inspect
 
 import keras
 
-from zoo.cells import arguments
+from zoo import arguments
 
 # Constructor arguments of keras.layers.Layer that a sequence layer accepts besides the RNN's and the cell's.
 _LAYER_ARGUMENTS = (

@@ -13,7 +13,7 @@ import httpx2 as httpx
 import pytest
 from tensorflow.core.framework import types_pb2
 
-from serving.server import json_tensor
+from serving import json_tensor
 from serving.server.errors import ServingError
 from tests.serving.server.conftest import free_port
 from tests.serving.server.conftest import make_server

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 from tensorflow.core.framework import types_pb2
 
-from serving.server import json_tensor
+from serving import json_tensor
 from serving.server.rest import RestApp
 from tests.serving.server.conftest import free_port
 from tests.serving.testdata import checked

@@ -6,7 +6,7 @@ import numbers
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.models.token_window import slide_window
 
 

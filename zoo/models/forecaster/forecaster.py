@@ -4,7 +4,7 @@ lecture's case 1 (sequence in, one output) for a real-valued series, predicting 
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 
 

@@ -5,7 +5,7 @@ Gated Convolutional Networks"."""
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.models.token_window import slide_window
 
 # In a decoding window, the token id of positions before the start of the sequence.

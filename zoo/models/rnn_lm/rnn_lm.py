@@ -5,7 +5,7 @@ et al. (2014), with optionally tied input and output embeddings (Press & Wolf 20
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 
 

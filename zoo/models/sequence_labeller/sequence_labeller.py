@@ -5,7 +5,7 @@ R. J. Williams & D. Zipser, "A learning algorithm for continually running fully 
 import keras
 from keras import ops
 
-from zoo.cells import arguments
+from zoo import arguments
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 
 

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from zoo import rnn
-from zoo.cells import arguments
+from zoo import arguments
 
 RECURRENT_LAYERS = {
     "elman": rnn.ElmanRNN,

@@ -1,4 +1,5 @@
-"""TensorFlow Serving's REST JSON <-> tensors, rule for rule (its `util/json_tensor.cc`).
+"""TensorFlow Serving's REST JSON <-> tensors, rule for rule (its `util/json_tensor.cc`): the codec both sides speak,
+the server (`serving.server.rest`) and the client (`serving.client`).
 
 Requests: the row format (`instances`) and the columnar format (`inputs`) of :predict, typed by the signature's
 input dtypes, with `{"b64": ...}` strings; the `examples` (+ `context`) of :classify and :regress, as tf.Examples.
@@ -18,7 +19,7 @@ from tensorflow.core.example import example_pb2
 from tensorflow.core.example import feature_pb2
 from tensorflow.core.framework import types_pb2
 
-from serving.server import json_scan
+from serving import json_scan
 from serving.server.errors import ServingError
 from serving.server.errors import invalid_argument
 

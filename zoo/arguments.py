@@ -1,4 +1,5 @@
-"""Eager validation of constructor arguments, shared by every zoo cell and sequence layer.
+"""Eager validation of constructor and call arguments, shared across the zoo (cells, sequence layers, models,
+decoding).
 
 Each check raises a `ValueError` that names the argument, the value received and what was expected, so a bad
 argument fails at construction, never deep inside a traced graph.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tensorflow.core.framework import types_pb2 as t
 
-from serving.server import json_tensor as jt
+from serving import json_tensor as jt
 from serving.server.errors import ServingError
 
 FLOAT, INT32, INT64, STRING, BOOL = t.DT_FLOAT, t.DT_INT32, t.DT_INT64, t.DT_STRING, t.DT_BOOL

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from serving.server import json_scan
+from serving import json_scan
 
 
 def reference(text):
