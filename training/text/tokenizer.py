@@ -6,7 +6,13 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 LEVELS = ("word", "char")
-SPLITS = ("whitespace", "unicode_script")
+SPLITS = ("whitespace", "unicode_script", "unspaced_scripts")
+# Characters of scripts written without spaces between words, each a token of its own with split="unspaced_scripts"
+# (a RE2 character class body): Han (Chinese; Japanese kanji), Hiragana, Katakana, Thai, Lao, Khmer, Myanmar, CJK
+# punctuation (U+3001..U+303F, after the ideographic space U+3000) and full- and half-width forms (U+FF01..U+FF9F).
+UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\x{3001}-\x{303F}\x{FF01}-\x{FF9F}"
+# Unicode whitespace (RE2's \s is ASCII only): \p{Z} adds the ideographic space and the other Unicode spaces.
+_WHITESPACE = r"[\s\p{Z}]+"
 # WordPiece conventions, as TF Text (and BERT's vocabularies) have them.
 SUFFIX_INDICATOR = "##"
 UNKNOWN_TOKEN = "[UNK]"
@@ -18,7 +24,12 @@ class Tokenizer(tf.Module):
     Levels:
     - `"word"`: `split="whitespace"` cuts at Unicode whitespace (`tensorflow_text.WhitespaceTokenizer`);
       `split="unicode_script"` also cuts where the Unicode script changes, so punctuation and digits become their
-      own tokens (`tensorflow_text.UnicodeScriptTokenizer`; whitespace is dropped). With a `wordpiece_vocabulary`
+      own tokens (`tensorflow_text.UnicodeScriptTokenizer`; whitespace is dropped); `split="unspaced_scripts"`
+      cuts at Unicode whitespace and makes every character of a script written without spaces (Chinese, Japanese
+      kana, Thai ...: `UNSPACED`) a token of its own, so "我用Python写代码。" -> "我", "用", "Python", "写", "代",
+      "码", "。" (`tensorflow_text.regex_split`): words for the spaced parts, characters for the rest; detokenizing
+      joins tokens with one space except next to such a character, so text that has no space next to one and single
+      spaces elsewhere comes back exactly. With a `wordpiece_vocabulary`
       each word is then split into the longest wordpieces of that vocabulary (`tensorflow_text.WordpieceTokenizer`):
       a piece that continues a word starts with the suffix indicator `"##"` ("unaffable" -> "un", "##aff",
       "##able"), and a word that cannot be covered (or is longer than 100 bytes) becomes the one token `"[UNK]"`.
@@ -34,7 +45,7 @@ class Tokenizer(tf.Module):
 
     Args:
         level: "word" (default) or "char".
-        split: for words, "whitespace" (default) or "unicode_script".
+        split: for words, "whitespace" (default), "unicode_script" or "unspaced_scripts".
         lowercase: lowercase before splitting (default False).
         wordpiece_vocabulary: None (default), a list of wordpieces (continuations with the "##" prefix), or the path
             of a vocabulary file with one wordpiece per line. Word level only.
@@ -61,7 +72,7 @@ class Tokenizer(tf.Module):
         self._split = split
         self._lowercase = lowercase
         self._wordpiece_vocabulary = _checked_wordpieces(wordpiece_vocabulary)
-        if level == "word":
+        if level == "word" and split != "unspaced_scripts":
             splitter = tf_text.WhitespaceTokenizer if split == "whitespace" else tf_text.UnicodeScriptTokenizer
             self._splitter = splitter()
         self._wordpiece = None
@@ -93,7 +104,10 @@ class Tokenizer(tf.Module):
             strings = tf.strings.lower(strings, encoding="utf-8")
         if self._level == "char":
             return tf.strings.unicode_split(strings, "UTF-8")
-        words = self._splitter.tokenize(strings)
+        if self._split == "unspaced_scripts":
+            words = tf_text.regex_split(strings, f"{_WHITESPACE}|[{UNSPACED}]", f"[{UNSPACED}]")
+        else:
+            words = self._splitter.tokenize(strings)
         if self._wordpiece is None:
             return words
         # [batch, (words), (pieces)] -> [batch, (pieces)].
@@ -101,7 +115,8 @@ class Tokenizer(tf.Module):
 
     def detokenize(self, tokens):
         """Strings from tokens: words joined by one space, characters concatenated, wordpieces merged (a piece that
-        starts with "##" joins the piece before it, without the "##").
+        starts with "##" joins the piece before it, without the "##"); with split="unspaced_scripts", no space next to
+        a character of a script written without spaces.
 
         Args:
             tokens: tf.string, a RaggedTensor [batch, (tokens)]; or dense [batch, max_tokens] padded at the end
@@ -134,6 +149,11 @@ class Tokenizer(tf.Module):
         strings = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
         if self._wordpiece is not None:
             strings = tf.strings.regex_replace(strings, " " + SUFFIX_INDICATOR, "")
+        if self._split == "unspaced_scripts":
+            # Tokens are joined by single spaces, so removing the one after and the one before every such character
+            # (two non-overlapping passes) leaves none next to it.
+            strings = tf.strings.regex_replace(strings, f"([{UNSPACED}]) ", r"\1")
+            strings = tf.strings.regex_replace(strings, f" ([{UNSPACED}])", r"\1")
         return strings
 
     def get_config(self):

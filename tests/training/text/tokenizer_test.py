@@ -53,6 +53,22 @@ def test_characters_keep_spaces_so_detokenization_is_exact():
     assert texts(tokenizer.detokenize(tokens.to_tensor(""))) == strings
 
 
+def test_unspaced_scripts_are_split_into_characters_and_spaced_text_into_words():
+    tokenizer = Tokenizer(split="unspaced_scripts")
+    strings = ["我爱你。", "机器学习很有趣！", "I love you.", "我用Python写代码，好吗？", "東京はきれいです", "สวัสดี"]
+    tokens = texts(tokenizer.tokenize(tf.constant(strings)))
+    assert tokens[0] == ["我", "爱", "你", "。"]
+    assert tokens[1] == ["机", "器", "学", "习", "很", "有", "趣", "！"]
+    assert tokens[2] == ["I", "love", "you."]
+    assert tokens[3] == ["我", "用", "Python", "写", "代", "码", "，", "好", "吗", "？"]
+    assert tokens[4] == list("東京はきれいです") and tokens[5] == list("สวัสดี")
+    # Back to the same strings: no space next to a character of an unspaced script, one space between words.
+    assert texts(tokenizer.detokenize(tokenizer.tokenize(tf.constant(strings)))) == strings
+    # Whitespace of any kind (the ideographic space too) only separates; spaces next to Chinese do not come back.
+    assert texts(tokenizer.tokenize(tf.constant(["a\u3000b  c ", "我 爱 你", ""]))) == [["a", "b", "c"], ["我", "爱", "你"], []]
+    assert texts(tokenizer.detokenize(tf.ragged.constant([["Hi", "我", "x", "y"]]))) == ["Hi我x y"]
+
+
 def test_wordpieces_from_a_list_and_from_a_file_agree(tmp_path):
     strings = tf.constant(["the cats sat", "unaffable dog"])
     expected = [["the", "cat", "##s", "sat"], ["un", "##aff", "##able", "[UNK]"]]
@@ -66,27 +82,31 @@ def test_wordpieces_from_a_list_and_from_a_file_agree(tmp_path):
         assert texts(tokenizer.detokenize(tokens.to_tensor(""))) == ["the cats sat", "unaffable [UNK]"]
 
 
-@pytest.mark.parametrize("options", [{"level": "char"}, {"wordpiece_vocabulary": WORDPIECES, "lowercase": True}])
+@pytest.mark.parametrize(
+    "options",
+    [{"level": "char"}, {"wordpiece_vocabulary": WORDPIECES, "lowercase": True}, {"split": "unspaced_scripts"}],
+)
 def test_tokenize_inside_tf_data_matches_eager(options):
     tokenizer = Tokenizer(**options)
-    strings = ["The cats sat", "unaffable", "x y"]
+    strings = ["The cats sat", "unaffable", "x y", "我爱你。"]
     data = tf.data.Dataset.from_tensor_slices(strings)
     per_element = [texts(tokens) for tokens in data.map(tokenizer.tokenize)]
-    batched = next(iter(data.batch(3).map(tokenizer.tokenize)))
+    batched = next(iter(data.batch(4).map(tokenizer.tokenize)))
     eager = texts(tokenizer.tokenize(tf.constant(strings)))
     assert per_element == eager and texts(batched) == eager
-    round_trip = data.batch(3).map(lambda s: tokenizer.detokenize(tokenizer.tokenize(s)))
+    round_trip = data.batch(4).map(lambda s: tokenizer.detokenize(tokenizer.tokenize(s)))
     assert texts(next(iter(round_trip))) == texts(tokenizer.detokenize(tokenizer.tokenize(tf.constant(strings))))
 
 
 def test_config_is_plain_json_and_round_trips(tmp_path):
     path = write_lines(tmp_path / "wordpieces.txt", WORDPIECES)
-    strings = tf.constant(["The cats sat"])
+    strings = tf.constant(["The cats sat 在家"])
     for tokenizer in (
         Tokenizer(),
         Tokenizer(level="char", lowercase=True),
         Tokenizer(split="unicode_script", wordpiece_vocabulary=WORDPIECES),
         Tokenizer(wordpiece_vocabulary=path),
+        Tokenizer(split="unspaced_scripts", lowercase=True),
     ):
         config = tokenizer.get_config()
         assert json.loads(json.dumps(config)) == config
@@ -144,11 +164,13 @@ class TokenizerExport(tf.Module):
         return {"strings": self.tokenizer.detokenize(tokens)}
 
 
-@pytest.mark.parametrize("level", ["char", "wordpiece"])
+@pytest.mark.parametrize("level", ["char", "wordpiece", "unspaced_scripts"])
 def test_saved_model_runs_in_both_loaders_without_the_original_files(tmp_path, level):
     vocabulary_path = write_lines(tmp_path / "wordpieces.txt", WORDPIECES)
     if level == "char":
         tokenizer = Tokenizer(level="char")
+    elif level == "unspaced_scripts":
+        tokenizer = Tokenizer(split="unspaced_scripts")
     else:
         tokenizer = Tokenizer(wordpiece_vocabulary=vocabulary_path, lowercase=True)
     module = TokenizerExport(tokenizer)
@@ -158,7 +180,7 @@ def test_saved_model_runs_in_both_loaders_without_the_original_files(tmp_path, l
     )
     os.remove(vocabulary_path)
 
-    batches = [["The cats sat", "unaffable dog", ""], ["çat  ##s"]]
+    batches = [["The cats sat", "unaffable dog", ""], ["çat  ##s"], ["我爱你。", "机器学习 is fun"]]
     expected = {}
     for batch in batches:
         tokens = tokenizer.tokenize(tf.constant(batch))
