@@ -79,7 +79,7 @@ def test_bad_arguments_are_clear_errors(sides):
     _, target = sides
     with pytest.raises(ValueError, match=r"tokenizer must be a Tokenizer, got 'word'"):
         TextEncoder("word", target.vocabulary)
-    with pytest.raises(ValueError, match=r"decode takes integer ids \[batch, max_ids\] or \[batch, \(ids\)\], got float32"):
+    with pytest.raises(ValueError, match=r"decode takes integer ids \[batch, max_ids\] or .*, got float32"):
         target.decode(tf.constant([[1.0]]))
     with pytest.raises(ValueError, match=r"encode needs the vocabulary's tables"):
         TextEncoder(Tokenizer(), Vocabulary.build([["a"]])).encode(tf.constant(["a"]))

@@ -65,7 +65,8 @@ def test_unspaced_scripts_are_split_into_characters_and_spaced_text_into_words()
     # Back to the same strings: no space next to a character of an unspaced script, one space between words.
     assert texts(tokenizer.detokenize(tokenizer.tokenize(tf.constant(strings)))) == strings
     # Whitespace of any kind (the ideographic space too) only separates; spaces next to Chinese do not come back.
-    assert texts(tokenizer.tokenize(tf.constant(["a\u3000b  c ", "我 爱 你", ""]))) == [["a", "b", "c"], ["我", "爱", "你"], []]
+    spaced = tokenizer.tokenize(tf.constant(["a\u3000b  c ", "我 爱 你", ""]))
+    assert texts(spaced) == [["a", "b", "c"], ["我", "爱", "你"], []]
     assert texts(tokenizer.detokenize(tf.ragged.constant([["Hi", "我", "x", "y"]]))) == ["Hi我x y"]
 
 
