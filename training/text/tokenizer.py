@@ -29,10 +29,10 @@ class Tokenizer(tf.Module):
       kana, Thai ...: `UNSPACED`) a token of its own, so "我用Python写代码。" -> "我", "用", "Python", "写", "代",
       "码", "。" (`tensorflow_text.regex_split`): words for the spaced parts, characters for the rest; detokenizing
       joins tokens with one space except next to such a character, so text that has no space next to one and single
-      spaces elsewhere comes back exactly. With a `wordpiece_vocabulary`
-      each word is then split into the longest wordpieces of that vocabulary (`tensorflow_text.WordpieceTokenizer`):
-      a piece that continues a word starts with the suffix indicator `"##"` ("unaffable" -> "un", "##aff",
-      "##able"), and a word that cannot be covered (or is longer than 100 bytes) becomes the one token `"[UNK]"`.
+      spaces elsewhere comes back exactly. With a `wordpiece_vocabulary` each word is then split into the longest
+      wordpieces of that vocabulary (`tensorflow_text.WordpieceTokenizer`): a piece that continues a word starts
+      with the suffix indicator `"##"` ("unaffable" -> "un", "##aff", "##able"), and a word that cannot be covered
+      (or is longer than 100 bytes) becomes the one token `"[UNK]"`.
     - `"char"`: Unicode characters of the UTF-8 text (`tf.strings.unicode_split`), spaces and other whitespace
       kept as tokens, so `detokenize(tokenize(s)) == s` for valid UTF-8 (invalid bytes become U+FFFD).
 
