@@ -445,3 +445,39 @@ def test_bad_arguments():
         arguments = {"max_length": 3, "eos_id": EOS, "beam_size": 2, **override}
         with pytest.raises(ValueError, match=message):
             beam_search(model.step, model.initial_state(1), [BOS], **arguments)
+
+
+def test_saved_model_round_trip_with_per_row_inputs(tmp_path):
+    # What a translation export holds: beam search inside one signature, with per-row beam size and maximum length,
+    # run by tf.saved_model.load and by the TF1 session loader TF Serving uses.
+    backend.skip_unless_tensorflow("SavedModel export")
+    import tensorflow as tf
+
+    from tests.helpers import saved_model
+
+    model = random_model(10, vocab=10, eos_logit=0.0)
+    options = dict(length_penalty=0.6, coverage_penalty=0.2, banned_ids=(PAD,))
+
+    class Decoder(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="start_ids"),
+                                      tf.TensorSpec([None], tf.int32, name="beam_size"),
+                                      tf.TensorSpec([None], tf.int32, name="max_length")])
+        def decode(self, start_ids, beam_size, max_length):
+            return beam_search(model.step, model.initial_state(tf.shape(start_ids)[0]), start_ids, 6, EOS, 4,
+                               alignment_fn=Bigram.alignment_fn, row_beam_size=beam_size, row_max_length=max_length,
+                               **options)
+
+    path = str(tmp_path / "beam")
+    decoder = Decoder()
+    tf.saved_model.save(decoder, path, signatures={"serving_default": decoder.decode})
+    reloaded = tf.saved_model.load(path)
+    for starts, beams, lengths in [([BOS, 2, 5], [4, 1, 2], [6, 6, 3]), ([7], [3], [5])]:
+        inputs = {"start_ids": np.array(starts, "int32"), "beam_size": np.array(beams, "int32"),
+                  "max_length": np.array(lengths, "int32")}
+        expected = run(model, starts, 6, 4, with_alignments=True, row_beam_size=inputs["beam_size"],
+                       row_max_length=inputs["max_length"], **options)
+        for out in (reloaded.signatures["serving_default"](**inputs), saved_model.load_with_session(path, inputs)):
+            for name in ("tokens", "lengths"):
+                np.testing.assert_array_equal(np.asarray(out[name]), expected[name])
+            for name in ("scores", "log_probs", "alignments"):
+                np.testing.assert_allclose(np.asarray(out[name]), expected[name], atol=1e-5)
