@@ -9,10 +9,14 @@ The step contract. A model exposes `step(tokens, state) -> (logits, new_state)` 
 `generate` runs greedy decoding or sampling (temperature, top-k, top-p) over a batch of prompts of different lengths
 in one in-graph while loop, never choosing the token ids the caller bans (a language model's padding, beginning of
 sentence and, unless allowed, unknown token). `samplers` holds the pure functions on logits that it uses, the
-banning included. Beam search will be added beside them, on the same step contract.
+banning included. `beam_search` keeps the n best hypotheses of each row on the same step contract, with the GNMT
+length and coverage penalties, minimum and maximum length, and per-hypothesis alignments.
 """
 
 from zoo.decoding import samplers
+from zoo.decoding.beam_search import beam_search
+from zoo.decoding.beam_search import gnmt_coverage_penalty
+from zoo.decoding.beam_search import gnmt_length_penalty
 from zoo.decoding.generate import generate
 from zoo.decoding.samplers import FILTERED_LOGIT
 from zoo.decoding.samplers import apply_temperature
@@ -26,7 +30,10 @@ __all__ = [
     "FILTERED_LOGIT",
     "apply_temperature",
     "ban_tokens",
+    "beam_search",
     "generate",
+    "gnmt_coverage_penalty",
+    "gnmt_length_penalty",
     "greedy",
     "sample",
     "samplers",
