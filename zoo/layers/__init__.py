@@ -8,6 +8,7 @@ from zoo.layers.attention_wrapper_cell import COVERAGE_INDEX
 from zoo.layers.attention_wrapper_cell import KEYS_INDEX
 from zoo.layers.attention_wrapper_cell import MEMORY_INDEX
 from zoo.layers.attention_wrapper_cell import MEMORY_MASK_INDEX
+from zoo.layers.attention_wrapper_cell import OUTPUT_INDEX
 from zoo.layers.attention_wrapper_cell import AttentionWrapperCell
 from zoo.layers.attention_wrapper_cell import coverage
 from zoo.layers.attention_wrapper_cell import latest_alignment
@@ -15,7 +16,7 @@ from zoo.layers.bahdanau_attention import BahdanauAttention
 from zoo.layers.luong_attention import LuongAttention
 
 __all__ = [
-    "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX",
+    "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX", "OUTPUT_INDEX",
     "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "LuongAttention", "coverage",
     "latest_alignment", "sequence_mask",
 ]

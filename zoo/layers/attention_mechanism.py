@@ -8,8 +8,8 @@ from zoo.layers import attention_functions
 class AttentionMechanism(keras.layers.Layer):
     """Base of the zoo's attention mechanisms: scores a query against a memory, returns (context, alignment).
 
-    A subclass supplies its weights (`build_weights`), the keys it pre-computes from the memory (`project_memory`)
-    and its score (`score`). The keys are computed once per source sequence, not once per decoder step:
+    A subclass supplies its weights and the size of its keys (`build_weights` sets `key_size`), the keys it
+    pre-computes from the memory (`project_memory`) and its score (`score`). The keys are computed once per source sequence, not once per decoder step:
     `keys = mechanism.project_memory(memory)` once, then `mechanism.attend(query, keys, memory, memory_mask)` at each
     step (the `AttentionWrapperCell` carries the keys in its state).
 
@@ -41,7 +41,7 @@ class AttentionMechanism(keras.layers.Layer):
         self.build_weights(self.query_dim, self.memory_dim)
 
     def build_weights(self, query_dim, memory_dim):
-        raise NotImplementedError(f"{type(self).__name__} must create its weights in build_weights")
+        raise NotImplementedError(f"{type(self).__name__} must create its weights and set key_size in build_weights")
 
     def project_memory(self, memory):
         """The keys k_s of every source position, [batch, S, key_dim], from the memory [batch, S, memory_dim]."""

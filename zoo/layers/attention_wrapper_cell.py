@@ -9,7 +9,9 @@ from zoo.cells.recurrent_cell import DropoutRNNCell
 
 BRIDGES = ("zeros", "copy", "dense")
 
-# Where the attention states sit, counted from the end of the state list (the wrapped cell's states come first).
+# Where the states sit: the last output first, then the wrapped cell's states, then the attention states, counted
+# from the end of the list.
+OUTPUT_INDEX = 0
 ATTENTION_INDEX = -6
 ALIGNMENT_INDEX = -5
 COVERAGE_INDEX = -4
@@ -77,24 +79,29 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         states: the state list below.
         training: whether the wrapped cell's dropout is active.
 
-    State (a flat list; the wrapped cell's n states first, then six attention states, found from the end):
+    State (a flat list of rank-2 tensors, batch first; n = the number of the wrapped cell's states):
 
-        states[:n]                                  the wrapped cell's states, e.g. [h, c] of an LSTM
+        states[OUTPUT_INDEX]        = states[0]     the last output [batch, output_size] (0 before the first step)
+        states[1:1 + n]                             the wrapped cell's states, e.g. [h, c] of an LSTM
         states[ATTENTION_INDEX]     = states[-6]    a_t [batch, A] (A = attention_layer_size, or memory_size without
                                                     an attention layer, or 0 without a mechanism)
         states[ALIGNMENT_INDEX]     = states[-5]    α_t [batch, S], the latest alignment (0 before the first step)
         states[COVERAGE_INDEX]      = states[-4]    Σ_t α_t [batch, S], the coverage (for a coverage penalty)
-        states[MEMORY_INDEX]        = states[-3]    h̄ [batch, S, memory_size], the memory, unchanged
-        states[KEYS_INDEX]          = states[-2]    k [batch, S, key_size], the keys computed once per sequence
+        states[MEMORY_INDEX]        = states[-3]    h̄ [batch, S * memory_size], the memory, flattened, unchanged
+        states[KEYS_INDEX]          = states[-2]    k [batch, S * key_size], the keys (computed once), flattened
         states[MEMORY_MASK_INDEX]   = states[-1]    [batch, S] 0/1 floats, 1 at valid source positions, unchanged
 
-    `zoo.layers.latest_alignment(states)` and `zoo.layers.coverage(states)` read the two per-step quantities. Every
-    state has the batch first, so a beam search that tiles and reorders every state tensor by beam reorders the
-    memory, keys and mask too. Keras 3's `RNN` has no `constants`, so the memory travels in the state: `state_size`
-    lists the trailing sizes of the rank-2 states and `None` for those of size S or rank 3 (the source length is
-    dynamic); `keras.layers.RNN(..., return_state=True)` therefore gives wrong symbolic shapes for those states in a
-    functional model (eager and traced calls are exact). `unroll=True` needs a static source length under
-    TensorFlow.
+    `zoo.layers.latest_alignment(states)` and `zoo.layers.coverage(states)` read the two per-step quantities;
+    `cell.memory(states)` and `cell.keys(states)` unflatten the memory and the keys. Every state has the batch first,
+    so a beam search that tiles and reorders every state tensor by beam reorders the memory, keys and mask too.
+
+    Why this layout: Keras 3's `RNN` has no `constants`, so the memory travels in the state. Its masked loop keeps a
+    state at a masked step with the step mask broadcast from the right, which works for rank-2 states only under
+    JAX (so the memory and keys are flattened), and under JAX it repeats `states[0]` as the output of a masked step
+    (so the last output comes first). The source length is dynamic, so `state_size` gives `None` for the states
+    whose size depends on it; `keras.layers.RNN(..., return_state=True)` called on symbolic inputs of a functional
+    model therefore reports those states' shapes wrongly (eager and traced calls are exact). `unroll=True` needs a
+    static source length under TensorFlow.
 
     Masking: inside `keras.layers.RNN`, a masked target step keeps every state (coverage included) and repeats the
     last output; masked source positions get weight 0 (a row with no valid position gets a zero context).
@@ -161,7 +168,7 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
             self.attention_size = self.attention_layer_size or self.memory_size
         self.output_size = self.attention_layer_size or cell.output_size
         # The S-sized and rank-3 states have no static size (see "State" above).
-        self.state_size = [*self.cell_state_sizes, self.attention_size, None, None, None, None, None]
+        self.state_size = [self.output_size, *self.cell_state_sizes, self.attention_size, None, None, None, None, None]
         self._attention_built = False
 
     def _build_attention(self):
@@ -195,25 +202,36 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         if isinstance(self.cell, keras.layers.Layer) and not self.cell.built:
             self.cell.build(cell_input_shape)
 
+    def memory(self, states):
+        """The memory h̄ [batch, S, memory_size] from the state list."""
+        flat = states[MEMORY_INDEX]
+        return ops.reshape(flat, (ops.shape(flat)[0], -1, self.memory_size))
+
+    def keys(self, states):
+        """The keys k [batch, S, key_size] from the state list."""
+        flat = states[KEYS_INDEX]
+        key_size = self.memory_size if self.attention_mechanism is None else self.attention_mechanism.key_size
+        return ops.reshape(flat, (ops.shape(flat)[0], -1, key_size))
+
     def call(self, inputs, states, training=False):
         states = list(states)
         n = len(self.cell_state_sizes)
-        cell_states = states[:n]
-        attention, _, coverage_so_far, memory, keys, memory_mask = states[n:]
+        cell_states = states[1:1 + n]
+        attention, _, coverage_so_far, memory_flat, keys_flat, memory_mask = states[1 + n:]
         cell_inputs = ops.concatenate([inputs, attention], axis=-1) if self.input_feeding else inputs
         output, new_cell_states = self.cell(cell_inputs, cell_states, training=training)
         new_cell_states = list(new_cell_states) if isinstance(new_cell_states, (list, tuple)) else [new_cell_states]
+        carried = [memory_flat, keys_flat, memory_mask]
         if self.attention_mechanism is None:
-            return output, [*new_cell_states, attention, states[ALIGNMENT_INDEX], coverage_so_far, memory, keys,
-                            memory_mask]
-        context, alignment = self.attention_mechanism.attend(output, keys, memory, memory_mask)
+            return output, [output, *new_cell_states, attention, states[ALIGNMENT_INDEX], coverage_so_far, *carried]
+        context, alignment = self.attention_mechanism.attend(output, self.keys(states), self.memory(states),
+                                                             memory_mask)
         if self.attention_kernel is not None:
             attention = attentional_vector(context, output, self.attention_kernel, ops.tanh)
             output = attention
         else:
             attention = context
-        return output, [*new_cell_states, attention, alignment, coverage_so_far + alignment, memory, keys,
-                        memory_mask]
+        return output, [output, *new_cell_states, attention, alignment, coverage_so_far + alignment, *carried]
 
     def get_initial_state(self, batch_size=None, memory=None, memory_mask=None, encoder_state=None):
         """The state list of the first step, from the encoder's outputs and (for a bridge) its final state(s).
@@ -253,8 +271,11 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
             memory_mask = ops.cast(memory_mask, dtype)
         keys = memory if self.attention_mechanism is None else self.attention_mechanism.project_memory(memory)
         zeros = ops.zeros((batch, source_time), dtype=dtype)
-        return [*cell_states, ops.zeros((batch, self.attention_size), dtype=dtype), zeros, zeros, memory, keys,
-                memory_mask]
+        return [
+            ops.zeros((batch, self.output_size), dtype=dtype), *cell_states,
+            ops.zeros((batch, self.attention_size), dtype=dtype), zeros, zeros,
+            ops.reshape(memory, (batch, -1)), ops.reshape(keys, (batch, -1)), memory_mask,
+        ]
 
     def _bridge(self, encoder_state, batch):
         dtype = self.compute_dtype
@@ -289,7 +310,8 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         return list(ops.split(projected, splits, axis=-1)) if splits else [projected]
 
     # Keras's RNN draws one dropout mask per sequence for cells that mix in its DropoutRNNCell, calling these on the
-    # outermost cell: they hand the wrapped cell its step input (with the fed-back a_{t-1}) and its first state.
+    # outermost cell with the first step's input and states[0]: they hand the wrapped cell its own step input (with
+    # the fed-back a_{t-1}) and a tensor shaped like its first state.
 
     def get_dropout_mask(self, step_input):
         if not isinstance(self.cell, DropoutRNNCell):
@@ -300,9 +322,10 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         return self.cell.get_dropout_mask(step_input)
 
     def get_recurrent_dropout_mask(self, step_input):
-        if isinstance(self.cell, DropoutRNNCell):
-            return self.cell.get_recurrent_dropout_mask(step_input)
-        return None
+        if not isinstance(self.cell, DropoutRNNCell):
+            return None
+        first_state = ops.zeros((ops.shape(step_input)[0], self.cell_state_sizes[0]), dtype=step_input.dtype)
+        return self.cell.get_recurrent_dropout_mask(first_state)
 
     def reset_dropout_mask(self):
         if isinstance(self.cell, DropoutRNNCell):

@@ -63,6 +63,7 @@ class BahdanauAttention(AttentionMechanism):
         )
 
     def build_weights(self, query_dim, memory_dim):
+        self.key_size = self.units
         self.query_kernel = self._add_kernel((query_dim, self.units), "query_kernel")
         self.memory_kernel = self._add_kernel((memory_dim, self.units), "memory_kernel")
         self.attention_v = self._add_kernel((self.units,), "attention_v")

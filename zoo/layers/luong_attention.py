@@ -76,6 +76,7 @@ class LuongAttention(AttentionMechanism):
                 f"LuongAttention's 'dot' score needs query_dim == memory_dim, got query_dim={query_dim} and "
                 f"memory_dim={memory_dim}; use score='general' or 'concat' for different sizes"
             )
+        self.key_size = {"dot": memory_dim, "general": query_dim, "concat": self.units}[self.score_function]
         if self.score_function == "general":
             self.memory_kernel = self._add_kernel((memory_dim, query_dim), "memory_kernel")
         elif self.score_function == "concat":
