@@ -245,6 +245,8 @@ def test_bridges():
         np.testing.assert_array_equal(state, 0.0)
     dense = AttentionWrapperCell(zoo.cells.LSTMCell(UNITS), zoo.layers.LuongAttention(), MEMORY_DIM, bridge="dense",
                                  encoder_state_size=2 * UNITS)
+    dense.get_initial_state(memory=memory, encoder_state=[h, c])  # builds W_b and b_b
+    reference.randomize_weights(dense)
     states = dense.get_initial_state(memory=memory, encoder_state=[h, c])
     w = {v.name: keras.ops.convert_to_numpy(v) for v in dense.weights}
     expected = np.concatenate([h, c], axis=-1) @ w["bridge_kernel"] + w["bridge_bias"]
