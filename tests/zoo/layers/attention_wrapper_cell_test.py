@@ -388,3 +388,36 @@ def test_bad_arguments():
         AttentionWrapperCell(inner, keras.layers.Dense(3), 4)
     with pytest.raises(ValueError, match=r"cell must be a recurrent cell with state_size"):
         AttentionWrapperCell(keras.layers.Dense(3), luong, 4)
+
+
+@pytest.mark.parametrize("name", ["elman_luong_general_feeding_dense", "lstm_bahdanau_normalized_context_fed_back"])
+def test_mixed_float16(name):
+    inputs = list(data())
+    full = decoder(name)
+    mixed = decoder(name, dtype="mixed_float16")
+    reference.copy_weights_by_name(full, mixed)
+    outputs, *states = mixed(inputs)
+    dtype = keras.backend.standardize_dtype
+    assert dtype(outputs.dtype) == "float16" and all(dtype(s.dtype) == "float16" for s in states)
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    # float16 keeps ~3 significant digits; errors compound over 6 steps (as in the cell contract).
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(outputs).astype("float32"), run(full, inputs)[0], atol=2e-2)
+    alignment = keras.ops.convert_to_numpy(zoo.layers.latest_alignment(states)).astype("float32")
+    assert np.all(np.isfinite(alignment)) and np.all(alignment[inputs[2] == 0] == 0.0)
+
+
+@pytest.mark.parametrize("name", ["elman_luong_general_feeding_dense", "lstm_bahdanau_normalized_context_fed_back"])
+def test_states_reorder_and_tile_by_batch(name):
+    # What a beam search does to every state tensor: gather rows (reorder, tile). A step from the gathered state
+    # equals the gathered step, so the memory, keys and mask follow their rows (and rows do not interact).
+    targets, memory, memory_mask = data()
+    cell = decoder(name).cell
+    states = cell.get_initial_state(memory=memory, memory_mask=memory_mask, encoder_state=encoder_state(memory))
+    for t in range(2):
+        _, states = cell(targets[:, t], states)
+    rows = np.array([2, 2, 0, 3, 1, 2])
+    output, new_states = cell(targets[rows, 2], [keras.ops.take(s, rows, axis=0) for s in states])
+    expected_output, expected_states = cell(targets[:, 2], states)
+    np.testing.assert_allclose(output, keras.ops.convert_to_numpy(expected_output)[rows], atol=1e-6)
+    for actual, expected in zip(new_states, expected_states):
+        np.testing.assert_allclose(actual, keras.ops.convert_to_numpy(expected)[rows], atol=1e-6)
