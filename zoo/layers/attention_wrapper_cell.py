@@ -58,6 +58,10 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         coverage_t    = coverage_{t-1} + α_t
         output        = a_t   (h_t when `attention_layer_size=None`, and then a_t = c_t is what is fed back)
 
+    The query is the wrapped cell's new output h_t for either mechanism (as in Luong et al. and TensorFlow Addons'
+    `AttentionWrapper`); Bahdanau et al. score with the previous state s_{t-1} and feed c_t into the step, which
+    input feeding of a_{t-1} = c_{t-1} (no attention layer) approximates one step later.
+
     Without a mechanism (`attention_mechanism=None`) the cell is the wrapped cell plus the bridge (the no-attention
     encoder–decoder): a_t has size 0, the alignment and coverage stay 0, the output is h_t.
 

@@ -362,12 +362,17 @@ def test_saved_model_round_trip(name, tmp_path):
     saved_model.assert_saved_model_round_trip(functional_decoder(name), batches, str(tmp_path / "export"))
 
 
-def test_trains_with_fit():
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_trains_with_fit(jit_compile):
     model = functional_decoder("lstm_bahdanau_normalized_context_fed_back")
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=False)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit_compile)
+    assert model.jit_compile == jit_compile
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
-    history = model.fit(list(data()), np.zeros((BATCH, TIME, UNITS), "float32"), epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    # Two source lengths: the compiled step is not tied to one.
+    for source_time in (SOURCE_TIME, SOURCE_TIME + 2):
+        history = model.fit(list(data(source_time=source_time)), np.zeros((BATCH, TIME, UNITS), "float32"),
+                            epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
     for w, old in zip(model.trainable_weights, before):
         assert not np.allclose(keras.ops.convert_to_numpy(w), old), f"fit did not update {w.path}"
 
