@@ -426,3 +426,21 @@ def test_states_reorder_and_tile_by_batch(name):
     np.testing.assert_allclose(output, keras.ops.convert_to_numpy(expected_output)[rows], atol=1e-6)
     for actual, expected in zip(new_states, expected_states):
         np.testing.assert_allclose(actual, keras.ops.convert_to_numpy(expected)[rows], atol=1e-6)
+
+
+def test_weights():
+    cell = decoder("elman_luong_general_feeding_dense").cell
+    inner, mechanism = cell.cell.weights, cell.attention_mechanism.weights
+    own = [w for w in cell.weights if all(w is not v for v in inner + mechanism)]
+
+    def shapes(weights):
+        return {w.name: tuple(w.shape) for w in weights if w.trainable}
+
+    # a_t = tanh([c_t; h_t] W_c); s_0 = e W_b + b_b
+    assert shapes(own) == {"attention_kernel": (MEMORY_DIM + UNITS, 4), "bridge_kernel": (MEMORY_DIM, UNITS),
+                           "bridge_bias": (UNITS,)}
+    # The Elman cell reads [x_t; a_{t-1}].
+    assert shapes(inner) == {"kernel": (INPUT_DIM + 4, UNITS), "recurrent_kernel": (UNITS, UNITS), "bias": (UNITS,)}
+    # The "general" score's W_a and the scale g.
+    assert shapes(mechanism) == {"memory_kernel": (MEMORY_DIM, UNITS), "attention_g": ()}
+    assert len(cell.trainable_weights) == 3 + 3 + 2
