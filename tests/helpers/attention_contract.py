@@ -154,7 +154,8 @@ class AttentionContract:
                 return sum(tf.reduce_sum(y * p) for y, p in zip(outputs, projections))
 
             weights = [tf.constant(keras.ops.convert_to_numpy(v)) for v in layer.trainable_variables]
-            theoretical, numerical = tf.test.compute_gradient(scalar, [tf.constant(query), tf.constant(memory), *weights])
+            arguments = [tf.constant(query), tf.constant(memory), *weights]
+            theoretical, numerical = tf.test.compute_gradient(scalar, arguments)
             names = ["query", "memory"] + [v.name for v in layer.trainable_variables]
             for name, t, n in zip(names, theoretical, numerical):
                 assert np.any(t != 0), f"{config}: gradient with respect to {name} is identically zero"
@@ -168,7 +169,8 @@ class AttentionContract:
             eager = [keras.ops.convert_to_numpy(t) for t in layer(query, memory, memory_mask=mask)]
             compiled = backend.xla_compiled(
                 lambda q, m, k, layer=layer: layer(q, m, memory_mask=k), layer.variables,
-                [((None, self.query_dim), "float32"), ((None, None, self.memory_dim), "float32"), ((None, None), "bool")],
+                [((None, self.query_dim), "float32"), ((None, None, self.memory_dim), "float32"),
+                 ((None, None), "bool")],
             )(query, memory, mask)
             for c, e in zip(compiled, eager):
                 np.testing.assert_allclose(c, e, atol=1e-5)

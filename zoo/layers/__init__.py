@@ -16,7 +16,8 @@ from zoo.layers.bahdanau_attention import BahdanauAttention
 from zoo.layers.luong_attention import LuongAttention
 
 __all__ = [
-    "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX", "OUTPUT_INDEX",
+    "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX",
+    "OUTPUT_INDEX",
     "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "LuongAttention", "coverage",
     "latest_alignment", "sequence_mask",
 ]

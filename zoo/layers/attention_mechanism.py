@@ -9,9 +9,10 @@ class AttentionMechanism(keras.layers.Layer):
     """Base of the zoo's attention mechanisms: scores a query against a memory, returns (context, alignment).
 
     A subclass supplies its weights and the size of its keys (`build_weights` sets `key_size`), the keys it
-    pre-computes from the memory (`project_memory`) and its score (`score`). The keys are computed once per source sequence, not once per decoder step:
-    `keys = mechanism.project_memory(memory)` once, then `mechanism.attend(query, keys, memory, memory_mask)` at each
-    step (the `AttentionWrapperCell` carries the keys in its state).
+    pre-computes from the memory (`project_memory`) and its score (`score`). The keys are computed once per source
+    sequence, not once per decoder step:
+    `keys = mechanism.project_memory(memory)` once, then `mechanism.attend(query, keys, memory, memory_mask)` at
+    each step (the `AttentionWrapperCell` carries the keys in its state).
 
     Call arguments:
         query: [batch, query_dim], the decoder state h_t.

@@ -143,9 +143,9 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
             )
         self.attention_mechanism = attention_mechanism
         self.memory_size = arguments.positive_int("memory_size", memory_size)
-        self.attention_layer_size = (
-            None if attention_layer_size is None else arguments.positive_int("attention_layer_size", attention_layer_size)
-        )
+        self.attention_layer_size = None
+        if attention_layer_size is not None:
+            self.attention_layer_size = arguments.positive_int("attention_layer_size", attention_layer_size)
         self.input_feeding = arguments.boolean("input_feeding", input_feeding)
         if attention_mechanism is None and (self.input_feeding or self.attention_layer_size is not None):
             raise ValueError(
@@ -171,7 +171,7 @@ class AttentionWrapperCell(keras.layers.Layer, DropoutRNNCell):
         else:
             self.attention_size = self.attention_layer_size or self.memory_size
         self.output_size = self.attention_layer_size or cell.output_size
-        # The S-sized and rank-3 states have no static size (see "State" above).
+        # The states whose size depends on the source length S have no static size (see "State" above).
         self.state_size = [self.output_size, *self.cell_state_sizes, self.attention_size, None, None, None, None, None]
         self._attention_built = False
 

@@ -20,7 +20,7 @@ class BahdanauAttention(AttentionMechanism):
         α_ts = softmax over the valid s of e_ts           alignment (0 at masked positions)
         c_t  = Σ_s α_ts h̄_s                              context
 
-        W_q: `query_kernel` [query_dim, units]      W_k: `memory_kernel` [memory_dim, units]      v: `attention_v` [units]
+        W_q: `query_kernel` [query_dim, units]    W_k: `memory_kernel` [memory_dim, units]    v: `attention_v` [units]
 
     With `normalize=True` (weight normalisation, Salimans & Kingma 2016, as TensorFlow Addons' `normalize=True`) the
     score is e_ts = (g v / ‖v‖)ᵀ tanh(h_t W_q + k_s + b), with g: `attention_g` (scalar, starts at sqrt(1/units)) and

@@ -117,7 +117,7 @@ def decoder(name, seed=0, dtype=None, **overrides):
 def numpy_initial_state(name, w, memory, memory_mask):
     """The state list of the class docstring, in NumPy: zero output, the bridge, zero attention, alignment and
     coverage, the memory and keys flattened."""
-    _, inner_test, inner_config, _, mechanism_test, mechanism_config, arguments = CONFIGS[name]
+    _, inner_test, _, _, mechanism_test, _, arguments = CONFIGS[name]
     sizes = [UNITS, UNITS] if inner_test is lstm_test.TestLSTMCell else [UNITS]
     if arguments.get("bridge") == "dense":  # s_0 = e W_b + b_b, split into the cell's states
         cell_states = np.split(encoder_state(memory) @ w["bridge_kernel"] + w["bridge_bias"], len(sizes), axis=-1)
@@ -352,7 +352,8 @@ def test_config_round_trip(name):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_keras_file_round_trip(name, tmp_path):
-    loaded = serialization.assert_keras_file_round_trip(functional_decoder(name), list(data()), str(tmp_path / "d.keras"))
+    model = functional_decoder(name)
+    loaded = serialization.assert_keras_file_round_trip(model, list(data()), str(tmp_path / "decoder.keras"))
     assert type(loaded.layers[-1].cell) is AttentionWrapperCell
 
 
