@@ -1,18 +1,19 @@
-"""Decoding: sentences per second of greedy decoding and beam search, and the in-graph beam search against a Python loop.
+"""Decoding: sentences per second of greedy decoding and beam search; the in-graph beam search against a Python loop.
 
     python -m benchmarks.decoding          # what `make bench` runs; rewrites its section of docs/performance.md
     python -m benchmarks.decoding --rounds=3 --output=
 
-Every run decodes one batch of `--batch` sentences from <bos>, at most `--max_length` tokens each, with the
-language model's specials (<pad> 0, <unk> 1, <bos> 2 banned; <eos> 3 ends a sentence) and the GNMT length penalty
-`LENGTH_PENALTY`.
+Every run decodes one batch of sentences (each `--batch` size in turn: 1, one request at a time, and 32), each row
+starting from its own word, at most `--max_length` tokens each, with the language model's specials (<pad> 0,
+<unk> 1, <bos> 2 banned; <eos> 3 ends a sentence) and the GNMT length penalty `LENGTH_PENALTY`.
 
 In-graph: `zoo.decoding.generate` (greedy) and `zoo.decoding.beam_search` (beam 4 and 8), each inside one
 `tf.function`, without and with XLA. Baseline: `python_beam_search`, a Python loop that calls the model's `step`
 (in a `tf.function`, with the reorder of the state by the chosen beams' parents and the log-softmax) once per step
 and does the beam bookkeeping in NumPy. Before timing, the Python loop must return the same hypotheses as
 `beam_search`, so both do the same work. Target: the in-graph beam search >= 5x the Python loop's sentences per second
-without XLA.
+without XLA. A last run per beam size steps the model alone, with no search, on the same rows for as many steps
+(`step_only`): the Python loop's time over it bounds the speed-up any in-graph search can reach.
 
 The model is a `Subject`: anything with the decoding step contract of `zoo.decoding` (`initial_state`, `step`). Only
 the LSTM language model exists with that contract today; an encoder-decoder joins by adding a `Subject` to `SUBJECTS`
@@ -42,9 +43,10 @@ from zoo.decoding import gnmt_length_penalty  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 11, "Interleaved rounds.", lower_bound=1)
-flags.DEFINE_integer("batch", 32, "Sentences decoded per run.", lower_bound=1)
+flags.DEFINE_list("batch", ["1", "32"], "Batch sizes (sentences decoded per run): one table each.")
 flags.DEFINE_integer("max_length", 40, "Most tokens of a sentence (the language_model task's max_new_tokens).",
                      lower_bound=1)
+flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
 flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
 
 VOCAB = 32  # the grammar corpus's vocabulary, as in benchmarks/language_models.py
@@ -131,7 +133,7 @@ def python_beam_search(step, initial_state, start_ids, max_length, beam_size):
     finished = np.ones((batch, k), bool)
     finished[:, 0] = False
     lengths = np.zeros((batch, k), np.int32)
-    parents = tf.range(batch * k, dtype=tf.int32)
+    parents = np.arange(batch * k, dtype=np.int32)  # no reorder before the first step
     feed = np.repeat(np.asarray(start_ids, np.int32), k)
     trace = []  # (token, parent beam) per step, [batch, K] each
     banned = None  # [V] bool, once V is known
@@ -188,13 +190,29 @@ def check_same_hypotheses(expected, found, beam_size):
                                err_msg=f"beam {beam_size}: the Python loop's scores differ from beam_search's")
 
 
-def benchmark(subject):
-    """Times every decoder on one subject: ({(method, loop): [seconds per round]}, {(method, loop): mean length of
-    the best hypotheses})."""
+def step_only(subject, rows, steps):
+    """A tf.function of start ids [rows] that runs the model's step alone for `steps` steps in one while loop (each
+    step reads the argmax of the last): the model's share of a search over `rows` rows, with no search around it."""
+
+    @tf.function
+    def run(tokens):
+        def advance(t, tokens, state):
+            logits, state = subject.step(tokens, state)
+            return t + 1, tf.argmax(logits, axis=-1, output_type=tf.int32), state
+
+        state = subject.initial_state(rows)
+        return tf.while_loop(lambda t, tokens, state: t < steps, advance, (0, tokens, state))[1]
+
+    return run
+
+
+def benchmark(subject, batch):
+    """Times every decoder on one subject and batch size: ({(method, loop): [seconds per round]}, {(method, loop):
+    mean length of the best hypotheses})."""
     # Every row starts from its own token (from an encoder, every row would start from its own state): rows that
     # decoded alike would hide errors in the bookkeeping's row indexing.
-    start_ids = tf.constant(np.random.default_rng(0).integers(FIRST_WORD, VOCAB, size=FLAGS.batch), tf.int32)
-    functions = in_graph_runs(subject, FLAGS.batch, FLAGS.max_length)
+    start_ids = tf.constant(np.random.default_rng(0).integers(FIRST_WORD, VOCAB, size=batch), tf.int32)
+    functions = in_graph_runs(subject, batch, FLAGS.max_length)
     runs, lengths = {}, {}
     for (method, compiler), function in functions.items():
         out = function(start_ids)  # trace, compile, warm up
@@ -205,7 +223,7 @@ def benchmark(subject):
             lengths[method, compiler] = float(np.mean(out["lengths"].numpy()[:, 0]))
             runs[method, compiler] = lambda function=function: function(start_ids)["tokens"].numpy()
     step = reordering_step(subject)
-    initial_state = subject.initial_state(FLAGS.batch)
+    initial_state = subject.initial_state(batch)
     host_start_ids = start_ids.numpy()
     for k in BEAMS:
         found = python_beam_search(step, initial_state, host_start_ids, FLAGS.max_length, k)  # also warms up
@@ -213,6 +231,12 @@ def benchmark(subject):
         lengths[f"beam {k}", "Python loop"] = float(np.mean(found["lengths"][:, 0]))
         runs[f"beam {k}", "Python loop"] = (
             lambda k=k: python_beam_search(step, initial_state, host_start_ids, FLAGS.max_length, k))
+        # As many steps as the search ran (the longest hypothesis), on its K x batch rows.
+        floor = step_only(subject, k * batch, int(found["lengths"].max()))
+        tiled_start_ids = tf.repeat(start_ids, k)
+        floor(tiled_start_ids)
+        lengths[f"beam {k}", "step only"] = float(found["lengths"].max())
+        runs[f"beam {k}", "step only"] = lambda floor=floor, ids=tiled_start_ids: floor(ids).numpy()
     return report.interleaved(runs, FLAGS.rounds), lengths
 
 
@@ -221,17 +245,20 @@ def median(values):
 
 
 def section(results):
-    """The Markdown section of docs/performance.md, from [(subject, times, lengths)] (see `benchmark`)."""
+    """The Markdown section of docs/performance.md, from [(subject, batch, times, lengths)] (see `benchmark`)."""
     lines = [
         "## Decoding: greedy and beam search in one graph, against a Python loop (`benchmarks/decoding.py`)",
         "",
-        f"Command: `python -m benchmarks.decoding --rounds={FLAGS.rounds} --batch={FLAGS.batch} "
-        f"--max_length={FLAGS.max_length}` (`make bench` runs these defaults), {datetime.date.today().isoformat()}.",
-        f"Machine: {report.machine()}. The machine's 2 cores are shared with other jobs, so the absolute figures "
-        "wander from run to run; the ratios, taken within each round, hold better.",
+        f"Command: `python -m benchmarks.decoding --rounds={FLAGS.rounds} --batch={','.join(FLAGS.batch)} "
+        f"--max_length={FLAGS.max_length}{' --shared_machine' if FLAGS.shared_machine else ''}` (`make bench` runs "
+        f"these defaults{', without --shared_machine' if FLAGS.shared_machine else ''}), "
+        f"{datetime.date.today().isoformat()}.",
+        f"Machine: {report.machine()}." + (
+            " Other jobs shared the machine's cores during the run, so the absolute figures wander from run to run; "
+            "the ratios, taken within each round, hold better." if FLAGS.shared_machine else ""),
         "",
-        f"Each run decodes a batch of {FLAGS.batch} sentences (each row starts from its own word), at most "
-        f"{FLAGS.max_length} tokens each, <eos> ending a sentence, <pad>, <unk> and <bos> banned, length penalty "
+        "Each run decodes a batch of sentences (each row starts from its own word; one table per batch size), at "
+        f"most {FLAGS.max_length} tokens each, <eos> ending a sentence, <pad>, <unk> and <bos> banned, length penalty "
         f"alpha = {LENGTH_PENALTY} for beam search; median over {FLAGS.rounds} interleaved rounds.",
         "",
         "In-graph: `zoo.decoding.generate` (greedy) and `zoo.decoding.beam_search`, each the whole search in one "
@@ -240,14 +267,23 @@ def section(results):
         "log-softmax; the bookkeeping in NumPy (the top K of K x V candidates per row, finished hypotheses kept with "
         "their score, tokens traced back through the parents at the end). Before timing, the benchmark asserts that "
         "the Python loop returns the same hypotheses, lengths and scores as `beam_search` on every row of the batch, "
-        "so both do the same work.",
+        "so both do the same work. Model step only: the model's step alone on the K x batch rows of a beam "
+        "search, as many steps as the search ran, in one `tf.function` with no search around it; the Python loop's "
+        "time over it bounds the speed-up any in-graph search could reach. Greedy decoding against a Python loop is "
+        "in the language models' section above.",
     ]
-    for subject, times, lengths in results:
+    described = set()
+    for subject, batch, times, lengths in results:
+        if subject.name not in described:
+            described.add(subject.name)
+            lines += [
+                "",
+                f"Model: the {subject.name}. With random weights the next-token distribution is nearly flat and "
+                "<eos> rarely wins, so most hypotheses run to or near the maximum length (the mean length column).",
+            ]
         lines += [
             "",
-            f"Model: the {subject.name}. With random weights the next-token distribution is nearly flat and <eos> "
-            "rarely wins, so most hypotheses run to the maximum length (see the mean length): these are sentences "
-            "of about that many tokens.",
+            f"Batch of {batch}:",
             "",
             "| decoder | loop | sentences/s | tokens of the best hypothesis (mean) | speed-up over the Python loop |",
             "|---|---|---|---|---|",
@@ -255,17 +291,25 @@ def section(results):
         for (method, loop), seconds in times.items():
             python = (method, "Python loop")
             ratio = f"{report.median_ratio(times[python], seconds):.2f}x" if python in times else "—"
-            lines.append(f"| {method} | {LOOPS[loop]} | {FLAGS.batch / median(seconds):,.0f} | "
-                         f"{lengths[method, loop]:.1f} | {ratio} |")
+            length = "—" if loop == "step only" else f"{lengths[method, loop]:.1f}"
+            lines.append(f"| {method} | {LOOPS[loop]} | {batch / median(seconds):,.0f} | {length} | {ratio} |")
         ratios = {k: report.median_ratio(times[f"beam {k}", "Python loop"], times[f"beam {k}", "tf.function"])
                   for k in BEAMS}
         verdict = "meets" if min(ratios.values()) >= TARGET else "**misses**"
         found = ", ".join(f"beam {k}: {ratio:.2f}x" for k, ratio in ratios.items())
         lines += [
             "",
-            f"Target: the in-graph beam search (without XLA) >= {TARGET:.0f}x the Python loop's sentences/s: "
-            f"{found}, {verdict}.",
+            f"Target at batch {batch}: the in-graph beam search (without XLA) >= {TARGET:.0f}x the Python loop's "
+            f"sentences/s: {found}, {verdict}.",
         ]
+        bounds = {k: report.median_ratio(times[f"beam {k}", "Python loop"], times[f"beam {k}", "step only"])
+                  for k in BEAMS}
+        below = [f"beam {k}: {bound:.2f}x" for k, bound in bounds.items() if bound < TARGET]
+        if below:
+            lines[-1] += (f" The model step alone is already below {TARGET:.0f}x the Python loop here "
+                          f"({', '.join(below)}): at this batch the model's own work on K x {batch} rows takes more "
+                          f"than 1/{TARGET:.0f} of the Python loop's time, so even a search that cost nothing around "
+                          "the step could not reach the target; only a faster step (XLA, or a lighter one) can.")
     lines += [
         "",
         "Only the LSTM language model has the decoding step contract (`initial_state`, `step`) today. The benchmark "
@@ -277,19 +321,24 @@ def section(results):
 
 
 LOOPS = {"tf.function": "in-graph (tf.function)", "XLA": "in-graph (XLA)",
-         "Python loop": "Python loop (tf.function step, NumPy bookkeeping)"}
+         "Python loop": "Python loop (tf.function step, NumPy bookkeeping)",
+         "step only": "model step only, in-graph (no search; bound)"}
 
 
 def main(argv):
     del argv
     absl_warnings_only()
+    batches = [int(batch) for batch in FLAGS.batch]
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch must list positive batch sizes, got {FLAGS.batch}")
     results = []
     for build in SUBJECTS:
         subject = build()
-        times, lengths = benchmark(subject)
-        order = [(method, loop) for method in ("greedy",) + tuple(f"beam {k}" for k in BEAMS) for loop in LOOPS
-                 if (method, loop) in times]
-        results.append((subject, {key: times[key] for key in order}, lengths))
+        for batch in batches:
+            times, lengths = benchmark(subject, batch)
+            order = [(method, loop) for method in ("greedy",) + tuple(f"beam {k}" for k in BEAMS) for loop in LOOPS
+                     if (method, loop) in times]
+            results.append((subject, batch, {key: times[key] for key in order}, lengths))
     report.publish(section(results), FLAGS.output, "benchmarks.decoding")
 
 
