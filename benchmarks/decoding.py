@@ -78,7 +78,8 @@ SUBJECTS = (lstm_language_model,)
 
 
 def in_graph_runs(subject, batch, max_length):
-    """{(method, compiler): a tf.function of start ids -> best tokens [batch, max_length]}."""
+    """{(method, compiler): a tf.function of start ids [batch] -> the decoder's output (greedy: its tokens [batch,
+    max_length]; beam search: the dict of `beam_search`)}."""
 
     def greedy(start_ids):
         initial_state = subject.initial_state(tf.shape(start_ids)[0])
@@ -121,7 +122,7 @@ def python_beam_search(step, initial_state, start_ids, max_length, beam_size):
 
     Returns:
         {"tokens": int32 [batch, K, max_length], "lengths": int32 [batch, K], "scores": float32 [batch, K]}, best
-        first; absent hypotheses have length 0 and score -inf.
+        first, absent hypotheses with length 0 and score -inf; and "steps", how many steps the loop ran.
     """
     k = beam_size
     batch = len(start_ids)
@@ -178,6 +179,7 @@ def python_beam_search(step, initial_state, start_ids, max_length, beam_size):
         "tokens": np.where(present[:, :, None], tokens, PAD),
         "lengths": np.where(present, lengths, 0),
         "scores": np.where(present, scores, -np.inf),
+        "steps": len(trace),
     }
 
 
@@ -231,11 +233,9 @@ def benchmark(subject, batch):
         lengths[f"beam {k}", "Python loop"] = float(np.mean(found["lengths"][:, 0]))
         runs[f"beam {k}", "Python loop"] = (
             lambda k=k: python_beam_search(step, initial_state, host_start_ids, FLAGS.max_length, k))
-        # As many steps as the search ran (the longest hypothesis), on its K x batch rows.
-        floor = step_only(subject, k * batch, int(found["lengths"].max()))
+        floor = step_only(subject, k * batch, found["steps"])  # as many steps as the search, on its K x batch rows
         tiled_start_ids = tf.repeat(start_ids, k)
         floor(tiled_start_ids)
-        lengths[f"beam {k}", "step only"] = float(found["lengths"].max())
         runs[f"beam {k}", "step only"] = lambda floor=floor, ids=tiled_start_ids: floor(ids).numpy()
     return report.interleaved(runs, FLAGS.rounds), lengths
 
