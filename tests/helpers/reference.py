@@ -25,7 +25,10 @@ def unroll(step, x, initial_states, mask=None, go_backwards=False):
             keep = mask[:, t][:, None]
             previous = np.zeros_like(output) if previous is None else previous
             output = np.where(keep, output, previous)
-            new_states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
+            new_states = [  # states of any rank (an attention cell carries [batch, S, M] ones)
+                np.where(mask[:, t].reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+                for new, old in zip(new_states, states)
+            ]
         outputs.append(output)
         previous, states = output, new_states
     return np.stack(outputs, axis=1), states

@@ -35,9 +35,11 @@ def load_with_session(path, inputs, signature="serving_default"):
 
 
 def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5, input_signature=None):
-    """Exports `model` (one input) and checks both loaders reproduce it on every batch of `input_batches`.
+    """Exports `model` and checks both loaders reproduce it on every batch of `input_batches`.
 
     `input_batches` should differ in batch size and sequence length, so the signature is shown to be polymorphic.
+    A model of several inputs (a list, e.g. a decoder's targets, memory and mask) takes each batch as a list of
+    arrays, in the order of `input_signature` (then `[[spec, spec, ...]]`).
     `input_signature` (e.g. `[keras.InputSpec(shape=(None, None, 3))]`) is needed for subclassed models, whose
     built shape would otherwise fix the sequence length.
 
@@ -47,11 +49,16 @@ def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5, input_s
     model.export(path, format="tf_saved_model", verbose=False, input_signature=input_signature)
     reloaded = tf.saved_model.load(path)
     signature = reloaded.signatures["serving_default"]
-    (input_name,) = signature.structured_input_signature[1].keys()
+    # The signature's input names in the order of the model's (flattened) inputs.
+    (serve,) = reloaded.serve.concrete_functions
+    input_names = [spec.name for spec in tf.nest.flatten(serve.structured_input_signature[0])]
+    assert sorted(input_names) == sorted(signature.structured_input_signature[1]), (input_names, signature)
     for x in input_batches:
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        assert len(arrays) == len(input_names), f"the signature takes {input_names}, got {len(arrays)} arrays"
         expected = keras.ops.convert_to_numpy(model(x))
         np.testing.assert_allclose(reloaded.serve(x).numpy(), expected, atol=atol)
-        (session_output,) = load_with_session(path, {input_name: x}).values()
+        (session_output,) = load_with_session(path, dict(zip(input_names, arrays))).values()
         np.testing.assert_allclose(session_output, expected, atol=atol)
 
 

@@ -1,0 +1,22 @@
+"""Non-recurrent blocks: attention mechanisms over an encoder's states, and the cell that attends at every step."""
+
+from zoo.layers.attention_functions import sequence_mask
+from zoo.layers.attention_mechanism import AttentionMechanism
+from zoo.layers.attention_wrapper_cell import ALIGNMENT_INDEX
+from zoo.layers.attention_wrapper_cell import ATTENTION_INDEX
+from zoo.layers.attention_wrapper_cell import COVERAGE_INDEX
+from zoo.layers.attention_wrapper_cell import KEYS_INDEX
+from zoo.layers.attention_wrapper_cell import MEMORY_INDEX
+from zoo.layers.attention_wrapper_cell import MEMORY_MASK_INDEX
+from zoo.layers.attention_wrapper_cell import OUTPUT_INDEX
+from zoo.layers.attention_wrapper_cell import AttentionWrapperCell
+from zoo.layers.attention_wrapper_cell import coverage
+from zoo.layers.attention_wrapper_cell import latest_alignment
+from zoo.layers.bahdanau_attention import BahdanauAttention
+from zoo.layers.luong_attention import LuongAttention
+
+__all__ = [
+    "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX", "OUTPUT_INDEX",
+    "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "LuongAttention", "coverage",
+    "latest_alignment", "sequence_mask",
+]
