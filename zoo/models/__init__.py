@@ -72,6 +72,6 @@ def _lookup(name):
 
 
 __all__ = [
-    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN", "arguments_of", "get",
-    "names", "preset",
+    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN", "arguments_of",
+    "get", "names", "preset",
 ]

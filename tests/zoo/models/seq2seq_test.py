@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import decoding
 from tests.helpers import backend
 from tests.helpers import reference
 from tests.helpers import saved_model
 from tests.helpers.language_model_contract import numpy
+from zoo import decoding
 from zoo.models.seq2seq.seq2seq import Seq2Seq
 from zoo.models.seq2seq.seq2seq_presets import SEQ2SEQ_PRESETS
 

@@ -195,9 +195,9 @@ class Seq2Seq(keras.Model):
             if self.decoder_cell.output_size != self.embedding_dim:
                 raise ValueError(
                     f"tie_embeddings needs the decoder's output size to equal embedding_dim, got output size "
-                    f"{self.decoder_cell.output_size} (attention_layer_size={attention_layer_size}, units={self.units}) "
-                    f"and embedding_dim={self.embedding_dim}; pass embedding_dim={self.decoder_cell.output_size} or "
-                    "tie_embeddings=False"
+                    f"{self.decoder_cell.output_size} (attention_layer_size={attention_layer_size}, "
+                    f"units={self.units}) and embedding_dim={self.embedding_dim}; pass "
+                    f"embedding_dim={self.decoder_cell.output_size} or tie_embeddings=False"
                 )
         else:
             self.output_projection = keras.layers.Dense(self.target_vocab_size, name="output")
