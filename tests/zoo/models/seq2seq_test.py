@@ -106,6 +106,11 @@ def test_initial_state_is_the_attention_wrapper_s():
     np.testing.assert_array_equal(numpy(model.source_mask(source)), source != PAD)
     memory, final_states = model.encode(source)
     assert tuple(memory.shape) == (4, 6, 10) and [tuple(s.shape) for s in final_states] == [(4, 5)] * 4
+    # Forward (h, c), then backward (h, c): the forward h at each row's last real token, the backward h at its first.
+    memory = numpy(memory)
+    last = np.sum(source != PAD, axis=1) - 1
+    np.testing.assert_allclose(numpy(final_states[0]), memory[np.arange(4), last, :5], atol=1e-6)
+    np.testing.assert_allclose(numpy(final_states[2]), memory[:, 0, 5:], atol=1e-6)
     # The bridge really projects the encoder's final states: s_0 = [e_1; ...; e_4] W_b + b_b, split into (h, c).
     cell = model.decoder_cell
     projected = np.concatenate([numpy(s) for s in final_states], -1) @ numpy(cell.bridge_kernel) + numpy(
