@@ -163,6 +163,12 @@ def test_greedy_and_beam_search_decode_the_model(name):
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
     for row in range(4):
         assert len({tuple(t[:n]) for t, n in zip(tokens[row], lengths[row])}) == 3
+    # More source padding decodes the same: the same hypotheses and scores, the alignments padded with zeros.
+    padded = beam(model, np.concatenate([source, np.zeros((4, 3), "int32")], axis=1), 7, beam_size=3,
+                  length_penalty=0.6, coverage_penalty=0.2)
+    np.testing.assert_array_equal(numpy(padded["tokens"]), tokens)
+    np.testing.assert_allclose(numpy(padded["scores"]), scores, atol=1e-4)
+    np.testing.assert_allclose(numpy(padded["alignments"]), np.pad(alignments, [(0, 0)] * 3 + [(0, 3)]), atol=1e-5)
 
 
 @pytest.mark.jax
