@@ -65,6 +65,11 @@ NUMERIC = {
     "min_count": POSITIVE_INT,
     "max_vocab_size": POSITIVE_INT,
     "max_new_tokens": POSITIVE_INT,
+    "decode_length": POSITIVE_INT,
+    "beam_size": POSITIVE_INT,
+    "length_penalty": NON_NEGATIVE,
+    # The losses.
+    "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).
     "units": POSITIVE_INT,
     "num_layers": POSITIVE_INT,
