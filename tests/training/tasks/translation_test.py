@@ -200,10 +200,12 @@ def test_decode_metrics_score_the_decoded_strings_with_sacrebleu():
     task, config = make_config(train_size=256, validation_size=4, test_size=4)
     corpus = task.corpus(config)
     references = corpus.lines["validation"][1]
-    # Rows 0 and 1 right; row 2 with one digit wrong; row 3 empty.
+    # Rows 0 and 1 right; row 2 with one digit wrong; row 3 only <unk>, which the strings leave out (as the
+    # specials of `TextEncoder.decode(..., drop_specials=True)`).
     wrong = references[2][:-1] + ("0" if references[2][-1] != "0" else "1")
     hypotheses = [references[0], references[1], wrong, ""]
     ids = [list(ids) for ids in corpus.target.encode_lines(hypotheses, eos=True)]
+    ids[3] = [corpus.target.vocabulary.unk_id] + ids[3]
     width = max(len(row) for row in ids)
     outputs = np.array([row + [corpus.target.vocabulary.eos_id] * (width - len(row)) for row in ids], "int32")
     model = Copy(outputs, corpus.target.vocabulary.size)
@@ -236,3 +238,23 @@ def test_the_dates_preset_learns_to_translate_unseen_dates(tmp_path):
     assert metrics["chrf_greedy"] >= 90.0, metrics
     assert validation["token_accuracy"] >= 0.97 and validation["perplexity"] <= 1.1, validation
     assert math.log(validation["perplexity"]) == pytest.approx(validation["loss"], rel=0.1)
+
+
+def test_a_warm_started_run_keeps_both_vocabularies_of_its_source(tmp_path):
+    task, source_config = make_config(**SMALL)
+    source = task.corpus(source_config)
+    # The new run's data (a Chinese–English corpus) has other tokens; the ids must keep meaning the source's.
+    _, config = make_config("files", data_dir=parallel_files(str(tmp_path / "zh-en")), source_language="zh",
+                            target_language="en", source_tokenizer={"level": "char"},
+                            target_tokenizer={"level": "char"})
+    warm = task.warm_start_config(config, source_config)
+    assert warm["source_vocabulary"] == list(source.source.vocabulary.tokens)
+    assert warm["target_vocabulary"] == list(source.target.vocabulary.tokens)
+    corpus = task.corpus(warm)
+    assert corpus.target.vocabulary.tokens == source.target.vocabulary.tokens
+    assert corpus.splits["test"][0][0][0].tolist() == [1, 1, 1]  # 我爱你: unknown to the dates' vocabulary
+    with pytest.raises(ValueError, match="target_tokenizer .* differs from the run to initialise from"):
+        task.warm_start_config({**config, "target_tokenizer": {"level": "word"}}, source_config)
+    with pytest.raises(ValueError, match="source_vocabulary is set, and differs"):
+        task.warm_start_config({**config, "source_vocabulary": ["<pad>", "<unk>", "<bos>", "<eos>", "x"]},
+                               source_config)
