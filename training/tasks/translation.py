@@ -20,7 +20,8 @@ Each side has its own vocabulary, built from the training split (`<pad>` 0, `<un
 initialised from another (`--init_from`) keeps that run's two vocabularies (config keys `source_vocabulary` and
 `target_vocabulary`), so every id means what it meant to the trained weights.
 
-Not here yet: scheduled sampling, and the export's string-in string-out signatures.
+Exports: for now a dense `serving_default` of ids (source ids in, the greedy translation's target ids out); the
+string-in string-out signatures are still to come. Not here yet either: scheduled sampling.
 """
 
 import functools
@@ -256,13 +257,28 @@ class TranslationTask(Task):
     # Export.
 
     def serving_functions(self, config, model):
-        raise NotImplementedError(
-            "the translation task has no export yet: its string-in string-out signatures (tokenisation, beam search "
-            "and detokenisation in the graph) are still to be written"
-        )
+        """A minimal dense export, ids in and ids out (the string-in string-out signatures are still to come):
+        serving_default(source_ids: int32 [batch, S], right-padded with <pad> 0) -> tokens: int32 [batch,
+        decode_length] (the greedy translation's target ids, <eos> included, <pad> after it), lengths: int32
+        [batch]."""
+        vocabulary = self.corpus(config).target.vocabulary
+        decode = _decoder(model, "greedy", int(config["decode_length"]), int(config["beam_size"]),
+                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
+        def serving_default(source_ids):
+            tokens, lengths = decode(source_ids)
+            return {"tokens": tf.cast(tokens, tf.int32), "lengths": tf.cast(lengths, tf.int32)}
+
+        return {"serving_default": serving_default}
 
     def warmup_inputs(self, config, count=2):
-        return {"source": tf.constant(self.corpus(config).lines["test"][0][:count])}
+        """The first `count` test sources as ids, right-padded with <pad> 0."""
+        sources = self.split_data(config)["test"][0][0][:count]
+        ids = np.zeros((len(sources), max(len(x) for x in sources)), "int32")
+        for row, x in enumerate(sources):
+            ids[row, : len(x)] = x
+        return {"source_ids": tf.constant(ids)}
 
 
 def token_cross_entropy(targets, predictions, label_smoothing=0.0):
