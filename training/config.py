@@ -76,6 +76,7 @@ NUMERIC = {
     "embedding_dim": POSITIVE_INT,
     "tag_embedding_dim": POSITIVE_INT,
     "hidden_units": POSITIVE_INT,
+    "attention_layer_size": POSITIVE_INT_OR_NONE,
     "channels": POSITIVE_INT,
     "kernel_size": POSITIVE_INT,
     "order": POSITIVE_INT,
