@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from serving import export
-from training.tasks import translation
 from tests.training.tasks import runs
+from training.tasks import translation
+from training.text import scores
 
 
 def make_config(preset="dates", **overrides):
@@ -64,7 +65,8 @@ def test_the_loss_masks_target_padding():
     np.testing.assert_array_equal(metrics["tokens"], [3, 2])
     # The loss is the summed NLL of the real tokens over the mean target length of the training pairs.
     log_probs = logits.numpy() - np.log(np.exp(logits.numpy()).sum(-1, keepdims=True))
-    nll = [-sum(log_probs[0, t, targets[0, t]] for t in range(3)), -sum(log_probs[1, t, targets[1, t]] for t in range(2))]
+    nll = [-sum(log_probs[0, t, targets[0, t]] for t in range(3)),
+           -sum(log_probs[1, t, targets[1, t]] for t in range(2))]
     np.testing.assert_allclose(loss, np.array(nll) / task.corpus(config).mean_target_tokens, rtol=1e-5)
     np.testing.assert_allclose(metrics["nll"], nll, rtol=1e-5)
 
@@ -150,7 +152,7 @@ def test_files_errors_name_what_is_wrong(tmp_path):
         task.corpus(config)
     parallel_files(directory)  # valid.en as it was
     with open(os.path.join(directory, "test.zh"), "wb") as f:
-        f.write("我爱你\n".encode("utf-8") + b"\xff\xfe\n")
+        f.write("我爱你\n".encode() + b"\xff\xfe\n")
     _, config = make_config("files", data_dir=directory, source_language="zh", target_language="en")
     with pytest.raises(ValueError, match=r"test\.zh' is not UTF-8: line 2"):
         task.corpus(config)
@@ -218,8 +220,6 @@ def test_decode_metrics_score_the_decoded_strings_with_sacrebleu():
     for method in ("greedy", "beam"):
         assert task.translate(config, model, corpus.lines["validation"][0], method) == hypotheses
     metrics = task.decode_metrics(config, model, "validation")
-    from training.text import scores
-
     expected = scores.translation_scores(hypotheses, references, tokenize="char")
     for method in ("greedy", "beam"):
         assert metrics[f"exact_match_{method}"] == 50.0
