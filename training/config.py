@@ -65,12 +65,18 @@ NUMERIC = {
     "min_count": POSITIVE_INT,
     "max_vocab_size": POSITIVE_INT,
     "max_new_tokens": POSITIVE_INT,
+    "decode_length": POSITIVE_INT,
+    "beam_size": POSITIVE_INT,
+    "length_penalty": NON_NEGATIVE,
+    # The losses.
+    "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).
     "units": POSITIVE_INT,
     "num_layers": POSITIVE_INT,
     "embedding_dim": POSITIVE_INT,
     "tag_embedding_dim": POSITIVE_INT,
     "hidden_units": POSITIVE_INT,
+    "attention_layer_size": POSITIVE_INT_OR_NONE,
     "channels": POSITIVE_INT,
     "kernel_size": POSITIVE_INT,
     "order": POSITIVE_INT,

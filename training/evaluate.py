@@ -39,13 +39,22 @@ def evaluate(model_dir, split="test", checkpoint="best"):
     restored = trainer.restore(checkpoint)
     if restored is None:
         raise ValueError(f"the run in {model_dir!r} has no {checkpoint} checkpoint yet; train it first")
+    metrics = trainer.evaluate(split)
+    notes = {}
+    for key, value in trainer.task.decode_metrics(trainer.config, trainer.model, split).items():
+        if isinstance(value, str):
+            notes[key] = value
+        else:
+            metrics[key] = float(value)
     result = {
         "split": split,
         "checkpoint": restored,
         "step": int(trainer.step),
-        "metrics": trainer.evaluate(split),
+        "metrics": metrics,
         "chance_levels": trainer.task.chance_levels(config),
     }
+    if notes:
+        result["notes"] = notes
     _write_json(os.path.join(model_dir, f"evaluation_{split}.json"), result)
     return result
 
@@ -64,6 +73,8 @@ def main(argv):
         f"{k} {v:.4g}" + (f" (chance level {chance[k]:.4g})" if k in chance else "") for k, v in result["metrics"].items()
     )
     print(f"{result['split']} split, {FLAGS.checkpoint} checkpoint (step {result['step']}): {shown}")
+    for key, value in result.get("notes", {}).items():
+        print(f"{key}: {value}")
     return 0
 
 

@@ -161,8 +161,13 @@ class Trainer:
         try:
             with self.strategy.scope():
                 self.model = self.task.build_model(self.config)
-                sample = self.task.split_data(self.config)["train"][0][0]
-                self.model(np.asarray(sample)[None])
+                inputs = self.task.split_data(self.config)["train"][0]
+                # One training example as a batch of one (each column of a tuple of columns, e.g. source and
+                # decoder input ids): the call builds the model's weights.
+                if isinstance(inputs, tuple):
+                    self.model(tuple(np.asarray(column[0])[None] for column in inputs))
+                else:
+                    self.model(np.asarray(inputs[0])[None])
                 self.optimizer = self._make_optimizer(mixed_precision)
                 self.optimizer.build(self.model.trainable_variables)
         finally:

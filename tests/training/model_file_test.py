@@ -24,14 +24,21 @@ PRESETS = [
     (task, preset)
     for task in tasks.names()
     for preset in tasks.get(task).presets
-    if (task, preset) not in {("language_model", "ptb_small"), ("forecasting", "file")}
+    if (task, preset) not in {("language_model", "ptb_small"), ("forecasting", "file"), ("translation", "files")}
 ]
 SMALL_DATA = {"train_size": 64, "validation_size": 16, "test_size": 16}
 
 
 def batch(task, config, count=3):
-    """The first `count` test inputs as one batch (right-padded with zeros where lengths vary)."""
-    inputs = task.split_data(config)["test"][0][:count]
+    """The first `count` test inputs as one batch (right-padded with zeros where lengths vary); a tuple of batches
+    for a task whose inputs are a tuple of columns (a translation's source and decoder input ids)."""
+    inputs = task.split_data(config)["test"][0]
+    if isinstance(inputs, tuple):
+        return tuple(_padded(column[:count]) for column in inputs)
+    return _padded(inputs[:count])
+
+
+def _padded(inputs):
     width = max(len(x) for x in inputs)
     return np.stack([np.pad(x, [(0, width - len(x))] + [(0, 0)] * (np.ndim(x) - 1)) for x in inputs])
 

@@ -7,8 +7,10 @@ from training.tasks.labelling import LabellingTask
 from training.tasks.language_model import LanguageModelTask
 from training.tasks.latching import LatchingTask
 from training.tasks.task import Task
+from training.tasks.translation import TranslationTask
 
-_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask())}
+_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(),
+                                              TranslationTask())}
 
 
 def names():
@@ -22,4 +24,4 @@ def get(name):
     return _TASKS[name]
 
 
-__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "get", "names"]
+__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "TranslationTask", "get", "names"]

@@ -84,6 +84,12 @@ class Task(abc.ABC):
         are not means over examples, such as a perplexity from summed token log-likelihoods and token counts."""
         return means
 
+    def decode_metrics(self, config, model, split):
+        """{metric: value} that need the model's decoded outputs rather than its per-example predictions (e.g. a
+        translation's BLEU), on `split`: `training.evaluate` reports them beside the trainer's metrics (numbers
+        among the metrics, strings such as a score's signature under "notes"). None by default."""
+        return {}
+
     def chance_levels(self, config):
         """{metric: the value a model that ignores the long-range information gets}, for context in reports."""
         return {}

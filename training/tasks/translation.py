@@ -1,0 +1,390 @@
+"""Translation: the lecture's third case, an encoder–decoder that reads a source sentence and writes its translation.
+
+Each pair becomes `((source, <bos> y_1 .. y_n), y_1 .. y_n <eos>)` (teacher forcing,
+`training.data.batching.teacher_forcing`): the decoder reads the reference's tokens and learns to write the next one.
+The loss is the token cross-entropy over the real target tokens (target padding masked), optionally with label
+smoothing (Szegedy et al., 2016): the target distribution is (1 - eps) one-hot + eps / V, so each token costs
+(1 - eps) * NLL + eps * (mean over the vocabulary of -log p). Training reports token accuracy and perplexity (from the
+summed, unsmoothed token NLL). `training.evaluate` adds what needs decoded strings (`decode_metrics`): exact match,
+corpus BLEU and chrF (sacrebleu, `training.text.scores`) of greedy and of beam-search translations.
+
+Corpora:
+- "dates": dates written the ways people write them, in four languages, to ISO 8601 (`training.data.dates`), seeded;
+  the test and validation dates are never seen in training, in any form. Characters in, characters out.
+- "files": a parallel corpus `--data_dir=DIR` holding `{train,valid,test}.{SRC,TGT}`
+  (`training.data.parallel_corpus`), with `--override=source_language=SRC,target_language=TGT`; tokenized with the
+  tf-text tokenizer (by default words, and characters for scripts written without spaces, so Chinese works as is).
+  Training batches are bucketed by length.
+
+Each side has its own vocabulary, built from the training split (`<pad>` 0, `<unk>` 1, `<bos>` 2, `<eos>` 3). A run
+initialised from another (`--init_from`) keeps that run's two vocabularies (config keys `source_vocabulary` and
+`target_vocabulary`), so every id means what it meant to the trained weights.
+
+Exports: for now a dense `serving_default` of ids (source ids in, the greedy translation's target ids out); the
+string-in string-out signatures are still to come. Not here yet either: scheduled sampling.
+"""
+
+import functools
+import json
+import math
+
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from training.data import batching
+from training.data import dates as dates_data
+from training.data import parallel_corpus
+from training.tasks.task import Task
+from training.text import scores
+from training.text.text_encoder import TextEncoder
+from training.text.tokenizer import Tokenizer
+from training.text.vocabulary import SPECIALS
+from training.text.vocabulary import Vocabulary
+from zoo.decoding import beam_search
+from zoo.decoding import generate
+
+_COMMON = {
+    "corpus": "dates",
+    "data_dir": None,
+    "source_language": None,
+    "target_language": None,
+    # Pairs generated per split ("dates" only; the "files" corpus has its own).
+    "train_size": 20000,
+    "validation_size": 500,
+    "test_size": 1000,
+    "source_tokenizer": {"level": "char"},
+    "target_tokenizer": {"level": "char"},
+    "min_count": 1,
+    "max_vocab_size": 30000,
+    # None: built from the training split; or the token list, specials first (set by --init_from).
+    "source_vocabulary": None,
+    "target_vocabulary": None,
+    "max_length": 64,  # tokens of a source, and of a target with <eos>, kept; the rest is cut
+    "model": "seq2seq_bahdanau",
+    "model_options": {},
+    "label_smoothing": 0.0,
+    "batch_size": 64,
+    "learning_rate": 3e-3,
+    "clip_global_norm": 5.0,
+    "epochs": 3,
+    # Decoding in training.evaluate.
+    "decode_length": 12,  # target tokens written at most, <eos> included
+    "beam_size": 4,
+    "length_penalty": 0.0,
+    "bleu_tokenize": "char",  # sacrebleu's BLEU tokenizer (training.text.scores.BLEU_TOKENIZERS)
+}
+
+_FILES = {
+    **_COMMON,
+    "corpus": "files",
+    "source_language": "src",
+    "target_language": "tgt",
+    "source_tokenizer": {"level": "word", "split": "unspaced_scripts"},
+    "target_tokenizer": {"level": "word", "split": "unspaced_scripts"},
+    "model": "seq2seq_luong",
+    "model_options": {"units": 256, "embedding_dim": 256, "attention_layer_size": 256},
+    "max_length": 100,
+    "decode_length": 100,
+    "epochs": 10,
+    "learning_rate": 1e-3,
+    "bleu_tokenize": "13a",
+}
+del _FILES["train_size"], _FILES["validation_size"], _FILES["test_size"]
+
+
+class TranslationTask(Task):
+    name = "translation"
+    monitor = ("perplexity", "min")
+    default_preset = "dates"
+    warm_start_keys = ("source_vocabulary", "target_vocabulary")
+    presets = {
+        # The three differ only in the attention (zoo.models.seq2seq presets): the attention experiment compares them.
+        "dates": {**_COMMON, "model": "seq2seq_bahdanau"},
+        "dates_luong": {**_COMMON, "model": "seq2seq_luong"},
+        "dates_plain": {**_COMMON, "model": "seq2seq_plain"},
+        "files": _FILES,
+    }
+
+    def check_config(self, config):
+        super().check_config(config)
+        if config["corpus"] not in ("dates", "files"):
+            raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
+        if config["bleu_tokenize"] not in scores.BLEU_TOKENIZERS:
+            raise ValueError(f"bleu_tokenize must be one of {scores.BLEU_TOKENIZERS}, got {config['bleu_tokenize']!r}")
+        for side in ("source", "target"):
+            if config[f"{side}_vocabulary"] is None and config["max_vocab_size"] <= len(SPECIALS):
+                raise ValueError(
+                    f"max_vocab_size must be more than {len(SPECIALS)} (the specials {list(SPECIALS)}), got "
+                    f"{config['max_vocab_size']}"
+                )
+
+    def warm_start_config(self, config, source_config):
+        for side in ("source", "target"):
+            if config[f"{side}_tokenizer"] != source_config.get(f"{side}_tokenizer"):
+                raise ValueError(
+                    f"{side}_tokenizer {config[f'{side}_tokenizer']} differs from the run to initialise from, which "
+                    f"used {source_config.get(f'{side}_tokenizer')}; a fine-tuned model keeps the token ids of that "
+                    "run, so give it the same tokenizer"
+                )
+        result = dict(config)
+        for side in ("source", "target"):
+            tokens = source_config.get(f"{side}_vocabulary")
+            if tokens is None:
+                try:
+                    tokens = list(getattr(self.corpus(source_config), side).vocabulary.tokens)
+                except (OSError, ValueError) as error:
+                    raise ValueError(
+                        "the vocabularies of the run to initialise from are built from its training data, which "
+                        f"cannot be read now: {error}"
+                    ) from None
+            if config.get(f"{side}_vocabulary") is not None and list(config[f"{side}_vocabulary"]) != list(tokens):
+                raise ValueError(
+                    f"{side}_vocabulary is set, and differs from the one of the run to initialise from, whose token "
+                    f"ids the weights were trained with; leave {side}_vocabulary unset to take that run's"
+                )
+            result[f"{side}_vocabulary"] = list(tokens)
+        return result
+
+    # Data.
+
+    def corpus(self, config):
+        """The encoded parallel corpus of this config: a `ParallelCorpus` (cached)."""
+        return _corpus(json.dumps({k: config.get(k) for k in _CORPUS_KEYS}, sort_keys=True))
+
+    def split_data(self, config):
+        """{split: ((sources, decoder_inputs), decoder_targets)}, each a list of int32 id arrays."""
+        return self.corpus(config).splits
+
+    def steps_per_epoch(self, config, global_batch_size):
+        if config.get("steps_per_epoch"):
+            return int(config["steps_per_epoch"])
+        size = len(self.split_data(config)["train"][1])
+        if size < global_batch_size:
+            raise ValueError(
+                f"the training split ({size} pairs) is smaller than one global batch ({global_batch_size}); "
+                "add training pairs or lower batch_size"
+            )
+        return size // global_batch_size
+
+    def input_features(self, config):
+        return None
+
+    def example_features(self, config):
+        return None
+
+    def chance_levels(self, config):
+        return {"perplexity": self.corpus(config).unigram_perplexity}
+
+    # Model, loss, metrics.
+
+    def model_head(self, config):
+        return {}
+
+    def build_model(self, config):
+        corpus = self.corpus(config)
+        return zoo.models.get(
+            config["model"],
+            source_vocab_size=corpus.source.vocabulary.size,
+            target_vocab_size=corpus.target.vocabulary.size,
+            **config["model_options"],
+        )
+
+    def loss(self, config, targets, predictions):
+        per_token, mask = token_cross_entropy(targets, predictions, config["label_smoothing"])
+        # Summed over the sentence, divided by the mean number of target tokens per training pair: the batch's loss
+        # is its mean loss per token, every token weighted alike.
+        return tf.reduce_sum(per_token * mask, axis=1) / self.corpus(config).mean_target_tokens
+
+    def metrics(self, config, targets, predictions):
+        nll, mask = token_cross_entropy(targets, predictions, 0.0)
+        predicted = tf.argmax(predictions, axis=-1, output_type=targets.dtype)
+        correct = tf.cast(tf.equal(predicted, targets), tf.float32) * mask
+        return {
+            "nll": tf.reduce_sum(nll * mask, axis=1),
+            "tokens": tf.reduce_sum(mask, axis=1),
+            "correct": tf.reduce_sum(correct, axis=1),
+        }
+
+    def summarize(self, config, means):
+        """Perplexity and token accuracy from the means of the per-pair sums (their ratio is that of the split's
+        sums)."""
+        if "tokens" not in means:
+            return means
+        tokens = max(means.pop("tokens"), 1e-12)
+        summary = dict(means)
+        summary["perplexity"] = math.exp(min(summary.pop("nll") / tokens, 700.0))
+        summary["token_accuracy"] = summary.pop("correct") / tokens
+        return summary
+
+    # Decoding.
+
+    def translate(self, config, model, sources, method="greedy", batch_size=256):
+        """The translations (str) of `sources` (str): greedy decoding, or beam search with `config["beam_size"]`
+        and `config["length_penalty"]`, at most `config["decode_length"]` target tokens."""
+        if method not in ("greedy", "beam"):
+            raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
+        corpus = self.corpus(config)
+        vocabulary = corpus.target.vocabulary
+        decode = _decoder(model, method, int(config["decode_length"]), int(config["beam_size"]),
+                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id)
+        encoded = [ids[: config["max_length"]] for ids in corpus.source.encode_lines(sources)]
+        translations = []
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            width = max(1, max(len(ids) for ids in chunk))
+            source = np.zeros((len(chunk), width), "int32")
+            for row, ids in enumerate(chunk):
+                source[row, : len(ids)] = ids
+            tokens, lengths = decode(tf.constant(source))
+            translations.extend(corpus.detokenize(tokens.numpy(), lengths.numpy()))
+        return translations
+
+    def decode_metrics(self, config, model, split):
+        """Exact match, corpus BLEU and chrF (0 to 100, sacrebleu) of the greedy and the beam translations of the
+        split against its references: {"exact_match_greedy", "bleu_greedy", "chrf_greedy", "exact_match_beam",
+        ...}, and the sacrebleu signatures under "bleu_signature" and "chrf_signature" (strings)."""
+        sources, references = self.corpus(config).lines[split]
+        result = {}
+        for method in ("greedy", "beam"):
+            found = scores.translation_scores(self.translate(config, model, sources, method), references,
+                                              tokenize=config["bleu_tokenize"])
+            for name in ("exact_match", "bleu", "chrf"):
+                result[f"{name}_{method}"] = found[name]
+            result["bleu_signature"], result["chrf_signature"] = found["bleu_signature"], found["chrf_signature"]
+        return result
+
+    # Export.
+
+    def serving_functions(self, config, model):
+        """A minimal dense export, ids in and ids out (the string-in string-out signatures are still to come):
+        serving_default(source_ids: int32 [batch, S], right-padded with <pad> 0) -> tokens: int32 [batch,
+        decode_length] (the greedy translation's target ids, <eos> included, <pad> after it), lengths: int32
+        [batch]."""
+        vocabulary = self.corpus(config).target.vocabulary
+        decode = _decoder(model, "greedy", int(config["decode_length"]), int(config["beam_size"]),
+                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
+        def serving_default(source_ids):
+            tokens, lengths = decode(source_ids)
+            return {"tokens": tf.cast(tokens, tf.int32), "lengths": tf.cast(lengths, tf.int32)}
+
+        return {"serving_default": serving_default}
+
+    def warmup_inputs(self, config, count=2):
+        """The first `count` test sources as ids, right-padded with <pad> 0."""
+        sources = self.split_data(config)["test"][0][0][:count]
+        ids = np.zeros((len(sources), max(len(x) for x in sources)), "int32")
+        for row, x in enumerate(sources):
+            ids[row, : len(x)] = x
+        return {"source_ids": tf.constant(ids)}
+
+
+def token_cross_entropy(targets, predictions, label_smoothing=0.0):
+    """Per-token cross-entropy [batch, T] against `targets`, with label smoothing `eps`: the target distribution is
+    (1 - eps) one-hot + eps / V, so the cost is (1 - eps) * (-log p_y) + eps * mean_v(-log p_v); and the mask of the
+    real target tokens [batch, T] (target != <pad>, id 0)."""
+    log_probs = tf.nn.log_softmax(tf.cast(predictions, tf.float32), axis=-1)
+    nll = -tf.gather(log_probs, targets, batch_dims=2)
+    if label_smoothing:
+        nll = (1.0 - label_smoothing) * nll - label_smoothing * tf.reduce_mean(log_probs, axis=-1)
+    return nll, tf.cast(tf.not_equal(targets, 0), tf.float32)
+
+
+_CORPUS_KEYS = ("corpus", "data_dir", "source_language", "target_language", "train_size", "validation_size",
+                "test_size", "source_tokenizer", "target_tokenizer", "min_count", "max_vocab_size",
+                "source_vocabulary", "target_vocabulary", "max_length", "seed")
+
+
+class ParallelCorpus:
+    """The pairs of every split as strings (`lines[split] = (sources, targets)`) and as teacher-forcing ids
+    (`splits`), the two sides' `TextEncoder`s (`source`, `target`), and facts about the data."""
+
+    def __init__(self, config):
+        if config["corpus"] == "dates":
+            sizes = {"train": config["train_size"], "validation": config["validation_size"],
+                     "test": config["test_size"]}
+            self.lines = {split: dates_data.as_pairs(examples)
+                          for split, examples in dates_data.date_splits(sizes, seed=config["seed"]).items()}
+        elif config["corpus"] == "files":
+            if not config["data_dir"]:
+                raise ValueError(
+                    "the 'files' corpus reads DIR/{train,valid,test}.{SRC,TGT}: give --data_dir=DIR and "
+                    "--override=source_language=SRC,target_language=TGT"
+                )
+            self.lines = parallel_corpus.read_parallel_corpus(
+                config["data_dir"], config["source_language"], config["target_language"]
+            )
+        else:
+            raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
+        sources, targets = self.lines["train"]
+        self.source = _encoder(sources, config["source_tokenizer"], config["source_vocabulary"], config)
+        self.target = _encoder(targets, config["target_tokenizer"], config["target_vocabulary"], config)
+        limit = config["max_length"]
+        self.splits = {}
+        for split, (source_lines, target_lines) in self.lines.items():
+            source_ids = [ids[:limit] for ids in self.source.encode_lines(source_lines)]
+            # <bos> y_1 .. y_n <eos>, cut so that the decoder's targets keep at most `limit` tokens.
+            target_ids = [ids[: limit + 1] for ids in self.target.encode_lines(target_lines, bos=True, eos=True)]
+            self.splits[split] = batching.teacher_forcing(source_ids, target_ids)
+        train_targets = self.splits["train"][1]
+        self.mean_target_tokens = float(np.mean([len(t) for t in train_targets]))
+        counts = np.bincount(np.concatenate(train_targets), minlength=self.target.vocabulary.size).astype("float64")
+        probabilities = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: tokens unseen in training
+        validation = np.concatenate(self.splits["validation"][1])
+        self.unigram_perplexity = float(np.exp(-np.mean(np.log(probabilities[validation]))))
+
+    def detokenize(self, tokens, lengths):
+        """Strings from target ids [batch, T] with lengths [batch] (<eos> and what follows dropped, specials
+        dropped)."""
+        vocabulary = self.target.vocabulary
+        words, specials = vocabulary.tokens, set(range(len(vocabulary.specials)))
+        rows = []
+        for row, length in zip(tokens, lengths):
+            kept = []
+            for token in row[:length]:
+                if token == vocabulary.eos_id:
+                    break
+                if int(token) not in specials:
+                    kept.append(words[int(token)])
+            rows.append(kept)
+        if not rows:
+            return []
+        ragged = tf.ragged.constant(rows, dtype=tf.string, ragged_rank=1, inner_shape=())
+        if ragged.shape.rank == 1:  # every row empty: tf.ragged.constant cannot tell the rank
+            ragged = tf.RaggedTensor.from_row_lengths(tf.constant([], tf.string), [0] * len(rows))
+        return [text.decode("utf-8") for text in self.target.tokenizer.detokenize(ragged).numpy()]
+
+
+def _encoder(lines, tokenizer_config, tokens, config):
+    if tokens is not None:
+        return TextEncoder(Tokenizer.from_config(dict(tokenizer_config)), Vocabulary(tokens))
+    return TextEncoder.build(lines, tokenizer_config, min_count=config["min_count"],
+                             max_size=config["max_vocab_size"])
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus(config_json):
+    return ParallelCorpus(json.loads(config_json))
+
+
+def _decoder(model, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id):
+    """A tf.function: source ids [batch, S] -> (tokens [batch, decode_length], lengths [batch]) of the best
+    translation. `<pad>` and `<bos>` are never written."""
+    banned = (pad_id, bos_id)
+
+    @tf.function(reduce_retracing=True)
+    def decode(source):
+        batch = tf.shape(source)[0]
+        state = model.initial_state(source)
+        start = tf.fill([batch], bos_id)
+        if method == "greedy":
+            result = generate(model.step, state, start[:, None], tf.ones([batch], tf.int32), decode_length, eos_id,
+                              pad_id=pad_id, banned_ids=banned)
+            return result["tokens"], result["lengths"]
+        result = beam_search(model.step, state, start, decode_length, eos_id, beam_size,
+                             length_penalty=length_penalty, banned_ids=banned, pad_id=pad_id)
+        return result["tokens"][:, 0], result["lengths"][:, 0]
+
+    return decode
