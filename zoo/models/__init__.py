@@ -14,6 +14,8 @@ from zoo.models.forecaster.forecaster import Forecaster
 from zoo.models.forecaster.forecaster_presets import FORECASTER_PRESETS
 from zoo.models.rnn_lm.rnn_lm import RNNLM
 from zoo.models.rnn_lm.rnn_lm_presets import RNN_LM_PRESETS
+from zoo.models.seq2seq.seq2seq import Seq2Seq
+from zoo.models.seq2seq.seq2seq_presets import SEQ2SEQ_PRESETS
 from zoo.models.sequence_labeller.sequence_labeller import SequenceLabeller
 from zoo.models.sequence_labeller.sequence_labeller_presets import SEQUENCE_LABELLER_PRESETS
 from zoo.models.stacked_rnn.stacked_rnn import StackedRNN
@@ -29,6 +31,7 @@ _PRESETS = {
         (RNNLM, RNN_LM_PRESETS),
         (SequenceLabeller, SEQUENCE_LABELLER_PRESETS),
         (Forecaster, FORECASTER_PRESETS),
+        (Seq2Seq, SEQ2SEQ_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -69,6 +72,6 @@ def _lookup(name):
 
 
 __all__ = [
-    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "SequenceLabeller", "StackedRNN", "arguments_of", "get",
-    "names", "preset",
+    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN", "arguments_of",
+    "get", "names", "preset",
 ]

@@ -1,0 +1,291 @@
+"""Seq2Seq: the encoder–decoder of Sutskever et al. (2014) and Cho et al. (2014), with the attention of Bahdanau et
+al. (2015) or Luong et al. (2015), or none."""
+
+import keras
+from keras import ops
+
+from zoo import arguments
+from zoo import layers
+from zoo.layers.attention_wrapper_cell import BRIDGES
+from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
+
+ATTENTIONS = ("none", "bahdanau", "luong")
+
+
+def state_sizes(cell):
+    """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
+    return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Seq2Seq(keras.Model):
+    """An encoder–decoder: a recurrent encoder reads the source, a recurrent decoder with attention writes the target.
+
+    Equations (weights in brackets; row vectors; cell is the chosen zoo cell, see `zoo.cells`):
+
+        x_s = E_src(u_s)                                E_src: `source_embedding.embeddings` [source_vocab, E]
+        h̄_s = [→h_s; ←h_s] = encoder(x_1..x_S)          `encoder_layers` stacked layers of the cell (`<cell>_0`,
+                                                        ...), each `Bidirectional` with `bidirectional` (then h̄_s
+                                                        concatenates both directions); padded source steps skipped
+        e = final states of the top encoder layer       (both directions), the "information carriers" summary
+        y_t = E_tgt(w_t)                                E_tgt: `target_embedding.embeddings` [target_vocab, E]
+        o_t, s_t = AttentionWrapperCell(y_t, s_{t-1})   the decoder: the cell, `attention` over h̄ (masked by the
+                                                        source padding), input feeding, s_0 = bridge(e)
+                                                        (`decoder_cell`, see `zoo.layers.AttentionWrapperCell`)
+        logits_t = dropout(o_t) O + b                   O: `output.kernel` [output size, target_vocab], b: `output.bias`
+        logits_t = dropout(o_t) E_tgt^T + b             with `tie_embeddings` (b: `output_bias`)
+
+    logits_t scores w_{t+1} given w_1..w_t and the source; the softmax belongs to the loss. With `attention="none"`
+    the decoder sees the source only through s_0 = bridge(e): the lecture's fixed-vector encoder–decoder, whose
+    capacity the attention lifts.
+
+    Args:
+        source_vocab_size: positive int, number of source token ids.
+        target_vocab_size: positive int, number of target token ids.
+        cell: which recurrence, in the encoder and the decoder: "elman", "jordan", "leaky", "lstm" or "gru"
+            (default "lstm").
+        units: positive int, size of every recurrent layer (each direction of the encoder) and of the decoder cell
+            (default 64).
+        encoder_layers: positive int, how many encoder layers are stacked (default 1).
+        bidirectional: whether every encoder layer reads both ways (default `False`); the memory then has size
+            2 * units.
+        embedding_dim: positive int, size of both embeddings (default `None`: the same as `units`).
+        attention: `"none"`, `"bahdanau"` or `"luong"` (default `"luong"`).
+        attention_options: dict of arguments of the mechanism: `zoo.layers.BahdanauAttention` (`units`, default
+            `units`; `normalize`) or `zoo.layers.LuongAttention` (`score`, `units`, `scale`); must be empty without
+            attention.
+        attention_layer_size: positive int or `None` (default): the size of the attentional vector a_t = tanh([c_t;
+            h_t] W_c) that is output and fed back; `None` outputs h_t and feeds back the context c_t. Must be `None`
+            without attention.
+        input_feeding: whether a_{t-1} is concatenated to the decoder's input (default `None`: with attention, yes).
+        bridge: how s_0 comes from the encoder's final states: `"dense"` (default, a learned projection of the top
+            layer's final states, both directions), `"copy"` (unidirectional encoder only: they are the decoder's
+            initial states) or `"zeros"`.
+        dropout: rate in [0, 1) of the dropout on both embeddings and before the output projection, while training
+            (default 0); the cells' own dropout can be set through `cell_options`.
+        tie_embeddings: use E_tgt^T as the output projection, with its own bias (default `False`); needs the decoder's
+            output size (`attention_layer_size`, or `units`) to equal `embedding_dim`.
+        cell_options: dict of further arguments of every recurrent layer and of the decoder cell (`peepholes`,
+            `reset_after`, `alpha`, ...).
+        pad_id: int, the token that right-pads source and target sequences (default 0).
+
+    Call arguments:
+        inputs: `(source, target_in)`: source [batch, S] int32 and target_in [batch, T] int32 (the target shifted
+            right, starting with <bos>), both right-padded with `pad_id`.
+        training: whether dropout is active.
+
+    Returns logits [batch, T, target_vocab_size]. Padded source positions never reach a result: the encoder skips
+    them (its final state is the one at the last real token, in each direction) and the attention gives them weight
+    0. Target padding follows the real tokens and the decoder is causal, so it never reaches a real token's logits.
+
+    Decoding: `initial_state(source)` is the decoder's state before the first target token, a tuple in the layout of
+    `zoo.layers.AttentionWrapperCell` (the memory, its keys and the source mask included, all batch first, so a beam
+    search tiles and reorders them with the rest); `step(tokens [batch], state) -> (logits [batch,
+    target_vocab_size], state)` reads one target token; `alignment(state)` is the step's alignment [batch, S] (the
+    `alignment_fn` of `zoo.decoding.beam_search`, zeros without attention); `source_mask(source)` the real source
+    positions [batch, S].
+
+    Example:
+        ```python
+        model = zoo.models.get("seq2seq_luong", source_vocab_size=60, target_vocab_size=14)
+        logits = model((source, target_in))  # (B, T, 14)
+        out = zoo.decoding.beam_search(model.step, model.initial_state(source), bos, 12, eos_id=3, beam_size=4,
+                                       alignment_fn=model.alignment, source_mask=model.source_mask(source))
+        ```
+
+    References: I. Sutskever, O. Vinyals, Q. V. Le, "Sequence to sequence learning with neural networks", NeurIPS
+    2014; K. Cho et al., "Learning phrase representations using RNN encoder-decoder for statistical machine
+    translation", EMNLP 2014; D. Bahdanau, K. Cho, Y. Bengio, "Neural machine translation by jointly learning to
+    align and translate", ICLR 2015; M.-T. Luong, H. Pham, C. D. Manning, "Effective approaches to attention-based
+    neural machine translation", EMNLP 2015.
+    """
+
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        cell="lstm",
+        units=64,
+        encoder_layers=1,
+        bidirectional=False,
+        embedding_dim=None,
+        attention="luong",
+        attention_options=None,
+        attention_layer_size=None,
+        input_feeding=None,
+        bridge="dense",
+        dropout=0.0,
+        tie_embeddings=False,
+        cell_options=None,
+        pad_id=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.source_vocab_size = arguments.positive_int("source_vocab_size", source_vocab_size)
+        self.target_vocab_size = arguments.positive_int("target_vocab_size", target_vocab_size)
+        self.cell = arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
+        self.units = arguments.positive_int("units", units)
+        self.encoder_layers = arguments.positive_int("encoder_layers", encoder_layers)
+        self.bidirectional = arguments.boolean("bidirectional", bidirectional)
+        self.embedding_dim = (
+            self.units if embedding_dim is None else arguments.positive_int("embedding_dim", embedding_dim)
+        )
+        self.attention = arguments.one_of("attention", attention, ATTENTIONS)
+        self.attention_options = arguments.options("attention_options", attention_options)
+        self.attention_layer_size = attention_layer_size
+        if self.attention == "none":
+            if self.attention_options or attention_layer_size is not None or input_feeding:
+                raise ValueError(
+                    "attention='none' has no mechanism to configure, no attention layer and nothing to feed: expected "
+                    f"attention_options=None, attention_layer_size=None and input_feeding=None or False, got "
+                    f"attention_options={attention_options!r}, attention_layer_size={attention_layer_size!r}, "
+                    f"input_feeding={input_feeding!r}"
+                )
+            self.input_feeding = False
+        else:
+            self.input_feeding = True if input_feeding is None else arguments.boolean("input_feeding", input_feeding)
+        self.bridge = arguments.one_of("bridge", bridge, BRIDGES)
+        self.dropout = arguments.rate("dropout", dropout)
+        self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
+        self.cell_options = arguments.options("cell_options", cell_options)
+        self.pad_id = arguments.token_id("pad_id", pad_id, min(self.source_vocab_size, self.target_vocab_size))
+
+        layer_class = RECURRENT_LAYERS[self.cell]
+        self.source_embedding = keras.layers.Embedding(self.source_vocab_size, self.embedding_dim,
+                                                       name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(self.target_vocab_size, self.embedding_dim,
+                                                       name="target_embedding")
+        self.encoder = []
+        for index in range(self.encoder_layers):
+            layer = layer_class(self.units, return_sequences=True, return_state=True, name=f"{self.cell}_{index}",
+                                **self.cell_options)
+            encoder_cell = layer.cell
+            if self.bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{index}")
+            self.encoder.append(layer)
+        directions = 2 if self.bidirectional else 1
+        self.memory_size = encoder_cell.output_size * directions
+        self.encoder_state_sizes = state_sizes(encoder_cell) * directions
+
+        decoder_cell = layer_class.cell_class(self.units, name=f"{self.cell}_cell", **self.cell_options)
+        if self.bridge == "copy" and self.encoder_state_sizes != state_sizes(decoder_cell):
+            raise ValueError(
+                f"bridge='copy' needs the encoder's final states to have the decoder cell's state sizes "
+                f"{state_sizes(decoder_cell)}, got {self.encoder_state_sizes} (bidirectional={self.bidirectional}); "
+                "use bridge='dense' to project them"
+            )
+        self.decoder_cell = layers.AttentionWrapperCell(
+            decoder_cell,
+            self._mechanism(),
+            memory_size=self.memory_size,
+            attention_layer_size=(
+                None if attention_layer_size is None
+                else arguments.positive_int("attention_layer_size", attention_layer_size)
+            ),
+            input_feeding=self.input_feeding,
+            bridge=self.bridge,
+            encoder_state_size=sum(self.encoder_state_sizes) if self.bridge == "dense" else None,
+            name="decoder_cell",
+        )
+        self.decoder = keras.layers.RNN(self.decoder_cell, return_sequences=True, name="decoder")
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, name="embedding_dropout")
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.output_projection = None
+        if self.tie_embeddings:
+            if self.decoder_cell.output_size != self.embedding_dim:
+                raise ValueError(
+                    f"tie_embeddings needs the decoder's output size to equal embedding_dim, got output size "
+                    f"{self.decoder_cell.output_size} (attention_layer_size={attention_layer_size}, "
+                    f"units={self.units}) and embedding_dim={self.embedding_dim}; pass "
+                    f"embedding_dim={self.decoder_cell.output_size} or tie_embeddings=False"
+                )
+        else:
+            self.output_projection = keras.layers.Dense(self.target_vocab_size, name="output")
+
+    def _mechanism(self):
+        try:
+            if self.attention == "bahdanau":
+                return layers.BahdanauAttention(**{"units": self.units, **self.attention_options}, name="attention")
+            if self.attention == "luong":
+                return layers.LuongAttention(**self.attention_options, name="attention")
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"attention_options {self.attention_options!r} do not fit attention="
+                             f"{self.attention!r}: {error}") from None
+        return None
+
+    def build(self, inputs_shape=None):
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        size = self.embedding_dim
+        for layer in self.encoder:
+            layer.build((None, None, size))
+            size = self.memory_size
+        self.decoder.build((None, None, self.embedding_dim))
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(shape=(self.target_vocab_size,), name="output_bias",
+                                               initializer="zeros")
+        else:
+            self.output_projection.build((None, self.decoder_cell.output_size))
+
+    def source_mask(self, source):
+        """[batch, S] bool, `True` at the real (not padded) source positions."""
+        return ops.not_equal(ops.cast(source, "int32"), self.pad_id)
+
+    def encode(self, source, training=False):
+        """Runs the encoder: returns the memory h̄ [batch, S, memory_size] and the top layer's final states (a list,
+        forward then backward)."""
+        mask = self.source_mask(source)
+        x = self.embedding_dropout(self.source_embedding(ops.cast(source, "int32")), training=training)
+        for layer in self.encoder:
+            x, *final_states = layer(x, mask=mask, training=training)
+        return x, final_states
+
+    def _logits(self, outputs, training):
+        outputs = self.output_dropout(outputs, training=training)
+        if self.tie_embeddings:
+            return ops.matmul(outputs, ops.transpose(self.target_embedding.embeddings)) + self.output_bias
+        return self.output_projection(outputs)
+
+    def _decoder_state(self, source, training):
+        memory, final_states = self.encode(source, training=training)
+        return self.decoder_cell.get_initial_state(
+            memory=memory, memory_mask=self.source_mask(source), encoder_state=final_states
+        )
+
+    def call(self, inputs, training=False):
+        source, target_in = inputs
+        state = self._decoder_state(source, training)
+        y = self.embedding_dropout(self.target_embedding(ops.cast(target_in, "int32")), training=training)
+        return self._logits(self.decoder(y, initial_state=state, training=training), training)
+
+    def initial_state(self, source):
+        return tuple(self._decoder_state(source, training=False))
+
+    def step(self, tokens, state):
+        y = self.target_embedding(ops.cast(tokens, "int32"))
+        output, new_state = self.decoder_cell(y, list(state), training=False)
+        return self._logits(output, training=False), tuple(new_state)
+
+    def alignment(self, state):
+        return layers.latest_alignment(state)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+            "cell": self.cell,
+            "units": self.units,
+            "encoder_layers": self.encoder_layers,
+            "bidirectional": self.bidirectional,
+            "embedding_dim": self.embedding_dim,
+            "attention": self.attention,
+            "attention_options": self.attention_options,
+            "attention_layer_size": self.attention_layer_size,
+            "input_feeding": self.input_feeding,
+            "bridge": self.bridge,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+            "cell_options": self.cell_options,
+            "pad_id": self.pad_id,
+        }
