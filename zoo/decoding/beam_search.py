@@ -78,6 +78,9 @@ def beam_search(
     and the K best candidates of the row become its beams; the model's state follows them (every state tensor is
     reordered by the chosen beams' parents). Row b of the batch occupies rows b * K ... b * K + K - 1 of the tiled
     state. At step 0 only one beam per row exists (the others are absent), so the first K candidates are distinct.
+    Each step only records what it chose (every new beam's token and parent, and the alignments); the hypotheses'
+    tokens and alignments are traced back through the parents once, after the loop, so the cost of a step does not
+    grow with the length of the hypotheses.
 
     Scores (Wu et al. 2016, GNMT, eq. 14):
 
@@ -189,12 +192,12 @@ def beam_search(
         "log_probs": ops.where(first_beam, 0.0, ops.full((n,), ABSENT, "float32")),  # [N]
         "scores": ops.where(first_beam, 0.0, ops.full((n,), ABSENT, "float32")),  # [N]
         "growing": first_beam,  # [N], not finished (an absent beam counts as finished)
-        "lengths": ops.zeros((n,), "int32"),
     }
-    # What each step chose, time major, traced back once at the end: the token of each new beam, its parent (an index
-    # into the step's N beams) and the alignment of each beam before the choice.
+    # What each step chose, time major, traced back once at the end: the token each new beam wrote (-1 where its
+    # parent had finished, so nothing was written), its parent (an index into the step's N beams) and the alignment of
+    # each beam before the choice. A growing beam has t tokens before step t, so lengths need no bookkeeping.
     history = {
-        "tokens": ops.full((max_length, n), pad_id, dtype="int32"),
+        "tokens": ops.full((max_length, n), -1, dtype="int32"),
         "parents": ops.broadcast_to(ops.arange(n, dtype="int32")[None, :], (max_length, n)),
     }
     mask = None
@@ -206,8 +209,8 @@ def beam_search(
             mask = ops.repeat(ops.cast(source_mask, "bool"), k, axis=0)  # [N, S]
 
     def running(t, tokens, state, beams, history):
-        # Every beam has finished after max_length steps at the latest (a growing beam has t tokens at step t, and
-        # finishes when it reaches its row's maximum length), so that is the only test.
+        # No step count needed: a growing beam has t tokens before step t and finishes when it reaches its row's
+        # maximum length (at most max_length), so every beam has finished after max_length steps at the latest.
         return ops.any(beams["growing"])
 
     def advance(t, tokens, state, beams, history):
@@ -227,11 +230,12 @@ def beam_search(
         only_pad = ops.where(ops.equal(token_ids, pad_id), 0.0, ABSENT)  # a finished beam only keeps itself
         candidate_log_probs = beams["log_probs"][:, None] + ops.where(growing[:, None], step_log_probs, only_pad)
         real = candidate_log_probs > ABSENT / 2  # [N, V]
-        lengths = ops.where(growing, beams["lengths"] + 1, beams["lengths"])  # [N], the same for every candidate
-        continuing = ops.logical_and(growing, lengths < row_max)  # [N], unless the candidate's own token is eos
+        # A growing beam's candidates have t + 1 tokens; it goes on unless it reaches its row's maximum length (or
+        # the candidate's own token is eos).
+        continuing = ops.logical_and(growing, t + 1 < row_max)  # [N]
         scores = candidate_log_probs
         if alpha > 0.0:
-            scores = scores / ops.take(penalties, lengths)[:, None]
+            scores = scores / penalties[t + 1]
         if alignment_fn is not None:
             alignment = ops.cast(alignment_fn(state), "float32")  # [N, S], of the step just run
             alignment = ops.where(growing[:, None], alignment, 0.0)
@@ -239,26 +243,28 @@ def beam_search(
             if beta > 0.0:
                 ends = ops.logical_or(ops.logical_not(continuing)[:, None], ops.equal(token_ids, eos_id))  # [N, V]
                 scores = scores + ops.where(ends, gnmt_coverage_penalty(coverage, beta, mask)[:, None], 0.0)
+        if alpha > 0.0 or beta > 0.0:
+            # A finished beam keeps the score it finished with (its log-probability, length and coverage no longer
+            # change, so that is what the penalties would give again).
+            scores = ops.where(growing[:, None], scores, beams["scores"][:, None] + only_pad)
         scores = ops.where(real, scores, ABSENT)
 
         top_scores, chosen = ops.top_k(ops.reshape(scores, (batch, k * vocab)), k, sorted=True)  # [batch, K]
         parents = ops.reshape(row_offsets + chosen // vocab, (n,))
         new_tokens = ops.reshape(chosen % vocab, (n,))
-        log_probs = ops.take(ops.reshape(candidate_log_probs, (-1,)), ops.reshape(row_offsets * vocab + chosen, (n,)))
+        log_probs = ops.take(ops.reshape(candidate_log_probs, (-1,)), parents * vocab + new_tokens)
         present = log_probs > ABSENT / 2
         if usable is not None:
             present = ops.logical_and(present, usable)
+        wrote = ops.take(growing, parents)  # [N], whether the new beam's parent was growing
         new = {
             "log_probs": ops.where(present, log_probs, ABSENT),
-            "scores": ops.where(present, ops.reshape(top_scores, (n,)), ABSENT),
-            "growing": ops.logical_and(ops.logical_and(ops.take(continuing, parents), ops.not_equal(new_tokens, eos_id)),
-                                       present),
-            "lengths": ops.take(lengths, parents),
+            "scores": ops.reshape(top_scores, (n,)),  # of a beam that is not present: never used
+            "growing": ops.logical_and(
+                ops.logical_and(ops.take(continuing, parents), ops.not_equal(new_tokens, eos_id)), present),
         }
-        # A present beam whose parent had finished chose pad_id (its parent's only candidate), so new_tokens is what
-        # the beam writes at t.
         at_t = ops.reshape(t, (1, 1))
-        recorded = {"tokens": new_tokens, "parents": parents}
+        recorded = {"tokens": ops.where(wrote, new_tokens, -1), "parents": parents}
         if alignment_fn is not None:
             new["coverage"] = ops.take(coverage, parents, axis=0)
             recorded["alignments"] = alignment
@@ -268,7 +274,7 @@ def beam_search(
         return t + 1, tokens, state, new, history
 
     loop_state = (ops.convert_to_tensor(0, "int32"), ops.repeat(start_ids, k, axis=0), state, beams, history)
-    steps, _, _, beams, history = ops.while_loop(running, advance, loop_state)
+    _, _, _, beams, history = ops.while_loop(running, advance, loop_state)
 
     # Trace each final beam back through its parents, all steps at once by pointer doubling: after the rounds with
     # shifts 1, 2, 4, ..., ancestors[t] = parents[t] o parents[t + 1] o ... o parents[T - 1] maps a final beam to the
@@ -282,21 +288,19 @@ def beam_search(
         ancestors = ops.take(ops.reshape(ancestors, (-1,)), later + offsets)
         shift *= 2
     beam_at = ops.concatenate([ancestors[1:], identity[None, :]], axis=0)  # [T, N], the beam at step t itself
-    traced = {"tokens": ops.take(ops.reshape(history["tokens"], (-1,)), beam_at + offsets)}  # [T, N]
-    if alignment_fn is not None:
-        alignments = ops.reshape(history["alignments"], (-1, source_length))  # [T * N, S]
-        traced["alignments"] = ops.take(alignments, ancestors + offsets, axis=0)  # [T, N, S]
+    written = ops.transpose(ops.take(ops.reshape(history["tokens"], (-1,)), beam_at + offsets))  # [N, T], -1: none
 
     present = beams["log_probs"] > ABSENT / 2
     minus_inf = ops.full_like(beams["scores"], -np.inf)
     out = {
-        "tokens": ops.where(present[:, None], ops.transpose(traced["tokens"]), pad_id),
-        "lengths": ops.where(present, beams["lengths"], 0),
+        "tokens": ops.where(ops.logical_and(present[:, None], written >= 0), written, pad_id),
+        "lengths": ops.where(present, ops.sum(ops.cast(written >= 0, "int32"), axis=1), 0),
         "scores": ops.where(present, beams["scores"], minus_inf),
         "log_probs": ops.where(present, beams["log_probs"], minus_inf),
     }
     if alignment_fn is not None:
-        out["alignments"] = ops.where(present[:, None, None], ops.transpose(traced["alignments"], (1, 0, 2)), 0.0)
+        alignments = ops.take(ops.reshape(history["alignments"], (-1, source_length)), ancestors + offsets, axis=0)
+        out["alignments"] = ops.where(present[:, None, None], ops.transpose(alignments, (1, 0, 2)), 0.0)  # [N, T, S]
     return {name: ops.reshape(value, (batch, k) + tuple(ops.shape(value)[1:])) for name, value in out.items()}
 
 
