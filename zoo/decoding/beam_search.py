@@ -230,9 +230,9 @@ def beam_search(
         only_pad = ops.where(ops.equal(token_ids, pad_id), 0.0, ABSENT)  # a finished beam only keeps itself
         candidate_log_probs = beams["log_probs"][:, None] + ops.where(growing[:, None], step_log_probs, only_pad)
         real = candidate_log_probs > ABSENT / 2  # [N, V]
-        # A growing beam's candidates have t + 1 tokens; it goes on unless it reaches its row's maximum length (or
-        # the candidate's own token is eos).
-        continuing = ops.logical_and(growing, t + 1 < row_max)  # [N]
+        # A growing beam's candidates have t + 1 tokens: it goes on below its row's maximum length, unless the
+        # candidate's own token is eos.
+        below_max = t + 1 < row_max  # [] or [N], the same for the K beams of a row
         scores = candidate_log_probs
         if alpha > 0.0:
             scores = scores / penalties[t + 1]
@@ -241,6 +241,7 @@ def beam_search(
             alignment = ops.where(growing[:, None], alignment, 0.0)
             coverage = beams["coverage"] + alignment
             if beta > 0.0:
+                continuing = ops.logical_and(growing, below_max)  # [N]
                 ends = ops.logical_or(ops.logical_not(continuing)[:, None], ops.equal(token_ids, eos_id))  # [N, V]
                 scores = scores + ops.where(ends, gnmt_coverage_penalty(coverage, beta, mask)[:, None], 0.0)
         if alpha > 0.0 or beta > 0.0:
@@ -261,7 +262,7 @@ def beam_search(
             "log_probs": ops.where(present, log_probs, ABSENT),
             "scores": ops.reshape(top_scores, (n,)),  # of a beam that is not present: never used
             "growing": ops.logical_and(
-                ops.logical_and(ops.take(continuing, parents), ops.not_equal(new_tokens, eos_id)), present),
+                ops.logical_and(ops.logical_and(wrote, below_max), ops.not_equal(new_tokens, eos_id)), present),
         }
         at_t = ops.reshape(t, (1, 1))
         recorded = {"tokens": ops.where(wrote, new_tokens, -1), "parents": parents}
