@@ -78,6 +78,9 @@ def beam_search(
     and the K best candidates of the row become its beams; the model's state follows them (every state tensor is
     reordered by the chosen beams' parents). Row b of the batch occupies rows b * K ... b * K + K - 1 of the tiled
     state. At step 0 only one beam per row exists (the others are absent), so the first K candidates are distinct.
+    Each step only records what it chose (every new beam's token and parent, and the alignments); the hypotheses'
+    tokens and alignments are traced back through the parents once, after the loop, so the cost of a step does not
+    grow with the length of the hypotheses.
 
     Scores (Wu et al. 2016, GNMT, eq. 14):
 
@@ -173,108 +176,132 @@ def beam_search(
     n = batch * k
     beam_index = ops.arange(k, dtype="int32")[None, :]
     row_offsets = ops.arange(batch, dtype="int32")[:, None] * k  # [batch, 1]
-    if row_beam_size is None:
-        row_beams = ops.full((batch, 1), k, dtype="int32")
-    else:
+    usable = None  # [N], the beams each row uses (None: all)
+    if row_beam_size is not None:
         row_beams = _per_row(row_beam_size, batch, 1, k)
+        usable = ops.reshape(ops.broadcast_to(beam_index < row_beams, (batch, k)), (n,))
     if row_max_length is None:
-        row_max = ops.full((n,), max_length, dtype="int32")
+        row_max = max_length
     else:
         row_max = ops.reshape(ops.repeat(_per_row(row_max_length, batch, 1, max_length), k, axis=1), (n,))
-    unused_beam = ops.reshape(ops.broadcast_to(beam_index >= row_beams, (batch, k)), (n,))
+    penalties = gnmt_length_penalty(ops.arange(max_length + 1, dtype="int32"), alpha) if alpha > 0.0 else None
 
     state = tree.map_structure(lambda s: ops.repeat(s, k, axis=0), initial_state)
-    positions = ops.arange(max_length, dtype="int32")[None, :]
     first_beam = ops.reshape(ops.broadcast_to(ops.equal(beam_index, 0), (batch, k)), (n,))
     beams = {
         "log_probs": ops.where(first_beam, 0.0, ops.full((n,), ABSENT, "float32")),  # [N]
         "scores": ops.where(first_beam, 0.0, ops.full((n,), ABSENT, "float32")),  # [N]
-        "finished": ops.logical_not(first_beam),  # [N]
-        "lengths": ops.zeros((n,), "int32"),
-        "tokens": ops.full((n, max_length), pad_id, dtype="int32"),
+        "growing": first_beam,  # [N], not finished (an absent beam counts as finished)
+    }
+    # What each step chose, time major, traced back once at the end: the token each new beam wrote (-1 where its
+    # parent had finished, so nothing was written), its parent (an index into the step's N beams) and the alignment of
+    # each beam before the choice. A growing beam has t tokens before step t, so lengths need no bookkeeping.
+    history = {
+        "tokens": ops.full((max_length, n), -1, dtype="int32"),
+        "parents": ops.broadcast_to(ops.arange(n, dtype="int32")[None, :], (max_length, n)),
     }
     mask = None
     if alignment_fn is not None:
         source_length = ops.shape(alignment_fn(state))[-1]
         beams["coverage"] = ops.zeros((n, source_length), "float32")
-        beams["alignments"] = ops.zeros((n, max_length, source_length), "float32")
+        history["alignments"] = ops.zeros((max_length, n, source_length), "float32")
         if source_mask is not None:
             mask = ops.repeat(ops.cast(source_mask, "bool"), k, axis=0)  # [N, S]
 
-    def running(t, tokens, state, beams):
-        return ops.logical_and(t < max_length, ops.logical_not(ops.all(beams["finished"])))
+    def running(t, tokens, state, beams, history):
+        # No step count needed: a growing beam has t tokens before step t and finishes when it reaches its row's
+        # maximum length (at most max_length), so every beam has finished after max_length steps at the latest.
+        return ops.any(beams["growing"])
 
-    def advance(t, tokens, state, beams):
+    def advance(t, tokens, state, beams, history):
         logits, state = step(tokens, state)
         step_log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # [N, V], the model's own
         vocab = ops.shape(step_log_probs)[-1]
-        token_ids = ops.arange(vocab, dtype="int32")[None, :]
-        allowed = ops.ones_like(step_log_probs, dtype="bool")
+        token_ids = ops.arange(vocab, dtype="int32")
+        # A candidate that is not allowed gets ABSENT added: its sum rounds to ABSENT or below (and is cut to ABSENT
+        # below), an allowed one gets 0 added, which leaves it as it was.
         if banned_ids:
-            allowed = ops.not_equal(samplers.ban_tokens(ops.zeros_like(step_log_probs), banned_ids),
-                                    samplers.FILTERED_LOGIT)
+            banned = ops.equal(samplers.ban_tokens(ops.zeros((vocab,), "float32"), banned_ids), samplers.FILTERED_LOGIT)
+            step_log_probs = step_log_probs + ops.where(banned, ABSENT, 0.0)
         if min_length > 1:
-            allowed = ops.logical_and(allowed, ops.logical_or(ops.not_equal(token_ids, eos_id), t + 1 >= min_length))
-        growing = ops.logical_not(beams["finished"])  # [N]
-        kept = ops.where(growing[:, None], allowed, ops.equal(token_ids, pad_id))  # a finished beam only keeps itself
-        added = ops.where(growing[:, None], step_log_probs, 0.0)
-        candidate_log_probs = ops.where(kept, beams["log_probs"][:, None] + added, ABSENT)
-        candidate_log_probs = ops.where(candidate_log_probs > ABSENT / 2, candidate_log_probs, ABSENT)
-        lengths = beams["lengths"] + ops.cast(growing, "int32")  # [N], the same for every candidate of a beam
-        ending = ops.logical_or(
-            ops.logical_or(beams["finished"], lengths >= row_max)[:, None], ops.equal(token_ids, eos_id)
-        )  # [N, V]
+            too_short = ops.logical_and(ops.equal(token_ids, eos_id), t + 1 < min_length)
+            step_log_probs = step_log_probs + ops.where(too_short, ABSENT, 0.0)
+        growing = beams["growing"]  # [N]
+        only_pad = ops.where(ops.equal(token_ids, pad_id), 0.0, ABSENT)  # a finished beam only keeps itself
+        candidate_log_probs = beams["log_probs"][:, None] + ops.where(growing[:, None], step_log_probs, only_pad)
+        real = candidate_log_probs > ABSENT / 2  # [N, V]
+        # A growing beam's candidates have t + 1 tokens: it goes on below its row's maximum length, unless the
+        # candidate's own token is eos.
+        below_max = t + 1 < row_max  # [] or [N], the same for the K beams of a row
         scores = candidate_log_probs
         if alpha > 0.0:
-            scores = scores / gnmt_length_penalty(lengths, alpha)[:, None]
+            scores = scores / penalties[t + 1]
         if alignment_fn is not None:
             alignment = ops.cast(alignment_fn(state), "float32")  # [N, S], of the step just run
             alignment = ops.where(growing[:, None], alignment, 0.0)
             coverage = beams["coverage"] + alignment
             if beta > 0.0:
-                scores = scores + ops.where(ending, gnmt_coverage_penalty(coverage, beta, mask)[:, None], 0.0)
-        scores = ops.where(candidate_log_probs > ABSENT / 2, scores, ABSENT)
+                continuing = ops.logical_and(growing, below_max)  # [N]
+                ends = ops.logical_or(ops.logical_not(continuing)[:, None], ops.equal(token_ids, eos_id))  # [N, V]
+                scores = scores + ops.where(ends, gnmt_coverage_penalty(coverage, beta, mask)[:, None], 0.0)
+        if alpha > 0.0 or beta > 0.0:
+            # A finished beam keeps the score it finished with (its log-probability, length and coverage no longer
+            # change, so that is what the penalties would give again).
+            scores = ops.where(growing[:, None], scores, beams["scores"][:, None] + only_pad)
+        scores = ops.where(real, scores, ABSENT)
 
         top_scores, chosen = ops.top_k(ops.reshape(scores, (batch, k * vocab)), k, sorted=True)  # [batch, K]
         parents = ops.reshape(row_offsets + chosen // vocab, (n,))
-        flat_chosen = ops.reshape(chosen, (n,))
-        new_tokens = flat_chosen % vocab
-        picked = parents * vocab + new_tokens
-        log_probs = ops.take(ops.reshape(candidate_log_probs, (-1,)), picked)
-        present = ops.logical_and(log_probs > ABSENT / 2, ops.logical_not(unused_beam))
-        parent_growing = ops.take(growing, parents)
-        written = ops.where(parent_growing, new_tokens, pad_id)
-        at_t = ops.logical_and(ops.equal(positions, t), parent_growing[:, None])
+        new_tokens = ops.reshape(chosen % vocab, (n,))
+        log_probs = ops.take(ops.reshape(candidate_log_probs, (-1,)), parents * vocab + new_tokens)
+        present = log_probs > ABSENT / 2
+        if usable is not None:
+            present = ops.logical_and(present, usable)
+        wrote = ops.take(growing, parents)  # [N], whether the new beam's parent was growing
         new = {
             "log_probs": ops.where(present, log_probs, ABSENT),
-            "scores": ops.where(present, ops.reshape(top_scores, (n,)), ABSENT),
-            "finished": ops.logical_or(ops.take(ops.reshape(ending, (-1,)), picked), ops.logical_not(present)),
-            "lengths": ops.take(lengths, parents),
-            "tokens": ops.where(at_t, written[:, None], ops.take(beams["tokens"], parents, axis=0)),
+            "scores": ops.reshape(top_scores, (n,)),  # of a beam that is not present: never used
+            "growing": ops.logical_and(
+                ops.logical_and(ops.logical_and(wrote, below_max), ops.not_equal(new_tokens, eos_id)), present),
         }
+        at_t = ops.reshape(t, (1, 1))
+        recorded = {"tokens": ops.where(wrote, new_tokens, -1), "parents": parents}
         if alignment_fn is not None:
             new["coverage"] = ops.take(coverage, parents, axis=0)
-            new["alignments"] = ops.where(
-                at_t[:, :, None], ops.take(alignment, parents, axis=0)[:, None, :],
-                ops.take(beams["alignments"], parents, axis=0),
-            )
+            recorded["alignments"] = alignment
+        history = {name: ops.scatter_update(history[name], at_t, recorded[name][None]) for name in history}
         state = tree.map_structure(lambda s: ops.take(s, parents, axis=0), state)
-        tokens = ops.where(new["finished"], pad_id, new_tokens)
-        return t + 1, tokens, state, new
+        tokens = ops.where(new["growing"], new_tokens, pad_id)
+        return t + 1, tokens, state, new, history
 
-    loop_state = (ops.convert_to_tensor(0, "int32"), ops.repeat(start_ids, k, axis=0), state, beams)
-    _, _, _, beams = ops.while_loop(running, advance, loop_state)
+    loop_state = (ops.convert_to_tensor(0, "int32"), ops.repeat(start_ids, k, axis=0), state, beams, history)
+    _, _, _, beams, history = ops.while_loop(running, advance, loop_state)
+
+    # Trace each final beam back through its parents, all steps at once by pointer doubling: after the rounds with
+    # shifts 1, 2, 4, ..., ancestors[t] = parents[t] o parents[t + 1] o ... o parents[T - 1] maps a final beam to the
+    # beam it came from before step t (steps not run have identity parents).
+    identity = ops.arange(n, dtype="int32")
+    offsets = ops.arange(max_length, dtype="int32")[:, None] * n  # [T, 1], where step t starts in a flat history
+    ancestors = history["parents"]  # [T, N]
+    shift = 1
+    while shift < max_length:
+        later = ops.concatenate([ancestors[shift:], ops.broadcast_to(identity[None, :], (shift, n))], axis=0)
+        ancestors = ops.take(ops.reshape(ancestors, (-1,)), later + offsets)
+        shift *= 2
+    beam_at = ops.concatenate([ancestors[1:], identity[None, :]], axis=0)  # [T, N], the beam at step t itself
+    written = ops.transpose(ops.take(ops.reshape(history["tokens"], (-1,)), beam_at + offsets))  # [N, T], -1: none
 
     present = beams["log_probs"] > ABSENT / 2
     minus_inf = ops.full_like(beams["scores"], -np.inf)
     out = {
-        "tokens": ops.where(present[:, None], beams["tokens"], pad_id),
-        "lengths": ops.where(present, beams["lengths"], 0),
+        "tokens": ops.where(ops.logical_and(present[:, None], written >= 0), written, pad_id),
+        "lengths": ops.where(present, ops.sum(ops.cast(written >= 0, "int32"), axis=1), 0),
         "scores": ops.where(present, beams["scores"], minus_inf),
         "log_probs": ops.where(present, beams["log_probs"], minus_inf),
     }
     if alignment_fn is not None:
-        out["alignments"] = ops.where(present[:, None, None], beams["alignments"], 0.0)
+        alignments = ops.take(ops.reshape(history["alignments"], (-1, source_length)), ancestors + offsets, axis=0)
+        out["alignments"] = ops.where(present[:, None, None], ops.transpose(alignments, (1, 0, 2)), 0.0)  # [N, T, S]
     return {name: ops.reshape(value, (batch, k) + tuple(ops.shape(value)[1:])) for name, value in out.items()}
 
 
