@@ -164,25 +164,12 @@ class LanguageModelTask(Task):
         return tf.reduce_sum(nll * mask, axis=1) / self.corpus(config).mean_tokens
 
     def metrics(self, config, targets, predictions):
-        nll, mask = _token_nll(targets, predictions)
-        predicted = tf.argmax(predictions, axis=-1, output_type=targets.dtype)
-        correct = tf.cast(tf.equal(predicted, targets), tf.float32) * mask
-        return {
-            "nll": tf.reduce_sum(nll * mask, axis=1),
-            "tokens": tf.reduce_sum(mask, axis=1),
-            "correct": tf.reduce_sum(correct, axis=1),
-        }
+        return token_sums(targets, predictions, *_token_nll(targets, predictions))
 
     def summarize(self, config, means):
         """Perplexity and token accuracy from the means of the per-sentence sums (their ratio is the ratio of the
         split's sums)."""
-        if "tokens" not in means:
-            return means
-        tokens = max(means.pop("tokens"), 1e-12)
-        summary = dict(means)
-        summary["perplexity"] = math.exp(min(summary.pop("nll") / tokens, 700.0))
-        summary["token_accuracy"] = summary.pop("correct") / tokens
-        return summary
+        return token_summary(means)
 
     # Export.
 
@@ -258,6 +245,30 @@ class Corpus:
 @functools.lru_cache(maxsize=4)
 def _corpus(config_json):
     return Corpus(json.loads(config_json))
+
+
+def token_sums(targets, predictions, nll, mask):
+    """Per-sequence sums [batch] of the token NLL, the real tokens and the correctly predicted ones, from the per-token
+    NLL and mask [batch, T]: what `token_summary` turns into perplexity and token accuracy."""
+    predicted = tf.argmax(predictions, axis=-1, output_type=targets.dtype)
+    correct = tf.cast(tf.equal(predicted, targets), tf.float32) * mask
+    return {
+        "nll": tf.reduce_sum(nll * mask, axis=1),
+        "tokens": tf.reduce_sum(mask, axis=1),
+        "correct": tf.reduce_sum(correct, axis=1),
+    }
+
+
+def token_summary(means):
+    """Perplexity and token accuracy from the means of `token_sums` over a split (their ratio is that of the split's
+    sums); other metrics pass through."""
+    if "tokens" not in means:
+        return means
+    tokens = max(means.pop("tokens"), 1e-12)
+    summary = dict(means)
+    summary["perplexity"] = math.exp(min(summary.pop("nll") / tokens, 700.0))
+    summary["token_accuracy"] = summary.pop("correct") / tokens
+    return summary
 
 
 def _token_nll(targets, predictions):

@@ -26,7 +26,6 @@ string-in string-out signatures are still to come. Not here yet either: schedule
 
 import functools
 import json
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +34,8 @@ import zoo
 from training.data import batching
 from training.data import dates as dates_data
 from training.data import parallel_corpus
+from training.tasks.language_model import token_sums
+from training.tasks.language_model import token_summary
 from training.tasks.task import Task
 from training.text import scores
 from training.text.text_encoder import TextEncoder
@@ -197,25 +198,12 @@ class TranslationTask(Task):
         return tf.reduce_sum(per_token * mask, axis=1) / self.corpus(config).mean_target_tokens
 
     def metrics(self, config, targets, predictions):
-        nll, mask = token_cross_entropy(targets, predictions, 0.0)
-        predicted = tf.argmax(predictions, axis=-1, output_type=targets.dtype)
-        correct = tf.cast(tf.equal(predicted, targets), tf.float32) * mask
-        return {
-            "nll": tf.reduce_sum(nll * mask, axis=1),
-            "tokens": tf.reduce_sum(mask, axis=1),
-            "correct": tf.reduce_sum(correct, axis=1),
-        }
+        return token_sums(targets, predictions, *token_cross_entropy(targets, predictions, 0.0))
 
     def summarize(self, config, means):
         """Perplexity and token accuracy from the means of the per-pair sums (their ratio is that of the split's
         sums)."""
-        if "tokens" not in means:
-            return means
-        tokens = max(means.pop("tokens"), 1e-12)
-        summary = dict(means)
-        summary["perplexity"] = math.exp(min(summary.pop("nll") / tokens, 700.0))
-        summary["token_accuracy"] = summary.pop("correct") / tokens
-        return summary
+        return token_summary(means)
 
     # Decoding.
 
