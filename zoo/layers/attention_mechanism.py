@@ -26,6 +26,20 @@ class AttentionMechanism(keras.layers.Layer):
         valid position gets a zero alignment and a zero context.
     """
 
+    def __init__(self, kernel_initializer="glorot_uniform", kernel_regularizer=None, kernel_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+
+    def _add_kernel(self, shape, name):
+        """A weight with the mechanism's kernel initializer, regularizer and constraint."""
+        return self.add_weight(
+            shape=shape, name=name, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+
     def build(self, query_shape, memory_shape):
         query_shape, memory_shape = tuple(query_shape), tuple(memory_shape)
         name = type(self).__name__
@@ -64,3 +78,11 @@ class AttentionMechanism(keras.layers.Layer):
 
     def compute_output_shape(self, query_shape, memory_shape, memory_mask_shape=None, keys_shape=None):
         return (query_shape[0], memory_shape[-1]), (query_shape[0], memory_shape[1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+        }

@@ -49,18 +49,9 @@ class BahdanauAttention(AttentionMechanism):
         self, units, normalize=False, kernel_initializer="glorot_uniform", kernel_regularizer=None,
         kernel_constraint=None, **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(kernel_initializer, kernel_regularizer, kernel_constraint, **kwargs)
         self.units = arguments.positive_int("units", units)
         self.normalize = arguments.boolean("normalize", normalize)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-
-    def _add_kernel(self, shape, name):
-        return self.add_weight(
-            shape=shape, name=name, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
 
     def build_weights(self, query_dim, memory_dim):
         self.key_size = self.units
@@ -88,7 +79,4 @@ class BahdanauAttention(AttentionMechanism):
             **super().get_config(),
             "units": self.units,
             "normalize": self.normalize,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
         }

@@ -49,7 +49,7 @@ class LuongAttention(AttentionMechanism):
         self, score="general", units=None, scale=False, kernel_initializer="glorot_uniform", kernel_regularizer=None,
         kernel_constraint=None, **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(kernel_initializer, kernel_regularizer, kernel_constraint, **kwargs)
         self.score_function = arguments.one_of("score", score, SCORES)
         if score == "concat":
             self.units = arguments.positive_int("units (of the 'concat' score)", units)
@@ -59,15 +59,6 @@ class LuongAttention(AttentionMechanism):
         else:
             self.units = None
         self.scale = arguments.boolean("scale", scale)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-
-    def _add_kernel(self, shape, name):
-        return self.add_weight(
-            shape=shape, name=name, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
 
     def build_weights(self, query_dim, memory_dim):
         self.memory_kernel = self.query_kernel = self.attention_v = self.attention_g = None
@@ -108,7 +99,4 @@ class LuongAttention(AttentionMechanism):
             "score": self.score_function,
             "units": self.units,
             "scale": self.scale,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
         }
