@@ -4,8 +4,9 @@
                              [--checkpoint=best|latest] [--base_path_prefix=/models]
 
 Writes `<export_base>/<name>/<version>/` (version: the next integer unless given) with the task's signatures:
-`serving_default` (dense tensors in and out) plus the task's own (`regress` for adding, `classify` for latching, over
-serialized tf.Examples; `sample` and `score` for a language model), warmup requests in
+`serving_default` (dense tensors in and out; strings in and out for text tasks) plus the task's own (`regress` for
+adding, `classify` for latching, over serialized tf.Examples; `sample` and `score` for a language model; `translate`
+and `nbest` for translation), warmup requests in
 `assets.extra/tf_serving_warmup_requests`, and adds the model to `<export_base>/models.config`. The version directory
 is written under a temporary name and renamed into place, so a polling server never sees half a version, and nothing
 is left outside it. The SavedModel holds the model's raw `tf.Variable`s, which the TF1 session loader (and so TF
@@ -13,11 +14,13 @@ Serving) needs.
 
 Every signature also has an endpoint that takes its inputs as one dict, which `keras.layers.TFSMLayer` calls:
 `serve` for `serving_default` (Keras's default endpoint name) and `serve_<signature>` for the others (`serve_sample`,
-`serve_score`, `serve_regress`, `serve_classify`), each returning the signature's outputs.
+`serve_score`, `serve_regress`, `serve_classify`, `serve_translate`, `serve_nbest`), each returning the signature's
+outputs.
 
-Ops: the language model's export tokenizes with TensorFlow Text ops, so a Python program that loads it must
-`import tensorflow_text` first (pip package tensorflow-text; stock TensorFlow Serving has the ops built in). Every
-other task's export uses TensorFlow's core ops alone and loads with tensorflow alone.
+Ops: the language model's export tokenizes with TensorFlow Text ops, and so does a translation export whose tokenizer
+splits words (the `files` preset), so a Python program that loads them must `import tensorflow_text` first (pip
+package tensorflow-text; stock TensorFlow Serving has the ops built in). The `dates` translators (characters in and
+out) and every other task's export use TensorFlow's core ops alone and load with tensorflow alone.
 """
 
 import io
@@ -131,7 +134,8 @@ def update_models_config(path, name, base_path):
 def write_saved_model(task, config, model, path):
     """Saves `model`'s SavedModel for `task` at `path`: the task's signatures and their dict endpoints (no warmup
     requests, no models.config entry). What the task's serving module wrote for the save (the language model's
-    vocabulary file) is removed afterwards: the SavedModel holds its own copy under assets/."""
+    vocabulary file, the translation's two) is removed afterwards: the SavedModel holds its own copies under
+    assets/."""
     serving = task.serving_module(config, model)
     try:
         module = ExportModule(model, serving)

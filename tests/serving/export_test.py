@@ -186,6 +186,11 @@ def signature_inputs(task, config, signature):
                 "top_p": np.array([1.0, 1.0, 0.9], "float32"), "seed": np.array([1, 2, 3], "int64")}
     if signature == "score":
         return {"sentences": np.array([b"a dog sleeps", b"some cats that sleep run", b""], dtype=object)}
+    if signature == "translate":
+        return {"source": np.array([b"25 November 2026", b"nov 25 '26", b""], dtype=object),
+                "beam_size": np.array([4, 1, 2], "int32"), "max_length": np.array([12, 5, 12], "int32")}
+    if signature == "nbest":
+        return {"source": np.array([b"2026/11/25", b"Wednesday, 25.11.2026"], dtype=object)}
     raise AssertionError(f"no test inputs for the signature {signature!r}: add them to signature_inputs")
 
 

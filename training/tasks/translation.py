@@ -20,12 +20,19 @@ Each side has its own vocabulary, built from the training split (`<pad>` 0, `<un
 initialised from another (`--init_from`) keeps that run's two vocabularies (config keys `source_vocabulary` and
 `target_vocabulary`), so every id means what it meant to the trained weights.
 
-Exports: for now a dense `serving_default` of ids (source ids in, the greedy translation's target ids out); the
-string-in string-out signatures are still to come. Not here yet either: scheduled sampling.
+Exports (`TranslationServing`): strings in, strings out, with tokenization, vocabulary lookup, beam search and
+detokenization in the graph and both vocabularies under the SavedModel's `assets/`. `serving_default` takes sources
+and returns the best translation of each with its score (the config's `beam_size`, `length_penalty` and
+`decode_length`); `translate` takes a beam size and a maximum length per source as well; `nbest` returns every
+hypothesis of the beam with its scores, tokens and (with attention) its alignment matrix. A translation never holds
+`<pad>` or `<bos>`, nor `<unk>` unless the config sets `allow_unk` (the same in `translate` and so in
+`training.evaluate`). Not here yet: scheduled sampling.
 """
 
 import functools
 import json
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -73,6 +80,7 @@ _COMMON = {
     "decode_length": 12,  # target tokens written at most, <eos> included
     "beam_size": 4,
     "length_penalty": 0.0,
+    "allow_unk": False,  # whether decoding may write <unk> (never <pad> or <bos>), here and in the export
     "bleu_tokenize": "char",  # sacrebleu's BLEU tokenizer (training.text.scores.BLEU_TOKENIZERS)
 }
 
@@ -111,6 +119,7 @@ class TranslationTask(Task):
         super().check_config(config)
         if config["corpus"] not in ("dates", "files"):
             raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
+        _allow_unk(config)
         if config["bleu_tokenize"] not in scores.BLEU_TOKENIZERS:
             raise ValueError(f"bleu_tokenize must be one of {scores.BLEU_TOKENIZERS}, got {config['bleu_tokenize']!r}")
         for side in ("source", "target"):
@@ -209,13 +218,15 @@ class TranslationTask(Task):
 
     def translate(self, config, model, sources, method="greedy", batch_size=256):
         """The translations (str) of `sources` (str): greedy decoding, or beam search with `config["beam_size"]`
-        and `config["length_penalty"]`, at most `config["decode_length"]` target tokens."""
+        and `config["length_penalty"]`, at most `config["decode_length"]` target tokens; `<pad>` and `<bos>` never
+        written, `<unk>` only with `config["allow_unk"]`. Each source is cut to `config["max_length"]` tokens."""
         if method not in ("greedy", "beam"):
             raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
         corpus = self.corpus(config)
         vocabulary = corpus.target.vocabulary
         decode = _decoder(model, method, int(config["decode_length"]), int(config["beam_size"]),
-                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id)
+                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id,
+                          banned_ids(vocabulary, _allow_unk(config)))
         encoded = [ids[: config["max_length"]] for ids in corpus.source.encode_lines(sources)]
         translations = []
         for start in range(0, len(encoded), batch_size):
@@ -244,29 +255,12 @@ class TranslationTask(Task):
 
     # Export.
 
-    def serving_functions(self, config, model):
-        """A minimal dense export, ids in and ids out (the string-in string-out signatures are still to come):
-        serving_default(source_ids: int32 [batch, S], right-padded with <pad> 0) -> tokens: int32 [batch,
-        decode_length] (the greedy translation's target ids, <eos> included, <pad> after it), lengths: int32
-        [batch]."""
-        vocabulary = self.corpus(config).target.vocabulary
-        decode = _decoder(model, "greedy", int(config["decode_length"]), int(config["beam_size"]),
-                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
-        def serving_default(source_ids):
-            tokens, lengths = decode(source_ids)
-            return {"tokens": tf.cast(tokens, tf.int32), "lengths": tf.cast(lengths, tf.int32)}
-
-        return {"serving_default": serving_default}
+    def serving_module(self, config, model):
+        return TranslationServing(self, config, model)
 
     def warmup_inputs(self, config, count=2):
-        """The first `count` test sources as ids, right-padded with <pad> 0."""
-        sources = self.split_data(config)["test"][0][0][:count]
-        ids = np.zeros((len(sources), max(len(x) for x in sources)), "int32")
-        for row, x in enumerate(sources):
-            ids[row, : len(x)] = x
-        return {"source_ids": tf.constant(ids)}
+        """The first `count` test sources, as strings."""
+        return {"source": tf.constant(self.corpus(config).lines["test"][0][:count])}
 
 
 def token_cross_entropy(targets, predictions, label_smoothing=0.0):
@@ -324,10 +318,11 @@ class ParallelCorpus:
         self.unigram_perplexity = float(np.exp(-np.mean(np.log(probabilities[validation]))))
 
     def detokenize(self, tokens, lengths):
-        """Strings from target ids [batch, T] with lengths [batch] (<eos> and what follows dropped, specials
-        dropped)."""
+        """Strings from target ids [batch, T] with lengths [batch]: <eos> and what follows dropped, <pad> and <bos>
+        dropped, <unk> kept as the unknown token (it stands for a word), as `TextEncoder.decode` does in the
+        graph."""
         vocabulary = self.target.vocabulary
-        words, specials = vocabulary.tokens, set(range(len(vocabulary.specials)))
+        words, specials = vocabulary.tokens, {vocabulary.pad_id, vocabulary.bos_id, vocabulary.eos_id}
         rows = []
         for row, length in zip(tokens, lengths):
             kept = []
@@ -345,6 +340,154 @@ class ParallelCorpus:
         return [text.decode("utf-8") for text in self.target.tokenizer.detokenize(ragged).numpy()]
 
 
+class TranslationServing(tf.Module):
+    """The signatures of an exported translation model, with the two sides' tokenizers and vocabulary tables.
+
+    Every input and output has the batch dimension first, so a server can batch requests; a row's result never
+    depends on the other rows of its batch (`zoo.decoding.beam_search` is batch-independent).
+
+    serving_default(source: string [batch]) -> translation: string [batch] (the best hypothesis of a beam search
+        with the config's `beam_size`, `length_penalty` and `decode_length`, detokenized), score: float [batch]
+        (its score s(Y, X), the log-probability divided by the length penalty), log_prob: float [batch] (log P(Y|X),
+        nats), length: int32 [batch] (target tokens written, <eos> included when written)
+    translate(source [batch], beam_size: int32 [batch], max_length: int32 [batch]) -> the same, each row searched
+        with its own beam width (1 is greedy decoding; at most the config's `beam_size`, the static width of the
+        search) and its own maximum number of target tokens (<eos> included; at most the config's
+        `decode_length`). A value out of range fails the request with INVALID_ARGUMENT naming the input and the
+        range. TF Serving has no optional inputs, hence two signatures: serving_default for the config's settings,
+        translate to choose them per row.
+    nbest(source [batch]) -> with K = the config's `beam_size`, T = its `decode_length`, S = the longest source of
+        the batch in tokens (at least 1): translations: string [batch, K] (best first), scores, log_probs: float
+        [batch, K], lengths: int32 [batch, K], output_tokens: string [batch, K, T] (each hypothesis's target tokens,
+        "<eos>" included, "" after its end), source_tokens: string [batch, S] (each source's tokens after the cut, ""
+        after its end), and, for a model with attention, alignments: float [batch, K, T, S] (row t: the attention of
+        the step that wrote output token t over the source tokens; zeros after the hypothesis's end and over ""
+        source positions). A model without attention (`attention="none"`) has no alignments, so that output is left
+        out rather than filled with zeros.
+
+    A source is tokenized as in training and cut to the config's `max_length` tokens; an empty source is translated
+    from no tokens at all, and an empty batch gives empty outputs. A translation never holds `<pad>` or `<bos>`,
+    nor `<unk>` unless `config["allow_unk"]` (then written as the unknown token, "<unk>"): the same choices as
+    `TranslationTask.translate`, whose translations the signatures reproduce.
+
+    The vocabulary files that the tables read, and that saving copies under the SavedModel's assets/
+    (`source_vocabulary.txt`, `target_vocabulary.txt`), are written into a temporary directory of this module's own:
+    `close()` removes it once the module has been saved (or when it is garbage-collected, or at exit).
+    """
+
+    def __init__(self, task, config, model):
+        super().__init__()
+        corpus = task.corpus(config)
+        self.model = model
+        self.max_length = int(config["max_length"])
+        self.decode_length = int(config["decode_length"])
+        self.beam_size = int(config["beam_size"])
+        self.length_penalty = float(config["length_penalty"])
+        self.with_alignments = getattr(model, "attention", "none") != "none"
+        # Copies of the corpus's tokenizers and vocabularies: saving makes their tables, which must be this module's
+        # own (not shared with another module's, nor read from a file that another module's close() removed).
+        self.source = _copy(corpus.source)
+        self.target = _copy(corpus.target)
+        self.banned_ids = banned_ids(self.target.vocabulary, _allow_unk(config))
+        self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
+        self.source.save_vocabulary(os.path.join(self._scratch.name, "source_vocabulary.txt"))
+        self.target.save_vocabulary(os.path.join(self._scratch.name, "target_vocabulary.txt"))
+        source = tf.TensorSpec([None], tf.string, name="source")
+        self.functions = {
+            "serving_default": tf.function(lambda source: self._best(source, None, None), input_signature=[source]),
+            "translate": tf.function(self._translate, input_signature=[
+                source,
+                tf.TensorSpec([None], tf.int32, name="beam_size"),
+                tf.TensorSpec([None], tf.int32, name="max_length"),
+            ]),
+            "nbest": tf.function(self._nbest, input_signature=[source]),
+        }
+
+    def close(self):
+        """Removes the temporary vocabulary files. Call it after saving: the tables cannot be rebuilt without them."""
+        self._scratch.cleanup()
+
+    def _encode(self, source):
+        """The source ids int32 [batch, S] right-padded with <pad>, and the source tokens string [batch, S]
+        right-padded with "", each source cut to max_length tokens; S >= 1 (the decoder's attention reads a
+        column even when every source is empty)."""
+        tokens = self.source.tokenizer.tokenize(source)[:, : self.max_length]
+        pad = self.source.vocabulary.pad_id
+        ids = tf.cast(self.source.vocabulary.encode(tokens).to_tensor(default_value=pad), tf.int32)
+        tokens = tokens.to_tensor(default_value="")
+        extra = [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]]
+        return tf.pad(ids, extra, constant_values=pad), tf.pad(tokens, extra, constant_values="")
+
+    def _search(self, source, row_beam_size, row_max_length, alignments):
+        ids, tokens = self._encode(source)
+        vocabulary = self.target.vocabulary
+        result = beam_search(
+            self.model.step,
+            self.model.initial_state(ids),
+            tf.fill([tf.shape(ids)[0]], vocabulary.bos_id),
+            self.decode_length,
+            vocabulary.eos_id,
+            self.beam_size,
+            length_penalty=self.length_penalty,
+            banned_ids=self.banned_ids,
+            alignment_fn=self.model.alignment if alignments else None,
+            pad_id=vocabulary.pad_id,
+            row_beam_size=row_beam_size,
+            row_max_length=row_max_length,
+        )
+        return result, tokens
+
+    def _best(self, source, row_beam_size, row_max_length):
+        result, _ = self._search(source, row_beam_size, row_max_length, alignments=False)
+        return {
+            "translation": self.target.decode(result["tokens"][:, 0]),
+            "score": tf.cast(result["scores"][:, 0], tf.float32),
+            "log_prob": tf.cast(result["log_probs"][:, 0], tf.float32),
+            "length": tf.cast(result["lengths"][:, 0], tf.int32),
+        }
+
+    def _translate(self, source, beam_size, max_length):
+        checks = []
+        for name, value, limit, what in (
+            ("beam_size", beam_size, self.beam_size, "the export's beam width, the config's beam_size"),
+            ("max_length", max_length, self.decode_length, "target tokens, <eos> included; the config's "
+                                                           "decode_length"),
+        ):
+            message = f"{name} must be in [1, {limit}] ({what})"
+            checks += [
+                tf.debugging.assert_equal(tf.shape(value), tf.shape(source),
+                                          message=f"{name} needs one value per source"),
+                tf.debugging.assert_greater_equal(value, 1, message=message),
+                tf.debugging.assert_less_equal(value, limit, message=message),
+            ]
+        with tf.control_dependencies(checks):
+            source = tf.identity(source)
+        return self._best(source, beam_size, max_length)
+
+    def _nbest(self, source):
+        result, source_tokens = self._search(source, None, None, alignments=self.with_alignments)
+        tokens, lengths = result["tokens"], tf.cast(result["lengths"], tf.int32)
+        batch, k, width = tf.shape(tokens)[0], tf.shape(tokens)[1], tf.shape(tokens)[2]
+        translations = tf.reshape(self.target.decode(tf.reshape(tokens, [batch * k, width])), [batch, k])
+        written = tf.range(width)[None, None, :] < lengths[:, :, None]
+        outputs = {
+            "translations": translations,
+            "scores": tf.cast(result["scores"], tf.float32),
+            "log_probs": tf.cast(result["log_probs"], tf.float32),
+            "lengths": lengths,
+            "output_tokens": tf.where(written, self.target.vocabulary.decode(tokens), ""),
+            "source_tokens": source_tokens,
+        }
+        if self.with_alignments:
+            outputs["alignments"] = tf.cast(result["alignments"], tf.float32)
+        return outputs
+
+
+def _copy(encoder):
+    """A new TextEncoder with the same tokenizer config and tokens as `encoder` (and no tables yet)."""
+    return TextEncoder.from_config(encoder.get_config())
+
+
 def _encoder(lines, tokenizer_config, tokens, config):
     if tokens is not None:
         return TextEncoder(Tokenizer.from_config(dict(tokenizer_config)), Vocabulary(tokens))
@@ -357,10 +500,22 @@ def _corpus(config_json):
     return ParallelCorpus(json.loads(config_json))
 
 
-def _decoder(model, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id):
+def banned_ids(vocabulary, allow_unk):
+    """The target ids a decoder never writes: `<pad>` and `<bos>`, and `<unk>` unless `allow_unk`."""
+    return (vocabulary.pad_id, vocabulary.bos_id) + (() if allow_unk else (vocabulary.unk_id,))
+
+
+def _allow_unk(config):
+    """config["allow_unk"], checked (runs written before the key existed count as False)."""
+    allow_unk = config.get("allow_unk", False)
+    if not isinstance(allow_unk, bool):
+        raise ValueError(f"allow_unk must be True or False, got {allow_unk!r}")
+    return allow_unk
+
+
+def _decoder(model, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned):
     """A tf.function: source ids [batch, S] -> (tokens [batch, decode_length], lengths [batch]) of the best
-    translation. `<pad>` and `<bos>` are never written."""
-    banned = (pad_id, bos_id)
+    translation, never writing the ids of `banned` (`banned_ids`). The decoder reads `bos_id` first."""
 
     @tf.function(reduce_retracing=True)
     def decode(source):
