@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,experiments]'
 	touch $(STAMP)
 
-# The main job: train three small models (adding, latching, a language model), export them to saved_models/, start
-# the model server, query it over REST and gRPC, print the answers, stop it. `make serve` does the same and keeps
-# serving.
+# The main job: train four small models (adding, latching, a language model, a date translator), export them to
+# saved_models/, start the model server, query it over REST and gRPC, print the answers, stop it. `make serve` does
+# the same and keeps serving.
 DEMO_DIR := runs/demo
 .PHONY: demo-models serve
 demo-models: setup
@@ -31,6 +31,8 @@ demo-models: setup
 	$(PY) -m training.train --task=language_model --preset=lstm --model_dir=$(DEMO_DIR)/lm --progress=lines \
 		--override=train_size=20000 --epochs=2
 	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/lm --name=lm
+	$(PY) -m training.train --task=translation --preset=dates --model_dir=$(DEMO_DIR)/dates --progress=lines
+	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/dates --name=dates
 
 demo: demo-models
 	$(PY) -m serving.demo

@@ -4,9 +4,11 @@ and gRPC, print the answers, and stop it (or, with --serve, keep serving and pri
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
     seqzoo-demo [--serve] ...          (the same command, from any directory)
 
-It expects `adding`, `latching` and `lm` exports under --export_base (the Makefile trains and exports them first).
+It expects `adding`, `latching`, `lm` and `dates` exports under --export_base (the Makefile trains and exports them
+first).
 """
 
+import datetime
 import importlib.resources
 import json
 import os
@@ -29,7 +31,14 @@ from serving.commands import module_command  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
-MODELS = ("adding", "latching", "lm")
+MODELS = ("adding", "latching", "lm", "dates")
+# Dates the translator has never seen (its test dates are drawn from the same range; these are written by hand).
+HUMAN_DATES = ("25 November 2026", "nov 25 '26", "Wednesday, 25.11.2026", "2026/11/25", "le 1er mars 1999",
+               "am 9. Oktober 1977", "jueves, 3 de junio de 2049")
+# Inputs unlike anything in training (no year, an impossible day, the US order, words that are no date), where the
+# model is unsure and greedy decoding and beam search are most likely to part ways.
+ODD_DATES = ("25 Nov", "November 2026", "31.02.2026", "11/25/2026", "tomorrow", "Mittwoch", "2026", "25", "le 1er",
+             "12.13.14", "March the fourth", "1.1.", "'26", "el 5 de", "Sunday, 30 February", "19/19/1919")
 # The batching and monitoring configs, read from the installed package (package data), not the current directory.
 CONFIGS = importlib.resources.files("serving") / "configs"
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
@@ -102,11 +111,53 @@ def queries():
     scored = rest.predict("lm", {"sentences": np.array(sentences, dtype=object)}, signature="score")
     for sentence, perplexity in zip(sentences, scored["perplexity"]):
         print(f"  REST score    {sentence!r:36} perplexity {float(perplexity):.2f}")
+    dates(rest, grpc)
     print("\nstatus over REST:", json.dumps(rest.status("adding")))
     with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
     print("metrics:", *counts, sep="\n  ")
     grpc.close()
+
+
+def dates(rest, grpc):
+    """The date translator: a few human dates over REST and gRPC, then greedy decoding against beam search."""
+    from training.data import dates as dates_data
+
+    print("\ndates: an encoder-decoder with Bahdanau attention writes dates in ISO 8601, character by character")
+    by_rest = rest.predict("dates", {"source": np.array(HUMAN_DATES, dtype=object)})
+    by_grpc = grpc.predict("dates", {"source": np.array(HUMAN_DATES, dtype=object)})
+    for source, a, b in zip(HUMAN_DATES, by_rest["translation"], by_grpc["translation"]):
+        print(f"  {source:28} -> REST {_text(a)}   gRPC {_text(b)}")
+    # Greedy decoding (beam 1) against beam search (beam 4), row by row through the `translate` signature: every date
+    # form of a few dates, and odd inputs. Only a difference the model really makes is shown.
+    candidates = list(ODD_DATES) + [dates_data.render(date, form, language)
+                                    for date in (datetime.date(1968, 7, 21), datetime.date(2031, 12, 1))
+                                    for form, language in dates_data.variants()]
+    found = []
+    for start in range(0, len(candidates), 32):  # 2 x 32 rows: the demo server's largest batch
+        chunk = candidates[start : start + 32]
+        count = len(chunk)
+        outputs = grpc.predict("dates", {"source": np.array(chunk * 2, dtype=object),
+                                         "beam_size": np.array([1] * count + [4] * count, np.int32),
+                                         "max_length": np.full(2 * count, 12, np.int32)}, signature="translate")
+        texts, log_probs = [_text(t) for t in outputs["translation"]], outputs["log_prob"]
+        for row, source in enumerate(chunk):
+            if texts[row] != texts[count + row]:
+                found.append((source, texts[row], float(log_probs[row]), texts[count + row],
+                              float(log_probs[count + row])))
+    print(f"  greedy (beam 1) and beam search (beam 4) over gRPC :translate, on {len(candidates)} inputs: "
+          f"{len(found)} differ")
+    for source, greedy, greedy_log_prob, beam, beam_log_prob in found[:3]:
+        print(f"  {source!r:24} greedy {greedy!r} (log P {greedy_log_prob:.2f})   beam {beam!r} (log P "
+              f"{beam_log_prob:.2f})")
+    if not found:
+        print("  (none: on these inputs the trained model's first choices are its best sequences; the n-best list "
+              "below shows how beam search ranks the alternatives)")
+    source = found[0][0] if found else ODD_DATES[0]
+    nbest = rest.predict("dates", {"source": np.array([source], dtype=object)}, signature="nbest")
+    print(f"  REST :predict nbest for {source!r}:")
+    for text, score in zip(nbest["translations"][0], nbest["scores"][0]):
+        print(f"    {_text(text)!r:14} score {float(score):.3f}")
 
 
 def _shown(argument):
@@ -137,6 +188,11 @@ def main(argv):
                   f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/lm:predict -d '{{\"signature_name\": "
                   "\"sample\", \"instances\": [{\"prompt\": \"some cats\", \"temperature\": 0.8, \"top_k\": 0, "
                   "\"top_p\": 0.9, \"seed\": 7}]}'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/dates:predict "
+                  "-d '{\"instances\": [\"25 November 2026\", \"nov 25 '\\''26\"]}'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/dates:predict "
+                  "-d '{\"signature_name\": \"translate\", \"instances\": [{\"source\": \"25 Nov\", "
+                  "\"beam_size\": 1, \"max_length\": 12}]}'\n"
                   f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
             server.wait()
     except KeyboardInterrupt:
