@@ -29,6 +29,7 @@ from serving.client import Client  # noqa: E402
 from serving.client import ServingClientError  # noqa: E402
 from serving.commands import module_command  # noqa: E402
 from training import tasks  # noqa: E402
+from training.data import dates as dates_data  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODELS = ("adding", "latching", "lm", "dates")
@@ -121,8 +122,6 @@ def queries():
 
 def dates(rest, grpc):
     """The date translator: a few human dates over REST and gRPC, then greedy decoding against beam search."""
-    from training.data import dates as dates_data
-
     print("\ndates: an encoder-decoder with Bahdanau attention writes dates in ISO 8601, character by character")
     by_rest = rest.predict("dates", {"source": np.array(HUMAN_DATES, dtype=object)})
     by_grpc = grpc.predict("dates", {"source": np.array(HUMAN_DATES, dtype=object)})

@@ -54,7 +54,8 @@ def test_train_export_serve_query(tmp_path):
     assert [rest for _, rest, _ in translated] == ["2026-11-25", "2026-11-25", "2026-11-25", "2026-11-25",
                                                    "1999-03-01", "1977-10-09", "2049-06-03"], output
     assert all(rest == grpc for _, rest, grpc in translated), output
-    (inputs, differ), = re.findall(r"beam search \(beam 4\) over gRPC :translate, on (\d+) inputs: (\d+) differ", output)
+    ((inputs, differ),) = re.findall(r"beam search \(beam 4\) over gRPC :translate, on (\d+) inputs: (\d+) differ",
+                                      output)
     assert int(inputs) > 50, output  # the odd inputs and every form of two dates
     differences = re.findall(r"greedy '([^']*)' \(log P (-[\d.]+)\)   beam '([^']*)' \(log P (-[\d.]+)\)", output)
     assert len(differences) == min(int(differ), 3), output

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import export
 from tests.training.tasks import runs
 from training.tasks import translation
 from training.text import scores
