@@ -363,7 +363,8 @@ class TranslationServing(tf.Module):
         after its end), and, for a model with attention, alignments: float [batch, K, T, S] (row t: the attention of
         the step that wrote output token t over the source tokens; zeros after the hypothesis's end and over ""
         source positions). A model without attention (`attention="none"`) has no alignments, so that output is left
-        out rather than filled with zeros.
+        out rather than filled with zeros. A request that a server batches with others gets the S of the merged
+        batch: its extra columns are "" and zeros.
 
     A source is tokenized as in training and cut to the config's `max_length` tokens; an empty source is translated
     from no tokens at all, and an empty batch gives empty outputs. A translation never holds `<pad>` or `<bos>`,
