@@ -17,10 +17,10 @@ without XLA. A last run per beam size steps the model alone, with no search, on 
 
 The model is a `Subject`: anything with the decoding step contract of `zoo.decoding` (`initial_state`, `step`).
 Subjects: the LSTM language model; and the `translation` task's model (its `dates` preset, `seq2seq_bahdanau`,
-trained for `--train_steps` steps so that it writes dates that end with <eos>) on sources of two lengths, the dates of the task's test split and a longer sentence (`--long_source`
-tokens, dates joined by commas), whose `initial_state` runs the encoder on the batch's sources (inside the timed
-`tf.function`, so encoding is part of every figure) and whose rows all start from <bos>, at most the task's
-`decode_length` target tokens each.
+trained for `--train_steps` steps so that it writes dates that end with <eos>) on sources of two lengths, the dates of
+the task's test split and a longer sentence (`--long_source` tokens, dates joined by commas). A translation subject's
+`initial_state` runs the encoder on the batch's sources (inside the timed `tf.function`, so encoding is part of every
+figure); its rows all start from <bos>, at most the task's `decode_length` target tokens each.
 """
 
 import collections
