@@ -50,6 +50,7 @@ bench: setup
 	$(PY) -m benchmarks.cells
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.language_models
+	$(PY) -m benchmarks.seq2seq
 	$(PY) -m benchmarks.decoding
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.soak

@@ -15,9 +15,12 @@ and does the beam bookkeeping in NumPy. Before timing, the Python loop must retu
 without XLA. A last run per beam size steps the model alone, with no search, on the same rows for as many steps
 (`step_only`): the Python loop's time over it bounds the speed-up any in-graph search can reach.
 
-The model is a `Subject`: anything with the decoding step contract of `zoo.decoding` (`initial_state`, `step`). Only
-the LSTM language model exists with that contract today; an encoder-decoder joins by adding a `Subject` to `SUBJECTS`
-whose `initial_state` runs its encoder on a batch of sources.
+The model is a `Subject`: anything with the decoding step contract of `zoo.decoding` (`initial_state`, `step`).
+Subjects: the LSTM language model; and the `translation` task's model (its `dates` preset, `seq2seq_bahdanau`,
+trained for `--train_steps` steps so that it writes dates that end with <eos>) on sources of two lengths, the dates of
+the task's test split and a longer sentence (`--long_source` tokens, dates joined by commas). A translation subject's
+`initial_state` runs the encoder on the batch's sources (inside the timed `tf.function`, so encoding is part of every
+figure); its rows all start from <bos>, at most the task's `decode_length` target tokens each.
 """
 
 import collections
@@ -44,8 +47,13 @@ from zoo.decoding import gnmt_length_penalty  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 11, "Interleaved rounds.", lower_bound=1)
 flags.DEFINE_list("batch", ["1", "32"], "Batch sizes (sentences decoded per run): one table each.")
-flags.DEFINE_integer("max_length", 40, "Most tokens of a sentence (the language_model task's max_new_tokens).",
-                     lower_bound=1)
+flags.DEFINE_integer("max_length", 40, "Most tokens of a sentence of the language model (its task's "
+                     "max_new_tokens); a translation's is its task's decode_length.", lower_bound=1)
+flags.DEFINE_list("subjects", ["lm", "dates", "long"], "Models to decode with: lm (the LSTM language model), dates "
+                  "(the translation model on dates), long (the translation model on a longer sentence).")
+flags.DEFINE_integer("long_source", 100, "Source tokens of the longer sentence.", lower_bound=1)
+flags.DEFINE_integer("train_steps", 300, "Adam steps the translation model trains on dates before it decodes, so "
+                     "that its translations end with <eos> as a trained model's do (0: random weights).", lower_bound=0)
 flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
 flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
 
@@ -59,8 +67,11 @@ ABSENT = -1e30  # a hypothesis that does not exist, as in zoo.decoding.beam_sear
 
 
 # What a decoding benchmark needs of a model: `initial_state(batch_size)` -> state (a nest of tensors, leading
-# dimension the batch) and `step(tokens, state)` -> (logits [N, vocab], state), the contract of `zoo.decoding`.
-Subject = collections.namedtuple("Subject", "name initial_state step")
+# dimension the batch) and `step(tokens, state)` -> (logits [N, vocab], state), the contract of `zoo.decoding`;
+# optionally `start_ids(batch_size)` -> int32 [batch] (default: every row its own word, see `benchmark`), the most
+# tokens of a sentence (default `--max_length`) and a description of the rows (for the section).
+Subject = collections.namedtuple("Subject", "name initial_state step start_ids max_length rows",
+                                 defaults=(None, None, None))
 
 
 def lstm_language_model():
@@ -71,10 +82,85 @@ def lstm_language_model():
     model(np.zeros((1, 2), "int32"))
     options = ", ".join(f"{key}={value}" for key, value in config["model_options"].items())
     return Subject(f"LSTM LM (`{config['model']}`, {options}, vocabulary {VOCAB}, random weights)",
-                   model.initial_state, model.step)
+                   model.initial_state, model.step,
+                   rows=f"each row starts from its own word, at most {FLAGS.max_length} tokens")
 
 
-SUBJECTS = (lstm_language_model,)
+def translation_model(source):
+    """The translation task's `dates` preset (its model and sizes, trained `--train_steps` steps), decoding
+    `MAX_BATCH` sources:
+    dates of the test split (`source="dates"`), or longer sentences of `--long_source` tokens (`source="long"`), dates
+    joined by ", " (so the characters are the source vocabulary's)."""
+    task = tasks.get("translation")
+    config = {**task.presets["dates"], "seed": 0, "train_size": 2000, "validation_size": 64, "test_size": 256}
+    corpus = task.corpus(config)
+    keras.utils.set_random_seed(0)
+    model = task.build_model(config)
+    train(task, config, model, FLAGS.train_steps)
+    lines = corpus.lines["test"][0]
+    if source == "long":
+        text = ", ".join(lines)
+        width = FLAGS.long_source
+        if len(text) < MAX_BATCH * width:
+            raise ValueError(f"--long_source={width} asks for more characters than the test dates hold")
+        lines = [text[row * width : (row + 1) * width] for row in range(MAX_BATCH)]
+    encoded = corpus.source.encode_lines(lines[:MAX_BATCH])
+    sources = np.zeros((MAX_BATCH, max(len(ids) for ids in encoded)), "int32")
+    for row, ids in enumerate(encoded):
+        sources[row, : len(ids)] = ids
+    sources = tf.constant(sources)
+    lengths = np.count_nonzero(sources.numpy(), axis=1)
+    options = ", ".join(f"{key}={value}" for key, value in zoo.models.preset(config["model"]).items()
+                        if key in ("units", "embedding_dim", "bidirectional", "attention"))
+    described = ("dates of the test split" if source == "dates"
+                 else f"longer sentences: {FLAGS.long_source} characters of test dates joined by commas")
+    return Subject(
+        f"translation model (`translation` task, `dates` preset: `{config['model']}`, {options}, source vocabulary "
+        f"{corpus.source.vocabulary.size}, target vocabulary {corpus.target.vocabulary.size}, "
+        + (f"trained {FLAGS.train_steps} Adam steps on dates)" if FLAGS.train_steps else "random weights)"),
+        lambda batch: model.initial_state(sources[:batch]), model.step,
+        start_ids=lambda batch: np.full(batch, BOS, np.int32), max_length=int(config["decode_length"]),
+        rows=f"sources: {described} ({lengths.min()} to {lengths.max()} tokens, mean {lengths.mean():.0f}); every "
+             f"row starts from <bos>, at most {config['decode_length']} target tokens (the task's decode_length); "
+             "encoding included",
+    )
+
+
+def train(task, config, model, steps):
+    """`steps` Adam steps of the task's loss on batches of the training split (the preset's batch size, learning rate
+    and clipping), so that the model writes what a trained one writes: dates that end with <eos>."""
+    (sources, target_in), target_out = task.split_data(config)["train"]
+    batch = config["batch_size"]
+    optimizer = keras.optimizers.Adam(config["learning_rate"])
+    model((tf.ones([1, 1], tf.int32), tf.ones([1, 1], tf.int32)))
+
+    @tf.function(reduce_retracing=True)
+    def step(inputs, targets):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(task.loss(config, targets, model(inputs, training=True)))
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+        gradients, _ = tf.clip_by_global_norm(gradients, config["clip_global_norm"])
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+
+    def padded(rows):
+        out = np.zeros((len(rows), max(len(row) for row in rows)), "int32")
+        for index, row in enumerate(rows):
+            out[index, : len(row)] = row
+        return tf.constant(out)
+
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        rows = rng.choice(len(sources), batch, replace=False)
+        step((padded([sources[i] for i in rows]), padded([target_in[i] for i in rows])),
+             padded([target_out[i] for i in rows]))
+
+
+SUBJECTS = {
+    "lm": lstm_language_model,
+    "dates": lambda: translation_model("dates"),
+    "long": lambda: translation_model("long"),
+}
+MAX_BATCH = 32  # the most sources a translation subject holds: the largest --batch
 
 
 def in_graph_runs(subject, batch, max_length):
@@ -192,9 +278,10 @@ def check_same_hypotheses(expected, found, beam_size):
                                err_msg=f"beam {beam_size}: the Python loop's scores differ from beam_search's")
 
 
-def step_only(subject, rows, steps):
-    """A tf.function of start ids [rows] that runs the model's step alone for `steps` steps in one while loop (each
-    step reads the argmax of the last): the model's share of a search over `rows` rows, with no search around it."""
+def step_only(subject, batch, beam_size, steps):
+    """A tf.function of start ids [batch * beam_size] that runs the model's step alone for `steps` steps in one while
+    loop (each step reads the argmax of the last) on the initial state of `batch` rows repeated `beam_size` times, as
+    a beam search tiles it: the model's share of a search, with no search around it."""
 
     @tf.function
     def run(tokens):
@@ -202,7 +289,7 @@ def step_only(subject, rows, steps):
             logits, state = subject.step(tokens, state)
             return t + 1, tf.argmax(logits, axis=-1, output_type=tf.int32), state
 
-        state = subject.initial_state(rows)
+        state = tf.nest.map_structure(lambda s: tf.repeat(s, beam_size, axis=0), subject.initial_state(batch))
         return tf.while_loop(lambda t, tokens, state: t < steps, advance, (0, tokens, state))[1]
 
     return run
@@ -211,10 +298,15 @@ def step_only(subject, rows, steps):
 def benchmark(subject, batch):
     """Times every decoder on one subject and batch size: ({(method, loop): [seconds per round]}, {(method, loop):
     mean length of the best hypotheses})."""
-    # Every row starts from its own token (from an encoder, every row would start from its own state): rows that
-    # decoded alike would hide errors in the bookkeeping's row indexing.
-    start_ids = tf.constant(np.random.default_rng(0).integers(FIRST_WORD, VOCAB, size=batch), tf.int32)
-    functions = in_graph_runs(subject, batch, FLAGS.max_length)
+    # Every row starts from its own token (or, from an encoder, its own state): rows that decoded alike would hide
+    # errors in the bookkeeping's row indexing.
+    if subject.start_ids is None:
+        start_ids = np.random.default_rng(0).integers(FIRST_WORD, VOCAB, size=batch)
+    else:
+        start_ids = subject.start_ids(batch)
+    start_ids = tf.constant(start_ids, tf.int32)
+    max_length = subject.max_length or FLAGS.max_length
+    functions = in_graph_runs(subject, batch, max_length)
     runs, lengths = {}, {}
     for (method, compiler), function in functions.items():
         out = function(start_ids)  # trace, compile, warm up
@@ -225,15 +317,17 @@ def benchmark(subject, batch):
             lengths[method, compiler] = float(np.mean(out["lengths"].numpy()[:, 0]))
             runs[method, compiler] = lambda function=function: function(start_ids)["tokens"].numpy()
     step = reordering_step(subject)
-    initial_state = subject.initial_state(batch)
+    # The Python loop starts, as the in-graph runs do, from the initial state (a translation model's encoder run on
+    # the sources), made by one tf.function call per run.
+    initial_state = tf.function(lambda: subject.initial_state(batch))
     host_start_ids = start_ids.numpy()
     for k in BEAMS:
-        found = python_beam_search(step, initial_state, host_start_ids, FLAGS.max_length, k)  # also warms up
+        found = python_beam_search(step, initial_state(), host_start_ids, max_length, k)  # also warms up
         check_same_hypotheses(functions[f"beam {k}", "tf.function"](start_ids), found, k)
         lengths[f"beam {k}", "Python loop"] = float(np.mean(found["lengths"][:, 0]))
         runs[f"beam {k}", "Python loop"] = (
-            lambda k=k: python_beam_search(step, initial_state, host_start_ids, FLAGS.max_length, k))
-        floor = step_only(subject, k * batch, found["steps"])  # as many steps as the search, on its K x batch rows
+            lambda k=k: python_beam_search(step, initial_state(), host_start_ids, max_length, k))
+        floor = step_only(subject, batch, k, found["steps"])  # as many steps as the search, on its K x batch rows
         tiled_start_ids = tf.repeat(start_ids, k)
         floor(tiled_start_ids)
         runs[f"beam {k}", "step only"] = lambda floor=floor, ids=tiled_start_ids: floor(ids).numpy()
@@ -250,16 +344,16 @@ def section(results):
         "## Decoding: greedy and beam search in one graph, against a Python loop (`benchmarks/decoding.py`)",
         "",
         f"Command: `python -m benchmarks.decoding --rounds={FLAGS.rounds} --batch={','.join(FLAGS.batch)} "
-        f"--max_length={FLAGS.max_length}{' --shared_machine' if FLAGS.shared_machine else ''}` (`make bench` runs "
-        f"these defaults{', without --shared_machine' if FLAGS.shared_machine else ''}), "
-        f"{datetime.date.today().isoformat()}.",
+        f"--max_length={FLAGS.max_length} --subjects={','.join(FLAGS.subjects)} --long_source={FLAGS.long_source} "
+        f"--train_steps={FLAGS.train_steps}"
+        f"{' --shared_machine' if FLAGS.shared_machine else ''}`{_make_bench()}, {datetime.date.today().isoformat()}.",
         f"Machine: {report.machine()}." + (
             " Other jobs shared the machine's cores during the run, so the absolute figures wander from run to run; "
             "the ratios, taken within each round, hold better." if FLAGS.shared_machine else ""),
         "",
-        "Each run decodes a batch of sentences (each row starts from its own word; one table per batch size), at "
-        f"most {FLAGS.max_length} tokens each, <eos> ending a sentence, <pad>, <unk> and <bos> banned, length penalty "
-        f"alpha = {LENGTH_PENALTY} for beam search; median over {FLAGS.rounds} interleaved rounds.",
+        "Each run decodes a batch of sentences (one table per model, kind of rows and batch size), <eos> ending a "
+        f"sentence, <pad>, <unk> and <bos> banned, length penalty alpha = {LENGTH_PENALTY} for beam search; median "
+        f"over {FLAGS.rounds} interleaved rounds.",
         "",
         "In-graph: `zoo.decoding.generate` (greedy) and `zoo.decoding.beam_search`, each the whole search in one "
         "`tf.function`, without and with XLA (`jit_compile=True`). Python loop: per step, one call of a `tf.function` "
@@ -276,14 +370,13 @@ def section(results):
     for subject, batch, times, lengths in results:
         if subject.name not in described:
             described.add(subject.name)
-            lines += [
-                "",
-                f"Model: the {subject.name}. With random weights the next-token distribution is nearly flat and "
-                "<eos> rarely wins, so most hypotheses run to or near the maximum length (the mean length column).",
-            ]
+            lines += ["", f"Model: the {subject.name}."]
+            if "random weights" in subject.name:
+                lines[-1] += (" With random weights the next-token distribution is nearly flat and <eos> rarely "
+                              "wins, so most hypotheses run to or near the maximum length (the mean length column).")
         lines += [
             "",
-            f"Batch of {batch}:",
+            f"Batch of {batch}, {subject.rows}:",
             "",
             "| decoder | loop | sentences/s | tokens of the best hypothesis (mean) | speed-up over the Python loop |",
             "|---|---|---|---|---|",
@@ -312,12 +405,22 @@ def section(results):
                           "the step could not reach the target; only a faster step (XLA, or a lighter one) can.")
     lines += [
         "",
-        "Only the LSTM language model has the decoding step contract (`initial_state`, `step`) today. The benchmark "
-        "takes its models as `Subject`s (`SUBJECTS` in the file), so an encoder-decoder joins it as another "
-        "`Subject`, whose initial state comes from its encoder.",
+        "The benchmark takes its models as `Subject`s (`SUBJECTS` in the file): anything with the decoding step "
+        "contract of `zoo.decoding` (`initial_state`, `step`). A translation subject's initial state runs the "
+        "encoder on the batch's sources inside the timed function, so its figures include encoding; so do the Python "
+        "loop's, which encodes in one `tf.function` call before its first step.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _make_bench():
+    defaults = all(FLAGS[name].value == FLAGS[name].default
+                   for name in ("rounds", "batch", "max_length", "subjects", "long_source", "train_steps"))
+    if not defaults:
+        return ""
+    return " (`make bench` runs these defaults, without --shared_machine)" if FLAGS.shared_machine else (
+        " (`make bench` runs these defaults)")
 
 
 LOOPS = {"tf.function": "in-graph (tf.function)", "XLA": "in-graph (XLA)",
@@ -331,9 +434,14 @@ def main(argv):
     batches = [int(batch) for batch in FLAGS.batch]
     if not batches or min(batches) < 1:
         raise ValueError(f"--batch must list positive batch sizes, got {FLAGS.batch}")
+    unknown = [name for name in FLAGS.subjects if name not in SUBJECTS]
+    if unknown or not FLAGS.subjects:
+        raise ValueError(f"--subjects must list subjects among {sorted(SUBJECTS)}, got {FLAGS.subjects}")
+    if max(batches) > MAX_BATCH and set(FLAGS.subjects) & {"dates", "long"}:
+        raise ValueError(f"a translation subject decodes at most {MAX_BATCH} sources, got --batch={FLAGS.batch}")
     results = []
-    for build in SUBJECTS:
-        subject = build()
+    for name in FLAGS.subjects:
+        subject = SUBJECTS[name]()
         for batch in batches:
             times, lengths = benchmark(subject, batch)
             order = [(method, loop) for method in ("greedy",) + tuple(f"beam {k}" for k in BEAMS) for loop in LOOPS
