@@ -70,7 +70,7 @@ def test_the_comparison_trains_both_sides_and_writes_a_row_each(tmp_path):
     assert [(row[0][2:].split(" (")[0], row[1].split(" ")[0]) for row in rows] == [
         ("dates", "Keras"), ("dates", "zoo"),
         ("synthetic language pair", "Keras"), ("synthetic language pair", "zoo"), ("synthetic language pair", "zoo")]
-    assert "attention_layer_size 8)" in rows[3][1] and "attention_layer_size 16)" in rows[4][1]
+    assert "attention_layer_size 16)" in rows[3][1] and "attention_layer_size 8)" in rows[4][1]
     for row in rows:
         parameters, epochs = int(row[2].replace(",", "")), int(row[3])
         assert parameters > 1000 and epochs == 1
