@@ -92,7 +92,10 @@ _FILES = {
     "source_tokenizer": {"level": "word", "split": "unspaced_scripts"},
     "target_tokenizer": {"level": "word", "split": "unspaced_scripts"},
     "model": "seq2seq_luong",
-    "model_options": {"units": 256, "embedding_dim": 256, "attention_layer_size": 256},
+    # The attentional vector as wide as the bidirectional encoder's memory (2 * units): at the size of the Keras peer
+    # (training.experiments.keras_peer) an attentional vector of `units` learned far more slowly (test BLEU 31
+    # against 98 after 5 epochs on the synthetic language pair, three seeds) for 17% fewer parameters.
+    "model_options": {"units": 256, "embedding_dim": 256, "attention_layer_size": 512},
     "max_length": 100,
     "decode_length": 100,
     "epochs": 10,
