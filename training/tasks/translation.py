@@ -34,6 +34,7 @@ import zoo
 from training.data import batching
 from training.data import dates as dates_data
 from training.data import parallel_corpus
+from training.tasks import scheduled_sampling
 from training.tasks.language_model import token_sums
 from training.tasks.language_model import token_summary
 from training.tasks.task import Task
@@ -65,6 +66,9 @@ _COMMON = {
     "model": "seq2seq_bahdanau",
     "model_options": {},
     "label_smoothing": 0.0,
+    # None (teacher forcing) or a schedule of the probability that the decoder reads its own tokens, e.g.
+    # {"schedule": "inverse_sigmoid", "k": 300} (training.tasks.scheduled_sampling).
+    "scheduled_sampling": None,
     "batch_size": 64,
     "learning_rate": 3e-3,
     "clip_global_norm": 5.0,
@@ -111,6 +115,7 @@ class TranslationTask(Task):
         super().check_config(config)
         if config["corpus"] not in ("dates", "files"):
             raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
+        scheduled_sampling.check(config.get("scheduled_sampling"))
         if config["bleu_tokenize"] not in scores.BLEU_TOKENIZERS:
             raise ValueError(f"bleu_tokenize must be one of {scores.BLEU_TOKENIZERS}, got {config['bleu_tokenize']!r}")
         for side in ("source", "target"):
@@ -190,6 +195,27 @@ class TranslationTask(Task):
             target_vocab_size=corpus.target.vocabulary.size,
             **config["model_options"],
         )
+
+    def train_predictions(self, config, model, inputs, step):
+        """Teacher forcing; with `scheduled_sampling`, the decoder reads its own tokens with the schedule's
+        probability at `step`, its numbers drawn from (seed, step, replica): a resumed run draws what the
+        uninterrupted one would have."""
+        options = config.get("scheduled_sampling")
+        if options is None:
+            return model(inputs, training=True)
+        context = tf.distribute.get_replica_context()
+        replicas = tf.cast(context.num_replicas_in_sync if context else 1, tf.int64)
+        replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int64)
+        seed = tf.stack([tf.constant(config["seed"], tf.int64), tf.cast(step, tf.int64) * replicas + replica])
+        return model(inputs, training=True, sampling_probability=scheduled_sampling.sampling_probability(options, step),
+                     sampling_seed=seed)
+
+    def train_scalars(self, config, step):
+        """The scheduled sampling probability at `step` (as `sampling_probability`), when it is on."""
+        options = config.get("scheduled_sampling")
+        if options is None:
+            return {}
+        return {"sampling_probability": float(scheduled_sampling.sampling_probability(options, step))}
 
     def loss(self, config, targets, predictions):
         per_token, mask = token_cross_entropy(targets, predictions, config["label_smoothing"])
