@@ -351,6 +351,11 @@ def test_scheduled_sampling_gradients_reach_every_weight():
     for variable, g, expected in zip(model.trainable_variables, sampled, teacher):
         assert np.all(np.isfinite(g)) and np.any(g != 0), variable.path
     assert not all(np.allclose(g, expected, atol=1e-4) for g, expected in zip(sampled, teacher))
+    # The target embedding learns from exactly the tokens read: <bos>, then the model's own.
+    _, read = run_scheduled_steps(model, source, target, 1.0, seed=1)
+    index = [v.path for v in model.trainable_variables].index(model.target_embedding.embeddings.path)
+    rows_learning = np.flatnonzero(np.abs(sampled[index]).sum(-1))
+    np.testing.assert_array_equal(rows_learning, np.unique(read))
 
 
 def test_scheduled_sampling_dropout_is_the_dropout_of_call():
