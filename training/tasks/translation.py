@@ -8,6 +8,15 @@ smoothing (Szegedy et al., 2016): the target distribution is (1 - eps) one-hot +
 summed, unsmoothed token NLL). `training.evaluate` adds what needs decoded strings (`decode_metrics`): exact match,
 corpus BLEU and chrF (sacrebleu, `training.text.scores`) of greedy and of beam-search translations.
 
+Scheduled sampling (Bengio et al. 2015), optional: teacher forcing never shows the decoder its own mistakes, which it
+reads when it translates. With `scheduled_sampling` set (e.g. `{"schedule": "inverse_sigmoid", "k": 300}`; the
+schedules and their keys are in `training.tasks.scheduled_sampling`), training step i calls the model with
+`sampling_probability` p_i = 1 - eps_i: each decoder step after the first reads, with probability p_i, a token drawn
+from the model's own softmax of the step before instead of the reference's (`zoo.models.Seq2Seq`). The trainer hands
+the task the step count (`train_predictions`), so a resumed run continues the schedule, and the draws are seeded by
+(seed, step, replica). p_i is logged to TensorBoard as `sampling_probability` (`train_scalars`). The loss, the
+metrics and evaluation are unchanged: validation is teacher-forced, decoding reads its own tokens anyway.
+
 Corpora:
 - "dates": dates written the ways people write them, in four languages, to ISO 8601 (`training.data.dates`), seeded;
   the test and validation dates are never seen in training, in any form. Characters in, characters out.
@@ -21,7 +30,7 @@ initialised from another (`--init_from`) keeps that run's two vocabularies (conf
 `target_vocabulary`), so every id means what it meant to the trained weights.
 
 Exports: for now a dense `serving_default` of ids (source ids in, the greedy translation's target ids out); the
-string-in string-out signatures are still to come. Not here yet either: scheduled sampling.
+string-in string-out signatures are still to come.
 """
 
 import functools

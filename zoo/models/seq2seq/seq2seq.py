@@ -1,5 +1,6 @@
 """Seq2Seq: the encoder–decoder of Sutskever et al. (2014) and Cho et al. (2014), with the attention of Bahdanau et
-al. (2015) or Luong et al. (2015), or none."""
+al. (2015) or Luong et al. (2015), or none; trained by teacher forcing, or with the scheduled sampling of Bengio et al.
+(2015)."""
 
 import numbers
 
