@@ -330,7 +330,7 @@ def logged(model_dir, tag):
 
 @pytest.mark.slow
 def test_a_run_with_scheduled_sampling_trains_follows_its_schedule_and_resumes_exactly(tmp_path):
-    # Three short runs on dates (12 steps of 64 pairs): about 45 s on 2 cores.
+    # Three short runs on dates (12 steps of 64 pairs each): about 30 s on 2 cores.
     options = {"schedule": "linear", "k": 1.0, "c": 0.08}  # from teacher forcing to p = 0.88 at the 12th step
     task, config = make_config(**SMALL, steps=12, log_every_steps=2, checkpoint_every_steps=4,
                                scheduled_sampling=options)

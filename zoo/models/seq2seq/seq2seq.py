@@ -343,11 +343,9 @@ class Seq2Seq(keras.Model):
                 ops.ones((batch, time, self.decoder_cell.output_size), dtype=y.dtype), training=True
             )
             columns = [y * embedding_scale, *columns[1:], embedding_scale, output_scale]
-        return self._scheduled_decoder(ops.concatenate(columns, axis=-1), initial_state=[*state, self._no_logits(
-            batch, y.dtype)], training=training)
-
-    def _no_logits(self, batch, dtype):
-        return ops.zeros((batch, self.target_vocab_size), dtype=dtype)
+        no_logits = ops.zeros((batch, self.target_vocab_size), dtype=y.dtype)  # before the first step
+        return self._scheduled_decoder(ops.concatenate(columns, axis=-1), initial_state=[*state, no_logits],
+                                       training=training)
 
     def initial_state(self, source):
         return tuple(self._decoder_state(source, training=False))
