@@ -9,7 +9,8 @@ What a run leaves in its model_dir:
     checkpoints/           the last `keep_checkpoints` checkpoints: model, optimizer, step, epoch, step in epoch, best
     best/                  the model at its best validation metric: a checkpoint, model.keras (a Keras file that
                            `keras.saving.load_model` opens after `import zoo`) and best.json (metric, value, step)
-    logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm
+    logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm, and the values of
+                           the task's training schedules (`Task.train_scalars`, e.g. a scheduled sampling probability)
     metrics.json           the final training and validation metrics, and the best checkpoint's
 
 Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: the training stream's

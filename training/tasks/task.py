@@ -77,7 +77,7 @@ class Task(abc.ABC):
 
     def train_scalars(self, config, step):
         """{name: float}: the values of the task's training schedules at `step` (counted as in
-        `train_predictions`), which the trainer writes to TensorBoard beside the training loss. None by default."""
+        `train_predictions`), which the trainer writes to TensorBoard beside the training loss. Empty by default."""
         return {}
 
     def check_config(self, config):
