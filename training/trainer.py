@@ -9,7 +9,8 @@ What a run leaves in its model_dir:
     checkpoints/           the last `keep_checkpoints` checkpoints: model, optimizer, step, epoch, step in epoch, best
     best/                  the model at its best validation metric: a checkpoint, model.keras (a Keras file that
                            `keras.saving.load_model` opens after `import zoo`) and best.json (metric, value, step)
-    logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm
+    logs/train, logs/validation   TensorBoard: loss, metrics, learning rate, gradient global norm, and the values of
+                           the task's training schedules (`Task.train_scalars`, e.g. a scheduled sampling probability)
     metrics.json           the final training and validation metrics, and the best checkpoint's
 
 Running again with the same model_dir resumes from the latest checkpoint, mid-epoch included: the training stream's
@@ -232,12 +233,14 @@ class Trainer:
 
     def train_step(self, batch):
         """One optimization step on a distributed batch; returns the step's sums over examples as floats."""
-        return {key: float(value) for key, value in self._train_step(batch).items()}
+        # The step count goes in as a tensor (not the variable, which lives on the host), for the task's schedules.
+        step = tf.constant(int(self.step), tf.int64)
+        return {key: float(value) for key, value in self._train_step(batch, step).items()}
 
-    def _replica_train_step(self, inputs, targets, weights):
+    def _replica_train_step(self, inputs, targets, weights, step):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            predictions = self.model(inputs, training=True)
+            predictions = self.task.train_predictions(self.config, self.model, inputs, step)
             per_example = self.task.loss(self.config, targets, predictions)
             loss = tf.reduce_sum(per_example * weights) / self.global_batch
             if self.model.losses:
@@ -272,8 +275,8 @@ class Trainer:
         predictions = self.model(inputs, training=False)
         return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights)
 
-    def _distributed_train_step(self, batch):
-        sums = self.strategy.run(self._replica_train_step, args=batch)
+    def _distributed_train_step(self, batch, step):
+        sums = self.strategy.run(self._replica_train_step, args=(*batch, step))
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
     def _distributed_eval_step(self, batch):
@@ -442,6 +445,8 @@ class Trainer:
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("gradient_global_norm", grad_norm)
             tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)))
+            for name, value in self.task.train_scalars(self.config, step - 1).items():  # the step just taken
+                tf.summary.scalar(name, value)
 
     def _log_epoch(self, train, validation, seconds):
         step = int(self.step)

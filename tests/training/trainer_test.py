@@ -108,6 +108,37 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert int(clean.step) == 16 and all(np.all(np.isfinite(w)) for w in weights(clean))
 
 
+class StepRecording(AddingTask):
+    """The adding task, recording the step the trainer hands its training call, and logging a schedule of it."""
+
+    def __init__(self):
+        self.last_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+
+    def train_predictions(self, config, model, inputs, step):
+        self.last_step.assign(step)
+        return super().train_predictions(config, model, inputs, step)
+
+    def train_scalars(self, config, step):
+        return {"twice_the_step": 2.0 * step}
+
+
+def test_the_task_sees_the_steps_taken_before_each_step_and_a_resumed_run_goes_on_counting(tmp_path):
+    task = StepRecording()
+    make_trainer(tmp_path, task=task, steps=5, log_every_steps=2).fit()
+    assert int(task.last_step) == 4  # the fifth step had four before it
+    task = StepRecording()
+    make_trainer(tmp_path, task=task, steps=9, log_every_steps=2).fit()
+    assert int(task.last_step) == 8
+    logged = {}
+    for path in glob.glob(str(tmp_path / "logs" / "train" / "events*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "twice_the_step":
+                    logged[event.step] = float(tf.make_ndarray(value.tensor))
+    # Logged every 2 steps, at the step just taken (step s had s - 1 before it), across the resumption.
+    assert logged == {2: 2.0, 4: 6.0, 6: 10.0, 8: 14.0}
+
+
 @pytest.mark.parametrize("knob, bound", [("clip_global_norm", "norm"), ("clip_value", "max")])
 def test_gradient_clipping_bounds_the_update(tmp_path, knob, bound):
     def update(**overrides):

@@ -68,6 +68,18 @@ class Task(abc.ABC):
 
     # Defaults.
 
+    def train_predictions(self, config, model, inputs, step):
+        """The model's predictions on a training batch, in the trainer's replica step (under its gradient tape and,
+        with a strategy, once per replica): `model(inputs, training=True)`. A task whose training calls the model
+        on a schedule (the translation task's scheduled sampling) reads `step`: an int64 scalar tensor, the number
+        of training steps taken before this one (0 at the first; a resumed run goes on from its checkpoint's)."""
+        return model(inputs, training=True)
+
+    def train_scalars(self, config, step):
+        """{name: float}: the values of the task's training schedules at `step` (counted as in
+        `train_predictions`), which the trainer writes to TensorBoard beside the training loss. Empty by default."""
+        return {}
+
     def check_config(self, config):
         """Raises a ValueError naming the first config value that is out of range: every numeric value
         (`training.config.NUMERIC`), then what a task needs of their combination."""

@@ -8,6 +8,15 @@ smoothing (Szegedy et al., 2016): the target distribution is (1 - eps) one-hot +
 summed, unsmoothed token NLL). `training.evaluate` adds what needs decoded strings (`decode_metrics`): exact match,
 corpus BLEU and chrF (sacrebleu, `training.text.scores`) of greedy and of beam-search translations.
 
+Scheduled sampling (Bengio et al. 2015), optional: teacher forcing never shows the decoder its own mistakes, which it
+reads when it translates. With `scheduled_sampling` set (e.g. `{"schedule": "inverse_sigmoid", "k": 300}`; the
+schedules and their keys are in `training.tasks.scheduled_sampling`), training step i calls the model with
+`sampling_probability` p_i = 1 - eps_i: each decoder step after the first reads, with probability p_i, a token drawn
+from the model's own softmax of the step before instead of the reference's (`zoo.models.Seq2Seq`). The trainer hands
+the task the step count (`train_predictions`), so a resumed run continues the schedule, and the draws are seeded by
+(seed, step, replica). p_i is logged to TensorBoard as `sampling_probability` (`train_scalars`). The loss, the
+metrics and evaluation are unchanged: validation is teacher-forced, decoding reads its own tokens anyway.
+
 Corpora:
 - "dates": dates written the ways people write them, in four languages, to ISO 8601 (`training.data.dates`), seeded;
   the test and validation dates are never seen in training, in any form. Characters in, characters out.
@@ -26,7 +35,7 @@ and returns the best translation of each with its score (the config's `beam_size
 `decode_length`); `translate` takes a beam size and a maximum length per source as well; `nbest` returns every
 hypothesis of the beam with its scores, tokens and (with attention) its alignment matrix. A translation never holds
 `<pad>` or `<bos>`, nor `<unk>` unless the config sets `allow_unk` (the same in `translate` and so in
-`training.evaluate`). Not here yet: scheduled sampling.
+`training.evaluate`).
 """
 
 import functools
@@ -41,6 +50,7 @@ import zoo
 from training.data import batching
 from training.data import dates as dates_data
 from training.data import parallel_corpus
+from training.tasks import scheduled_sampling
 from training.tasks.language_model import token_sums
 from training.tasks.language_model import token_summary
 from training.tasks.task import Task
@@ -72,6 +82,9 @@ _COMMON = {
     "model": "seq2seq_bahdanau",
     "model_options": {},
     "label_smoothing": 0.0,
+    # None (teacher forcing) or a schedule of the probability that the decoder reads its own tokens, e.g.
+    # {"schedule": "inverse_sigmoid", "k": 300} (training.tasks.scheduled_sampling).
+    "scheduled_sampling": None,
     "batch_size": 64,
     "learning_rate": 3e-3,
     "clip_global_norm": 5.0,
@@ -123,6 +136,7 @@ class TranslationTask(Task):
         if config["corpus"] not in ("dates", "files"):
             raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
         _allow_unk(config)
+        scheduled_sampling.check(config.get("scheduled_sampling"))
         if config["bleu_tokenize"] not in scores.BLEU_TOKENIZERS:
             raise ValueError(f"bleu_tokenize must be one of {scores.BLEU_TOKENIZERS}, got {config['bleu_tokenize']!r}")
         for side in ("source", "target"):
@@ -202,6 +216,27 @@ class TranslationTask(Task):
             target_vocab_size=corpus.target.vocabulary.size,
             **config["model_options"],
         )
+
+    def train_predictions(self, config, model, inputs, step):
+        """Teacher forcing; with `scheduled_sampling`, the decoder reads its own tokens with the schedule's
+        probability at `step`, its numbers drawn from (seed, step, replica): a resumed run draws what the
+        uninterrupted one would have."""
+        options = config.get("scheduled_sampling")
+        if options is None:
+            return model(inputs, training=True)
+        context = tf.distribute.get_replica_context()
+        replicas = tf.cast(context.num_replicas_in_sync if context else 1, tf.int64)
+        replica = tf.cast(context.replica_id_in_sync_group if context else 0, tf.int64)
+        seed = tf.stack([tf.constant(config["seed"], tf.int64), tf.cast(step, tf.int64) * replicas + replica])
+        return model(inputs, training=True, sampling_probability=scheduled_sampling.sampling_probability(options, step),
+                     sampling_seed=seed)
+
+    def train_scalars(self, config, step):
+        """The scheduled sampling probability at `step` (as `sampling_probability`), when it is on."""
+        options = config.get("scheduled_sampling")
+        if options is None:
+            return {}
+        return {"sampling_probability": float(scheduled_sampling.sampling_probability(options, step))}
 
     def loss(self, config, targets, predictions):
         per_token, mask = token_cross_entropy(targets, predictions, config["label_smoothing"])

@@ -204,6 +204,26 @@ def uniform(seed, shape):
     return (mantissa + 0.5) * (2.0**-23)
 
 
+def inverse_cdf_sample(logits, u):
+    """Draws one token per row from softmax(logits) with one given uniform number per row, by inverting the
+    cumulative distribution: the token is the first v whose cumulative probability P(0) + ... + P(v) exceeds u.
+
+    Unlike `sample`, the randomness comes in as `u`, so a loop can take numbers drawn before it (scheduled sampling
+    draws every step's numbers up front: `zoo.models.Seq2Seq`). A u at or above the last cumulative probability (it
+    may fall just below 1 in float32) gives the last token.
+
+    Args:
+        logits: [batch, vocab] float, unnormalised log-probabilities.
+        u: [batch] float in [0, 1).
+
+    Returns:
+        int32 [batch].
+    """
+    cumulative = ops.cumsum(ops.softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
+    below = ops.sum(ops.cast(cumulative <= ops.cast(u, "float32")[:, None], "int32"), axis=-1)
+    return ops.minimum(below, ops.shape(logits)[-1] - 1)
+
+
 def positive_float(name, value):
     """Returns `value` as a float if it is a real number > 0 (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:

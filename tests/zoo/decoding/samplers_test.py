@@ -279,6 +279,33 @@ def test_sample_is_deterministic_given_the_seed():
         assert (numpy(samplers.sample(logits, other)) != first).mean() > 0.8  # 1 - 1/20 on average
 
 
+def test_inverse_cdf_sample_picks_the_first_token_whose_cumulative_probability_exceeds_u():
+    logits = np.random.default_rng(5).normal(size=(6, 7)).astype("float32")  # every probability above 1e-3
+    cumulative = np.cumsum(softmax(logits), axis=-1)
+    # u just below and just above each row's boundaries (a margin of 1e-4 for float32 rounding).
+    for column in range(6):
+        for offset, expected in ((-1e-4, column), (1e-4, column + 1)):
+            u = (cumulative[:, column] + offset).astype("float32")
+            np.testing.assert_array_equal(numpy(samplers.inverse_cdf_sample(logits, u)), np.full(6, expected))
+    np.testing.assert_array_equal(numpy(samplers.inverse_cdf_sample(logits, np.zeros(6, "float32"))), np.zeros(6))
+    # A u at or above the last cumulative probability (float32 may leave it just below 1) gives the last token.
+    last = numpy(samplers.inverse_cdf_sample(logits, np.full(6, 1.0, "float32")))
+    np.testing.assert_array_equal(last, np.full(6, 6))
+    assert last.dtype == np.int32
+
+
+def test_inverse_cdf_sample_follows_the_softmax_with_uniform_numbers():
+    rows = 4000
+    row = np.array([1.0, 0.5, 2.0, -1.0, 0.0, 1.5, -3.0, 0.2], "float32")
+    u = numpy(samplers.uniform(9, (rows, 1)))[:, 0]
+    tokens = numpy(samplers.inverse_cdf_sample(np.tile(row, (rows, 1)), u))
+    assert_counts_match(tokens, softmax(row))
+    # Under XLA, with unknown batch and vocabulary sizes: the same tokens.
+    compiled = tf.function(samplers.inverse_cdf_sample, jit_compile=True,
+                           input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.float32)])
+    np.testing.assert_array_equal(compiled(np.tile(row, (rows, 1)), u).numpy(), tokens)
+
+
 def test_bad_arguments():
     logits = random_logits()
     with pytest.raises(ValueError, match=r"^p must be in \(0, 1\], got 1.5$"):

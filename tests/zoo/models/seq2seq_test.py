@@ -1,6 +1,9 @@
 """Seq2Seq: teacher forcing equals stepping, source padding changes nothing, greedy and beam search run on the model,
 XLA, the file round trips, presets, and a toy reversal task that it learns."""
 
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from tests.helpers import saved_model
 from tests.helpers.language_model_contract import numpy
 from zoo import decoding
 from zoo.models.seq2seq.seq2seq import Seq2Seq
+from zoo.models.seq2seq.seq2seq import scheduled_sampling_noise
 from zoo.models.seq2seq.seq2seq_presets import SEQ2SEQ_PRESETS
 
 SOURCE_VOCAB, TARGET_VOCAB = 11, 9
@@ -234,6 +238,15 @@ def test_dropout_only_while_training():
     assert not np.allclose(numpy(model((source, target), training=True)), numpy(plain((source, target))))
 
 
+def stored_weights(path):
+    """The paths of the arrays in a `.keras` file's weights."""
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights_file:
+        with h5py.File(weights_file) as stored:
+            paths = []
+            stored.visititems(lambda key, item: paths.append(key) if isinstance(item, h5py.Dataset) else None)
+    return sorted(paths)
+
+
 @pytest.mark.parametrize("name", ["luong_bidirectional", "bahdanau_copy", "plain_elman"])
 def test_config_and_keras_file_round_trip(name, tmp_path):
     model = make(name, dropout=0.25)
@@ -249,8 +262,18 @@ def test_config_and_keras_file_round_trip(name, tmp_path):
     assert type(loaded) is Seq2Seq and loaded.get_config() == config
     np.testing.assert_allclose(numpy(loaded((source, target))), expected, atol=1e-6)
     assert [(w.path, tuple(w.shape)) for w in loaded.weights] == [(w.path, tuple(w.shape)) for w in model.weights]
-    # The loaded model decodes as the saved one.
+    # Scheduled sampling's decoder shares the model's layers and holds no weights of its own: the file stores every
+    # weight where a Seq2Seq without it (as saved before it existed) does, so that such files still load.
+    bare = make(name, dropout=0.25)
+    del bare._scheduled_decoder
+    bare.save(tmp_path / "bare.keras")
+    assert stored_weights(tmp_path / "m.keras") == stored_weights(tmp_path / "bare.keras")
+    # And the same variables in the same order: what the trainer's checkpoints hold, by position and path.
+    assert [v.path.split("/", 1)[1] for v in model.variables] == [v.path.split("/", 1)[1] for v in bare.variables]
+    # The loaded model decodes as the saved one, and trains with scheduled sampling as it.
     np.testing.assert_array_equal(numpy(greedy(loaded, source, 5)["tokens"]), numpy(greedy(model, source, 5)["tokens"]))
+    np.testing.assert_allclose(numpy(loaded((source, target), sampling_probability=0.5, sampling_seed=3)),
+                               numpy(model((source, target), sampling_probability=0.5, sampling_seed=3)), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["luong_bidirectional", "plain_bidirectional"])
@@ -261,6 +284,130 @@ def test_saved_model_round_trip(name, tmp_path):
     # Named specs: the signature's inputs are called "source" and "target_in".
     specs = [keras.InputSpec(shape=(None, None), dtype="int32", name=name) for name in ("source", "target_in")]
     saved_model.assert_saved_model_round_trip(model, batches, str(tmp_path / "export"), input_signature=[specs])
+
+
+def run_scheduled_steps(model, source, target, probability, seed):
+    """Scheduled sampling by hand: `step` from `initial_state(source)`; step t > 0 reads a token drawn from the
+    previous step's softmax (`inverse_cdf_sample` with noise[:, t, 1]) where noise[:, t, 0] < probability, the
+    reference token elsewhere. Returns logits [B, T, V] and the tokens read [B, T]."""
+    noise = numpy(scheduled_sampling_noise(seed, *target.shape))
+    state = model.initial_state(source)
+    logits, read, tokens = [], [], target[:, 0]
+    for t in range(target.shape[1]):
+        if t > 0:
+            drawn = numpy(decoding.samplers.inverse_cdf_sample(logits[-1], noise[:, t, 1]))
+            tokens = np.where(noise[:, t, 0] < probability, drawn, target[:, t])
+        read.append(tokens)
+        step_logits, state = model.step(tokens, state)
+        logits.append(numpy(step_logits))
+    return np.stack(logits, axis=1), np.stack(read, axis=1)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_scheduled_sampling_at_probability_0_is_teacher_forcing(name):
+    model = make(name)
+    source, target = data()
+    np.testing.assert_allclose(numpy(model((source, target), sampling_probability=0.0, sampling_seed=5)),
+                               numpy(model((source, target))), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["luong_bidirectional", "bahdanau_copy", "luong_concat_tied", "plain_elman"])
+def test_scheduled_sampling_equals_stepping_on_the_model_s_own_samples(name):
+    model = make(name)
+    source, target = data(batch=6, target_time=7)
+    for probability in (1.0, 0.5):
+        expected, read = run_scheduled_steps(model, source, target, probability, seed=(3, 11))
+        got = numpy(model((source, target), sampling_probability=probability, sampling_seed=np.array([3, 11])))
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"probability {probability}")
+        # The first step reads <bos>; later ones read the model's tokens, all at 1 and some at 0.5.
+        np.testing.assert_array_equal(read[:, 0], target[:, 0])
+        differs = (read[:, 1:] != target[:, 1:]).mean()
+        assert differs > 0.5 if probability == 1.0 else 0.1 < differs < 0.9, (probability, differs)
+    # Another seed draws other tokens.
+    other = numpy(model((source, target), sampling_probability=1.0, sampling_seed=4))
+    assert not np.allclose(other, run_scheduled_steps(model, source, target, 1.0, seed=(3, 11))[0], atol=1e-3)
+
+
+def test_scheduled_sampling_gradients_reach_every_weight():
+    backend.skip_unless_tensorflow("the gradient of a model's weights through tf.GradientTape")
+    import tensorflow as tf
+
+    model = make("luong_bidirectional")
+    source, target = data()
+    target_out = np.roll(target, -1, axis=1)
+
+    def gradients(**kwargs):
+        with tf.GradientTape() as tape:
+            logits = model((source, target), **kwargs)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True))
+        return [numpy(g) for g in tape.gradient(loss, model.trainable_variables)]
+
+    teacher = gradients()
+    # At probability 0: the gradients of teacher forcing. At 1: other ones, finite, and reaching every weight (the
+    # embedding of the sampled tokens included; nothing flows through the discrete draw itself).
+    for g, expected in zip(gradients(sampling_probability=tf.constant(0.0), sampling_seed=1), teacher):
+        np.testing.assert_allclose(g, expected, atol=1e-6)
+    sampled = gradients(sampling_probability=tf.constant(1.0), sampling_seed=1)
+    for variable, g, expected in zip(model.trainable_variables, sampled, teacher):
+        assert np.all(np.isfinite(g)) and np.any(g != 0), variable.path
+    assert not all(np.allclose(g, expected, atol=1e-4) for g, expected in zip(sampled, teacher))
+    # The target embedding learns from exactly the tokens read: <bos>, then the model's own.
+    _, read = run_scheduled_steps(model, source, target, 1.0, seed=1)
+    index = [v.path for v in model.trainable_variables].index(model.target_embedding.embeddings.path)
+    rows_learning = np.flatnonzero(np.abs(sampled[index]).sum(-1))
+    np.testing.assert_array_equal(rows_learning, np.unique(read))
+
+
+def test_scheduled_sampling_dropout_is_the_dropout_of_call():
+    model = make("luong_bidirectional", dropout=0.5, cell_options={"dropout": 0.3, "recurrent_dropout": 0.2})
+    source, target = data()
+    seeds = [v for v in model.variables if "seed_generator" in v.path]
+    assert seeds, "the model's dropout layers hold seed generators"
+    start = [numpy(v) for v in seeds]
+
+    def from_start(**kwargs):
+        for variable, value in zip(seeds, start):
+            variable.assign(value)
+        return numpy(model((source, target), training=True, **kwargs))
+
+    # From the same random state, probability 0 makes the same dropout draws as teacher forcing.
+    teacher = from_start()
+    np.testing.assert_allclose(from_start(sampling_probability=0.0, sampling_seed=2), teacher, atol=1e-6)
+    assert not np.allclose(teacher, numpy(model((source, target))), atol=1e-3)  # dropout was on
+    # Not while evaluating: then scheduled sampling is deterministic given its seed.
+    evaluated = numpy(model((source, target), sampling_probability=0.7, sampling_seed=2))
+    np.testing.assert_array_equal(numpy(model((source, target), sampling_probability=0.7, sampling_seed=2)),
+                                  evaluated)
+    assert not np.allclose(from_start(sampling_probability=0.7, sampling_seed=2), evaluated, atol=1e-3)
+
+
+# The JAX pass runs this one only (eager JAX steps slowly): it compiles scheduled sampling there and checks it
+# against eager JAX and teacher forcing.
+@pytest.mark.jax
+def test_scheduled_sampling_under_xla_equals_eager():
+    model = make("bahdanau_copy")
+    source, target = data()
+    eager = numpy(model((source, target), sampling_probability=0.6, sampling_seed=np.array([1, 7], "int32")))
+    specs = [((None, None), "int32"), ((None, None), "int32"), ((), "float32"), ((2,), "int32")]
+    compiled = backend.xla_compiled(
+        lambda s, t, p, seed: model((s, t), sampling_probability=p, sampling_seed=seed), model.variables, specs
+    )
+    np.testing.assert_allclose(compiled(source, target, np.float32(0.6), np.array([1, 7], "int32")), eager,
+                               atol=1e-5)
+    # The probability is a runtime value: 0 gives teacher forcing from the same compiled function.
+    np.testing.assert_allclose(compiled(source, target, np.float32(0.0), np.array([1, 7], "int32")),
+                               numpy(model((source, target))), atol=1e-5)
+
+
+def test_scheduled_sampling_bad_arguments():
+    model = make("plain_elman")
+    source, target = data()
+    with pytest.raises(ValueError, match=r"sampling_probability must be a number in \[0, 1\] or a float tensor, "
+                                         r"got 1.5"):
+        model((source, target), sampling_probability=1.5, sampling_seed=0)
+    with pytest.raises(ValueError, match=r"scheduled sampling draws its numbers from sampling_seed: expected an int "
+                                         r"or an int tensor of shape \[2\].*got None"):
+        model((source, target), sampling_probability=0.5)
 
 
 def reversal_data(count, seed, vocab=10, length=6):

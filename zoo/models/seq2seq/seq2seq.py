@@ -1,11 +1,17 @@
 """Seq2Seq: the encoder–decoder of Sutskever et al. (2014) and Cho et al. (2014), with the attention of Bahdanau et
-al. (2015) or Luong et al. (2015), or none."""
+al. (2015) or Luong et al. (2015), or none; trained by teacher forcing, or with the scheduled sampling of Bengio et al.
+(2015)."""
+
+import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from zoo import arguments
 from zoo import layers
+from zoo.cells.recurrent_cell import DropoutRNNCell
+from zoo.decoding import samplers
 from zoo.layers.attention_wrapper_cell import BRIDGES
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 
@@ -15,6 +21,23 @@ ATTENTIONS = ("none", "bahdanau", "luong")
 def state_sizes(cell):
     """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
     return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+
+
+def scheduled_sampling_noise(seed, batch, time):
+    """The uniform numbers of one scheduled-sampling pass: [batch, time, 2] float32 in (0, 1), a counter-based hash
+    of `seed` (`zoo.decoding.samplers.uniform`), the same eagerly, in a graph and under XLA.
+
+    [..., 0] decides whether step t reads the model's own token (when it is below the sampling probability),
+    [..., 1] draws that token from the softmax of step t - 1 (`zoo.decoding.samplers.inverse_cdf_sample`).
+
+    Args:
+        seed: a Python int, or ints of shape [2] (a tuple, an array or an int tensor), e.g. (run seed, training
+            step), so that every training step draws fresh numbers.
+        batch, time: ints or int32 scalar tensors.
+    """
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        seed = ops.convert_to_tensor((np.asarray(seed, "int64") % 2**32).astype("uint32"))
+    return ops.reshape(samplers.uniform(seed, (batch, time * 2)), (batch, time, 2))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -73,10 +96,30 @@ class Seq2Seq(keras.Model):
         inputs: `(source, target_in)`: source [batch, S] int32 and target_in [batch, T] int32 (the target shifted
             right, starting with <bos>), both right-padded with `pad_id`.
         training: whether dropout is active.
+        sampling_probability: `None` (default: teacher forcing) or the probability p in [0, 1] (a number or a float
+            scalar tensor, so a schedule can change it without retracing) that a decoder step reads the model's
+            own token instead of the reference's: scheduled sampling, below.
+        sampling_seed: with `sampling_probability`, the seed of its random numbers: an int, or ints of shape [2]
+            (e.g. (run seed, training step) so that every step draws fresh numbers).
 
     Returns logits [batch, T, target_vocab_size]. Padded source positions never reach a result: the encoder skips
     them (its final state is the one at the last real token, in each direction) and the attention gives them weight
     0. Target padding follows the real tokens and the decoder is causal, so it never reaches a real token's logits.
+
+    Scheduled sampling (Bengio et al. 2015): teacher forcing feeds the decoder the reference token w_t at every
+    step, which the model never sees at inference, where it reads its own outputs. With `sampling_probability=p`
+    each step t > 0 of each row reads instead, with probability p, a token drawn from the model's own softmax of
+    step t - 1 (the first step reads <bos>); a training schedule raises p from 0 as the model learns (the
+    translation task's `scheduled_sampling`). The decoder then runs step by step inside one `keras.layers.RNN`
+    around the decoder cell, the target embedding and the output projection (the same weights), since step t's
+    input depends on step t - 1's logits. Its random numbers are drawn before the loop from `sampling_seed`
+    (`scheduled_sampling_noise`: two uniforms per step and row, one to decide, one to draw the token by inverting
+    the softmax's cumulative distribution, `zoo.decoding.samplers.inverse_cdf_sample`), so a pass is a function of
+    its seed, eagerly, in a graph and under XLA. The dropout is that of the teacher-forced call: its multipliers
+    are drawn before the loop by the same dropout layers, and the embedding dropout applies to the token read,
+    sampled or not. No gradient flows through the draw itself (the tokens are discrete); it does reach the embedding
+    of every token read. At p = 0 the logits are those of the teacher-forced call (its fast path, one `RNN` over the
+    embedded targets, runs when `sampling_probability` is `None`).
 
     Decoding: `initial_state(source)` is the decoder's state before the first target token, a tuple in the layout of
     `zoo.layers.AttentionWrapperCell` (the memory, its keys and the source mask included, all batch first, so a beam
@@ -89,6 +132,7 @@ class Seq2Seq(keras.Model):
         ```python
         model = zoo.models.get("seq2seq_luong", source_vocab_size=60, target_vocab_size=14)
         logits = model((source, target_in))  # (B, T, 14)
+        logits = model((source, target_in), training=True, sampling_probability=0.25, sampling_seed=(0, step))
         out = zoo.decoding.beam_search(model.step, model.initial_state(source), bos, 12, eos_id=3, beam_size=4,
                                        alignment_fn=model.alignment, source_mask=model.source_mask(source))
         ```
@@ -97,7 +141,8 @@ class Seq2Seq(keras.Model):
     2014; K. Cho et al., "Learning phrase representations using RNN encoder-decoder for statistical machine
     translation", EMNLP 2014; D. Bahdanau, K. Cho, Y. Bengio, "Neural machine translation by jointly learning to
     align and translate", ICLR 2015; M.-T. Luong, H. Pham, C. D. Manning, "Effective approaches to attention-based
-    neural machine translation", EMNLP 2015.
+    neural machine translation", EMNLP 2015; S. Bengio, O. Vinyals, N. Jaitly, N. Shazeer, "Scheduled sampling for
+    sequence prediction with recurrent neural networks", NeurIPS 2015.
     """
 
     def __init__(
@@ -201,6 +246,13 @@ class Seq2Seq(keras.Model):
                 )
         else:
             self.output_projection = keras.layers.Dense(self.target_vocab_size, name="output")
+        # Scheduled sampling's decoder: the same weights, stepped with the embedding and the projection inside the
+        # loop. It holds no weights of its own; private, so that saving finds every weight at its usual path first.
+        self._scheduled_decoder = keras.layers.RNN(
+            _ScheduledSamplingCell(self.decoder_cell, self.target_embedding, self._project, self.target_vocab_size,
+                                   self.embedding_dim, name="scheduled_sampling_cell"),
+            return_sequences=True, name="scheduled_sampling_decoder",
+        )
 
     def _mechanism(self):
         try:
@@ -241,7 +293,9 @@ class Seq2Seq(keras.Model):
         return x, final_states
 
     def _logits(self, outputs, training):
-        outputs = self.output_dropout(outputs, training=training)
+        return self._project(self.output_dropout(outputs, training=training))
+
+    def _project(self, outputs):
         if self.tie_embeddings:
             return ops.matmul(outputs, ops.transpose(self.target_embedding.embeddings)) + self.output_bias
         return self.output_projection(outputs)
@@ -252,11 +306,46 @@ class Seq2Seq(keras.Model):
             memory=memory, memory_mask=self.source_mask(source), encoder_state=final_states
         )
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, sampling_probability=None, sampling_seed=None):
         source, target_in = inputs
         state = self._decoder_state(source, training)
-        y = self.embedding_dropout(self.target_embedding(ops.cast(target_in, "int32")), training=training)
-        return self._logits(self.decoder(y, initial_state=state, training=training), training)
+        if sampling_probability is None:
+            y = self.embedding_dropout(self.target_embedding(ops.cast(target_in, "int32")), training=training)
+            return self._logits(self.decoder(y, initial_state=state, training=training), training)
+        return self._scheduled_sampling(target_in, state, sampling_probability, sampling_seed, training)
+
+    def _scheduled_sampling(self, target_in, state, probability, seed, training):
+        """The decoder's logits [batch, T, V] when each step t > 0 reads, with probability `probability`, a token
+        drawn from the model's own softmax at step t - 1 instead of target_in[:, t] (see "Scheduled sampling")."""
+        if not ops.is_tensor(probability) and (
+            isinstance(probability, bool) or not isinstance(probability, numbers.Real) or not 0 <= probability <= 1
+        ):
+            raise ValueError(f"sampling_probability must be a number in [0, 1] or a float tensor, got {probability!r}")
+        if seed is None:
+            raise ValueError(
+                "scheduled sampling draws its numbers from sampling_seed: expected an int or an int tensor of shape "
+                "[2], e.g. (seed, training step) so that every step draws fresh numbers, got None"
+            )
+        target_in = ops.cast(target_in, "int32")
+        batch, time = ops.shape(target_in)[0], ops.shape(target_in)[1]
+        noise = scheduled_sampling_noise(seed, batch, time)
+        # The first step always reads <bos>: there is no step before it to sample from.
+        later = ops.expand_dims(ops.arange(time) > 0, 0)
+        use_sample = ops.logical_and(noise[..., 0] < ops.cast(probability, "float32"), later)
+        y = self.target_embedding(target_in)
+        columns = [y, ops.cast(use_sample, y.dtype)[..., None], ops.cast(noise[..., 1:], y.dtype)]
+        if training and self.dropout > 0:
+            # The dropout of `call`, drawn before the loop as multipliers (0 or 1 / (1 - rate)): the same draws as
+            # `call` makes (the embedding dropout of the target embeddings, the output dropout of the decoder's
+            # outputs), which the loop applies to the token it reads, sampled or not, and to its output.
+            embedding_scale = self.embedding_dropout(ops.ones_like(y), training=True)
+            output_scale = self.output_dropout(
+                ops.ones((batch, time, self.decoder_cell.output_size), dtype=y.dtype), training=True
+            )
+            columns = [y * embedding_scale, *columns[1:], embedding_scale, output_scale]
+        no_logits = ops.zeros((batch, self.target_vocab_size), dtype=y.dtype)  # before the first step
+        return self._scheduled_decoder(ops.concatenate(columns, axis=-1), initial_state=[*state, no_logits],
+                                       training=training)
 
     def initial_state(self, source):
         return tuple(self._decoder_state(source, training=False))
@@ -289,3 +378,61 @@ class Seq2Seq(keras.Model):
             "cell_options": self.cell_options,
             "pad_id": self.pad_id,
         }
+
+
+class _ScheduledSamplingCell(keras.layers.Layer, DropoutRNNCell):
+    """One step of `Seq2Seq`'s decoder that chooses the token it reads: the reference's, or one drawn from its own
+    previous softmax. Built by `Seq2Seq` around its own layers (it has no weights of its own) and never saved.
+
+    Step input [batch, F] (one float row per step, as `keras.layers.RNN` takes one tensor):
+        [0:E]             the embedded reference token y_t (E = embedding_dim), with the embedding dropout applied
+        [E]               1 where the step reads the model's own token instead, else 0
+        [E + 1]           the uniform number that draws that token
+        [E + 2:2E + 2]    the embedding dropout's multipliers (only while training with dropout)
+        [2E + 2:]         the output dropout's multipliers (only while training with dropout)
+
+    State: the decoder cell's states, then the logits of the previous step [batch, V] (zeros before the first).
+    Output: the step's logits [batch, V].
+    """
+
+    def __init__(self, decoder_cell, embedding, project, vocab_size, embedding_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.decoder_cell = decoder_cell
+        self.embedding = embedding
+        self.project = project
+        self.embedding_dim = embedding_dim
+        self.state_size = [*decoder_cell.state_size, vocab_size]
+        self.output_size = vocab_size
+
+    def build(self, input_shape):
+        pass  # every weight belongs to the Seq2Seq that built this cell
+
+    def call(self, inputs, states, training=False):
+        size = self.embedding_dim
+        *decoder_states, previous_logits = states
+        sampled = samplers.inverse_cdf_sample(previous_logits, inputs[:, size + 1])
+        sampled_y = self.embedding(sampled)
+        dropout = inputs.shape[-1] > size + 2
+        if dropout:
+            sampled_y = sampled_y * inputs[:, size + 2:2 * size + 2]
+        y = ops.where(inputs[:, size:size + 1] > 0.5, ops.cast(sampled_y, inputs.dtype), inputs[:, :size])
+        output, new_states = self.decoder_cell(y, decoder_states, training=training)
+        if dropout:
+            output = output * inputs[:, 2 * size + 2:]
+        logits = self.project(output)
+        return logits, [*new_states, logits]
+
+    # Keras's RNN draws the cell dropout masks once per sequence through the outermost cell: hand it the decoder
+    # cell's, for a step input of the embedding's size (as the teacher-forced decoder sees).
+
+    def get_dropout_mask(self, step_input):
+        return self.decoder_cell.get_dropout_mask(step_input[:, :self.embedding_dim])
+
+    def get_recurrent_dropout_mask(self, step_input):
+        return self.decoder_cell.get_recurrent_dropout_mask(step_input)
+
+    def reset_dropout_mask(self):
+        self.decoder_cell.reset_dropout_mask()
+
+    def reset_recurrent_dropout_mask(self):
+        self.decoder_cell.reset_recurrent_dropout_mask()
