@@ -12,7 +12,7 @@ Corpora:
 - "dates": dates written the ways people write them, in four languages, to ISO 8601 (`training.data.dates`), seeded;
   the test and validation dates are never seen in training, in any form. Characters in, characters out. The
   `dates_long*` presets write the same dates inside a line of filler words (`filler_words`), about 95 characters
-  per source instead of about 17, with the date in the middle: the attention experiment's longer-input variant.
+  per source instead of about 14, with the date in the middle: the attention experiment's longer-input variant.
 - "files": a parallel corpus `--data_dir=DIR` holding `{train,valid,test}.{SRC,TGT}`
   (`training.data.parallel_corpus`), with `--override=source_language=SRC,target_language=TGT`; tokenized with the
   tf-text tokenizer (by default words, and characters for scripts written without spaces, so Chinese works as is).
@@ -99,7 +99,7 @@ _FILES = {
 del _FILES["train_size"], _FILES["validation_size"], _FILES["test_size"], _FILES["filler_words"]
 
 # The longer-input variant: the same dates (same splits, forms and languages) inside 5 to 8 filler words on either
-# side, about 95 characters per source instead of about 17; no source is cut (the longest possible has 189).
+# side, about 95 characters per source instead of about 14; no source is cut (the longest possible has 189).
 _LONG = {**_COMMON, "filler_words": [5, 8], "max_length": 192}
 
 
