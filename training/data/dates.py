@@ -9,6 +9,14 @@ Every form reads one way only: day-first or year-first numbers (never the US mon
 be told from day-first when the day is 12 or less), and two-digit years only when the date range spans less than a
 century, so that "'26" names one year of it. A model can therefore learn every example exactly.
 
+A longer-input variant (`filler_words`) writes each date inside a line of filler words, e.g. "please confirm
+budget review moved 25 November 2026 team notes draft agenda window", with a few words on either side: the source
+grows to about a hundred characters and the date sits in its middle, far from both ends, so an encoder that hands the
+decoder one fixed vector (its final states, one per direction) must carry the date through many steps of filler. The
+filler words are lower-case English words that are no part of any date form (no digits, no month or weekday name or
+abbreviation, none of the forms' own words), drawn from their own seeded stream: the dates, forms and languages of a
+split are those of the same split without filler.
+
 Splits are by date, not by string: the test dates and the validation dates are drawn first, one example each, from a
 seeded permutation of the range, and the training examples use only the dates left. So no test date is seen in
 training in any form, and the test split depends only on the seed, the range and its own size.
@@ -88,6 +96,17 @@ NAMED_FORMS = {
 }
 
 FORMS = tuple(NUMERIC_FORMS) + tuple(NAMED_FORMS)
+
+# The words of the longer-input variant's filler: no digit, no month or weekday name or abbreviation in any language,
+# and none of the named forms' own words ("the", "of", "de", "am", "le", "el"), so the date is the one thing in a line
+# that names a date.
+FILLER_WORDS = (
+    "please", "confirm", "budget", "review", "moved", "team", "notes", "draft", "agenda", "window", "office", "report",
+    "client", "visit", "room", "lunch", "plan", "update", "final", "version", "event", "trip", "booked", "called",
+    "reminder", "about", "for", "with", "and", "us", "you", "our", "their", "new", "old", "next", "after", "before",
+    "send", "ask", "check", "meeting", "project", "invoice", "travel", "desk", "delivery", "order", "ticket",
+    "payment", "hotel", "station", "train", "parcel", "letter", "contract", "signed", "paid", "sent", "arrives",
+)
 # Forms that write the year with two digits: the date range must span less than a century.
 SHORT_YEAR_FORMS = ("dmy_short_year", "mon_day_short_year")
 
@@ -131,7 +150,8 @@ def variants(forms=FORMS, languages=LANGUAGES):
     return pairs
 
 
-def date_splits(sizes, seed, start=DEFAULT_START, end=DEFAULT_END, forms=FORMS, languages=LANGUAGES):
+def date_splits(sizes, seed, start=DEFAULT_START, end=DEFAULT_END, forms=FORMS, languages=LANGUAGES,
+                filler_words=None):
     """Seeded splits of date pairs, disjoint by date.
 
     Args:
@@ -143,6 +163,9 @@ def date_splits(sizes, seed, start=DEFAULT_START, end=DEFAULT_END, forms=FORMS, 
         start, end: the first and last date of the range (`datetime.date` or "YYYY-MM-DD"), both included.
         forms: the forms to write dates in (names from `FORMS`).
         languages: the languages of the named forms (from `LANGUAGES`).
+        filler_words: None (default: the date alone), or (low, high): the longer-input variant, each source the date
+            with `n` filler words before it and `m` after it, n and m drawn uniformly from low..high (both included;
+            0 <= low <= high), the words uniformly from `FILLER_WORDS`, joined by single spaces.
 
     Each example's form is drawn uniformly, then its language uniformly among the form's languages.
 
@@ -166,6 +189,8 @@ def date_splits(sizes, seed, start=DEFAULT_START, end=DEFAULT_END, forms=FORMS, 
             raise ValueError(f"sizes[{split!r}] must be a non-negative int, got {size!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
+    if filler_words is not None:
+        filler_words = checked_filler_words(filler_words)
 
     count = (end - start).days + 1
     order = np.random.default_rng([seed, 0]).permutation(count)
@@ -195,6 +220,11 @@ def date_splits(sizes, seed, start=DEFAULT_START, end=DEFAULT_END, forms=FORMS, 
         splits[split] = [
             _example(start + datetime.timedelta(days=int(offset)), choices, rng) for offset in day_offsets[split]
         ]
+        if filler_words is not None:
+            # Its own stream, so that the dates, forms and languages are those of the split without filler.
+            filler = np.random.default_rng([seed, 3, index])
+            splits[split] = [example._replace(source=_with_filler(example.source, filler_words, filler))
+                             for example in splits[split]]
     return splits
 
 
@@ -203,12 +233,29 @@ def as_pairs(examples):
     return [example.source for example in examples], [example.target for example in examples]
 
 
+def checked_filler_words(value):
+    """(low, high) from a pair of ints 0 <= low <= high (a list or tuple); a ValueError otherwise."""
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or not 0 <= value[0] <= value[1]):
+        raise ValueError(f"filler_words must be None or two ints [low, high] with 0 <= low <= high, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
 def _example(date, choices, rng):
     forms = sorted({form for form, _ in choices}, key=FORMS.index)
     form = forms[rng.integers(len(forms))]
     languages = [language for f, language in choices if f == form]
     language = languages[rng.integers(len(languages))]
     return Example(render(date, form, language), date.isoformat(), date, form, language)
+
+
+def _with_filler(source, filler_words, rng):
+    """`source` with n filler words before it and m after it, n and m drawn from filler_words = (low, high)."""
+    low, high = filler_words
+    before, after = rng.integers(low, high + 1, size=2)
+    words = rng.integers(len(FILLER_WORDS), size=before + after)
+    return " ".join([FILLER_WORDS[i] for i in words[:before]] + [source] + [FILLER_WORDS[i] for i in words[before:]])
 
 
 def _fields(date, language):

@@ -19,7 +19,9 @@ metrics and evaluation are unchanged: validation is teacher-forced, decoding rea
 
 Corpora:
 - "dates": dates written the ways people write them, in four languages, to ISO 8601 (`training.data.dates`), seeded;
-  the test and validation dates are never seen in training, in any form. Characters in, characters out.
+  the test and validation dates are never seen in training, in any form. Characters in, characters out. The
+  `dates_long*` presets write the same dates inside a line of filler words (`filler_words`), about 95 characters
+  per source instead of about 14, with the date in the middle: the attention experiment's longer-input variant.
 - "files": a parallel corpus `--data_dir=DIR` holding `{train,valid,test}.{SRC,TGT}`
   (`training.data.parallel_corpus`), with `--override=source_language=SRC,target_language=TGT`; tokenized with the
   tf-text tokenizer (by default words, and characters for scripts written without spaces, so Chinese works as is).
@@ -71,6 +73,9 @@ _COMMON = {
     "train_size": 20000,
     "validation_size": 500,
     "test_size": 1000,
+    # None, or [low, high]: the longer-input variant ("dates" only), each date inside a line of low..high filler
+    # words on either side (`training.data.dates.date_splits`).
+    "filler_words": None,
     "source_tokenizer": {"level": "char"},
     "target_tokenizer": {"level": "char"},
     "min_count": 1,
@@ -115,7 +120,11 @@ _FILES = {
     "learning_rate": 1e-3,
     "bleu_tokenize": "13a",
 }
-del _FILES["train_size"], _FILES["validation_size"], _FILES["test_size"]
+del _FILES["train_size"], _FILES["validation_size"], _FILES["test_size"], _FILES["filler_words"]
+
+# The longer-input variant: the same dates (same splits, forms and languages) inside 5 to 8 filler words on either
+# side, about 95 characters per source instead of about 14; no source is cut (the longest possible has 189).
+_LONG = {**_COMMON, "filler_words": [5, 8], "max_length": 192}
 
 
 class TranslationTask(Task):
@@ -128,6 +137,10 @@ class TranslationTask(Task):
         "dates": {**_COMMON, "model": "seq2seq_bahdanau"},
         "dates_luong": {**_COMMON, "model": "seq2seq_luong"},
         "dates_plain": {**_COMMON, "model": "seq2seq_plain"},
+        # The same three on the longer-input variant: the fixed vector must carry the date through the filler.
+        "dates_long": {**_LONG, "model": "seq2seq_bahdanau"},
+        "dates_long_luong": {**_LONG, "model": "seq2seq_luong"},
+        "dates_long_plain": {**_LONG, "model": "seq2seq_plain"},
         "files": _FILES,
     }
 
@@ -137,6 +150,13 @@ class TranslationTask(Task):
             raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
         _allow_unk(config)
         scheduled_sampling.check(config.get("scheduled_sampling"))
+        if config.get("filler_words") is not None:
+            if config["corpus"] != "dates":
+                raise ValueError(
+                    f"filler_words is for the 'dates' corpus only, got filler_words={config['filler_words']!r} with "
+                    f"corpus {config['corpus']!r}"
+                )
+            dates_data.checked_filler_words(config["filler_words"])
         if config["bleu_tokenize"] not in scores.BLEU_TOKENIZERS:
             raise ValueError(f"bleu_tokenize must be one of {scores.BLEU_TOKENIZERS}, got {config['bleu_tokenize']!r}")
         for side in ("source", "target"):
@@ -313,7 +333,7 @@ def token_cross_entropy(targets, predictions, label_smoothing=0.0):
 
 
 _CORPUS_KEYS = ("corpus", "data_dir", "source_language", "target_language", "train_size", "validation_size",
-                "test_size", "source_tokenizer", "target_tokenizer", "min_count", "max_vocab_size",
+                "test_size", "filler_words", "source_tokenizer", "target_tokenizer", "min_count", "max_vocab_size",
                 "source_vocabulary", "target_vocabulary", "max_length", "seed")
 
 
@@ -325,8 +345,8 @@ class ParallelCorpus:
         if config["corpus"] == "dates":
             sizes = {"train": config["train_size"], "validation": config["validation_size"],
                      "test": config["test_size"]}
-            self.lines = {split: dates_data.as_pairs(examples)
-                          for split, examples in dates_data.date_splits(sizes, seed=config["seed"]).items()}
+            splits = dates_data.date_splits(sizes, seed=config["seed"], filler_words=config.get("filler_words"))
+            self.lines = {split: dates_data.as_pairs(examples) for split, examples in splits.items()}
         elif config["corpus"] == "files":
             if not config["data_dir"]:
                 raise ValueError(

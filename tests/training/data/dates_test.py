@@ -177,3 +177,37 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"form 'weekday_dmy' is written in \('en', 'de', 'fr', 'es'\), got language "
                                          r"'it'"):
         dates.render(datetime.date(2026, 1, 1), "weekday_dmy", "it")
+
+
+def test_the_long_variant_writes_the_same_dates_inside_filler_words(splits):
+    long = dates.date_splits(SIZES, seed=7, filler_words=(5, 8))
+    date_words = set(FILLERS)
+    for language in MONTH_NAMES:
+        date_words |= set(MONTH_NAMES[language].split()) | set(WEEKDAY_NAMES[language].split())
+    befores, afters = [], []
+    for split, examples in long.items():
+        assert len(examples) == len(splits[split])
+        for plain, example in zip(splits[split], examples):
+            # The same date, form and language as without filler: only the source changed.
+            assert example._replace(source=plain.source) == plain
+            before, found, after = example.source.partition(" " + plain.source + " ")
+            assert found, f"{example.source!r} does not hold {plain.source!r} between two words"
+            for words, counts in ((before.split(" "), befores), (after.split(" "), afters)):
+                counts.append(len(words))
+                for word in words:
+                    assert word.isalpha() and word.islower(), word
+                    # No word of a date: not a form's own word, no month or weekday name begins with it (so it
+                    # is no abbreviation either).
+                    assert not any(name.startswith(word) for name in date_words), word
+    for counts in (befores, afters):
+        assert set(counts) == {5, 6, 7, 8}
+    assert 80 < sum(len(e.source) for e in long["train"]) / len(long["train"]) < 110
+    assert dates.date_splits(SIZES, seed=7, filler_words=(0, 0)) == splits
+    assert dates.date_splits(SIZES, seed=7, filler_words=[5, 8]) == long  # a config's JSON list
+
+
+def test_bad_filler_words_are_clear_errors():
+    for bad in ((3, 2), (-1, 2), 5, (1, 2, 3), (1.0, 2), "5,8"):
+        with pytest.raises(ValueError, match=r"filler_words must be None or two ints \[low, high\] with 0 <= low <= "
+                                             r"high, got"):
+            dates.date_splits({"test": 5}, seed=0, filler_words=bad)

@@ -107,6 +107,30 @@ def test_config_values_are_checked():
     with pytest.raises(ValueError, match=r"scheduled_sampling.k of the inverse sigmoid schedule .* must be a number "
                                          r">= 1, got 0.5"):
         task.check_config(config)
+    task, config = make_config("dates_long", **SMALL, filler_words=[4, 2])
+    with pytest.raises(ValueError, match=r"filler_words must be None or two ints \[low, high\] .*got \[4, 2\]"):
+        task.check_config(config)
+    task, config = make_config("dates_long", corpus="files")
+    with pytest.raises(ValueError, match="filler_words is for the 'dates' corpus only, got filler_words=\\[5, 8\\] "
+                                         "with corpus 'files'"):
+        task.check_config(config)
+
+
+def test_the_long_dates_presets_write_the_same_dates_inside_filler_and_cut_no_source():
+    short_task, short_config = make_config("dates", **SMALL)
+    short = short_task.corpus(short_config)
+    for preset in ("dates_long", "dates_long_luong", "dates_long_plain"):
+        task, config = make_config(preset, **SMALL)
+        corpus = task.corpus(config)
+        for split in ("train", "test"):
+            sources, targets = corpus.lines[split]
+            assert targets == short.lines[split][1]  # the same dates, split for split
+            for source, date in zip(sources, short.lines[split][0]):
+                assert f" {date} " in source and len(source) > len(date) + 20
+            lengths = [len(ids) for ids in corpus.splits[split][0][0]]
+            assert lengths == [len(source) for source in sources]  # characters in, none cut by max_length
+    assert {task.presets[p]["model"] for p in ("dates_long", "dates_long_luong", "dates_long_plain")} == {
+        task.presets[p]["model"] for p in ("dates", "dates_luong", "dates_plain")}
 
 
 def parallel_files(directory, source="zh", target="en"):
