@@ -18,10 +18,12 @@ experiment resumes), and
 3. splits the long variant's test exact match by how far the date is from the nearer end of its source;
 4. draws the attention of the dates and the long-dates Bahdanau runs (seed 0) on one source each
    (`training.experiments.attention_map`),
+5. with --peer_seeds > 0, compares the translation presets with the encoder–decoder a Keras user writes and trains
+   with `fit`, at equal size and epochs, on dates and on a synthetic language pair (`training.experiments.keras_peer`,
+   its runs under --work_dir/keras_peer; about 30 more minutes with 3 seeds),
 
 and writes docs/results/attention.md with its figures. The report is a header and a list of sections
-(`report_sections`), each a Markdown string; a further comparison adds its own section to the list.
-About 35 minutes on 2 CPU cores with the defaults.
+(`report_sections`), each a Markdown string. About 65 minutes on 2 CPU cores with the defaults.
 """
 
 import datetime
@@ -48,6 +50,7 @@ from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
 from training.data import dates as dates_data  # noqa: E402
 from training.experiments import attention_map  # noqa: E402
+from training.experiments import keras_peer  # noqa: E402
 from training.text import scores  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
@@ -405,6 +408,8 @@ def define_flags():
     flags.DEFINE_string("override", "", "Config overrides for every run, key=value,... (e.g. epochs=5).")
     flags.DEFINE_string("work_dir", "runs/attention", "Where the runs live (reused when the experiment is rerun).")
     flags.DEFINE_string("output_dir", "docs/results", "Where attention.md and its figures are written.")
+    flags.DEFINE_integer("peer_seeds", 3, "Seeds of the comparison with the Keras peer (0: leave it out).",
+                         lower_bound=0)
 
 
 def main(argv):
@@ -423,10 +428,13 @@ def main(argv):
             ("variants", ",".join(FLAGS.variants), ",".join(PRESETS)),
             ("attention", ",".join(FLAGS.attention), ",".join(ATTENTIONS)),
             ("seeds", FLAGS.seeds, 2), ("eval_every_steps", FLAGS.eval_every_steps, 52),
-            ("override", FLAGS.override, ""))
+            ("override", FLAGS.override, ""), ("peer_seeds", FLAGS.peer_seeds, 3))
         if value != default)
     settings = experiment_settings(FLAGS.variants, FLAGS.attention, FLAGS.seeds, overrides, FLAGS.eval_every_steps)
     sections = report_sections(results, settings, FLAGS.output_dir)
+    if FLAGS.peer_seeds:
+        sections.append(keras_peer.compare(os.path.join(FLAGS.work_dir, "keras_peer"),
+                                           seeds=tuple(range(FLAGS.peer_seeds)), log=sys.stderr))
     path = write_report(os.path.join(FLAGS.output_dir, "attention.md"),
                         header(command, settings, training_minutes(results)), sections)
     print(f"wrote {path}", file=sys.stderr)
