@@ -185,15 +185,16 @@ def _coerce(key, value, current):
 def check_resumable(saved, requested):
     """Raises if a model_dir's saved config differs from the requested one in anything but the run's length.
 
-    A key that the saved config lacks and the requested one sets to None is no difference: keys added to the presets
-    later default to None (off), which is what the older run had.
+    A key that the saved config lacks and the requested one sets to None or False is no difference: keys added to the
+    presets later default to None or False (off: e.g. `scheduled_sampling`, `allow_unk`), which is what the older run
+    had.
     """
     differences = sorted(
         key
         for key in set(saved) | set(requested)
         if key not in RESUMABLE_KEYS
         and saved.get(key, "<absent>") != requested.get(key, "<absent>")
-        and not (key not in saved and requested[key] is None)
+        and not (key not in saved and (requested[key] is None or requested[key] is False))
     )
     if differences:
         details = ", ".join(

@@ -68,13 +68,19 @@ def test_a_run_resumes_only_with_the_same_config():
         config.check_resumable(saved, {"units": 16, "epochs": 3, "steps": None})
 
 
-def test_a_key_added_later_with_none_is_no_difference():
+def test_a_key_added_later_with_none_or_false_is_no_difference():
     # A run saved before "vocabulary" existed resumes with vocabulary None (off), but not with one set.
     config.check_resumable({"units": 8}, {"units": 8, "vocabulary": None})
     with pytest.raises(ValueError, match=r"different config \(vocabulary: '<absent>' -> \['<pad>'"):
         config.check_resumable({"units": 8}, {"units": 8, "vocabulary": ["<pad>"] * 40})
     with pytest.raises(ValueError, match=r"vocabulary: \['<pad>', '<pad>', .*\.\.\. -> None\)"):
         config.check_resumable({"vocabulary": ["<pad>"] * 40}, {"vocabulary": None})  # long values are cut
+    # The same for a switch added later with False (off), but not with it on, nor with a 0 that is a number.
+    config.check_resumable({"units": 8}, {"units": 8, "allow_unk": False})
+    with pytest.raises(ValueError, match=r"different config \(allow_unk: '<absent>' -> True\)"):
+        config.check_resumable({"units": 8}, {"units": 8, "allow_unk": True})
+    with pytest.raises(ValueError, match=r"different config \(dropout: '<absent>' -> 0\)"):
+        config.check_resumable({"units": 8}, {"units": 8, "dropout": 0})
 
 
 @pytest.mark.parametrize(

@@ -271,6 +271,20 @@ def token_summary(means):
     return summary
 
 
+def allow_unk(config):
+    """config["allow_unk"], checked: whether a decoder may write `<unk>` (runs written before that key existed count
+    as False)."""
+    allowed = config.get("allow_unk", False)
+    if not isinstance(allowed, bool):
+        raise ValueError(f"allow_unk must be True or False, got {allowed!r}")
+    return allowed
+
+
+def banned_ids(vocabulary, config):
+    """The ids a decoder never writes: `<pad>` and `<bos>`, and `<unk>` unless `config["allow_unk"]`."""
+    return (vocabulary.pad_id, vocabulary.bos_id) + (() if allow_unk(config) else (vocabulary.unk_id,))
+
+
 def _token_nll(targets, predictions):
     """Per-token NLL [batch, T] and the mask of real tokens (target != <pad>)."""
     logits = tf.cast(predictions, tf.float32)
@@ -306,14 +320,10 @@ class LanguageModelServing(tf.Module):
         self.tokenizer = corpus.tokenizer
         self.max_new_tokens = int(config["max_new_tokens"])
         self.max_length = int(config["max_length"])
-        allow_unk = config.get("allow_unk", False)
-        if not isinstance(allow_unk, bool):
-            raise ValueError(f"allow_unk must be True or False, got {allow_unk!r}")
         # A copy of the corpus's vocabulary: saving it makes its tables, and this module's tables must not be shared
         # with (or replaced by) another module's, nor read a file that another module's close() removed.
         self.vocabulary = Vocabulary(corpus.vocabulary.tokens, specials=corpus.vocabulary.specials)
-        self.banned_ids = (self.vocabulary.pad_id, self.vocabulary.bos_id) + (() if allow_unk else
-                                                                              (self.vocabulary.unk_id,))
+        self.banned_ids = banned_ids(self.vocabulary, config)
         self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
         self.vocabulary.save(os.path.join(self._scratch.name, "vocabulary.txt"))
         self.functions = {

@@ -53,6 +53,8 @@ from training.data import batching
 from training.data import dates as dates_data
 from training.data import parallel_corpus
 from training.tasks import scheduled_sampling
+from training.tasks.language_model import allow_unk
+from training.tasks.language_model import banned_ids
 from training.tasks.language_model import token_sums
 from training.tasks.language_model import token_summary
 from training.tasks.task import Task
@@ -148,7 +150,7 @@ class TranslationTask(Task):
         super().check_config(config)
         if config["corpus"] not in ("dates", "files"):
             raise ValueError(f"corpus must be 'dates' or 'files', got {config['corpus']!r}")
-        _allow_unk(config)
+        allow_unk(config)
         scheduled_sampling.check(config.get("scheduled_sampling"))
         if config.get("filler_words") is not None:
             if config["corpus"] != "dates":
@@ -284,7 +286,7 @@ class TranslationTask(Task):
         vocabulary = corpus.target.vocabulary
         decode = _decoder(model, method, int(config["decode_length"]), int(config["beam_size"]),
                           float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id,
-                          banned_ids(vocabulary, _allow_unk(config)))
+                          banned_ids(vocabulary, config))
         encoded = [ids[: config["max_length"]] for ids in corpus.source.encode_lines(sources)]
         translations = []
         for start in range(0, len(encoded), batch_size):
@@ -447,7 +449,7 @@ class TranslationServing(tf.Module):
         # own (not shared with another module's, nor read from a file that another module's close() removed).
         self.source = _copy(corpus.source)
         self.target = _copy(corpus.target)
-        self.banned_ids = banned_ids(self.target.vocabulary, _allow_unk(config))
+        self.banned_ids = banned_ids(self.target.vocabulary, config)
         self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
         self.source.save_vocabulary(os.path.join(self._scratch.name, "source_vocabulary.txt"))
         self.target.save_vocabulary(os.path.join(self._scratch.name, "target_vocabulary.txt"))
@@ -557,19 +559,6 @@ def _encoder(lines, tokenizer_config, tokens, config):
 @functools.lru_cache(maxsize=4)
 def _corpus(config_json):
     return ParallelCorpus(json.loads(config_json))
-
-
-def banned_ids(vocabulary, allow_unk):
-    """The target ids a decoder never writes: `<pad>` and `<bos>`, and `<unk>` unless `allow_unk`."""
-    return (vocabulary.pad_id, vocabulary.bos_id) + (() if allow_unk else (vocabulary.unk_id,))
-
-
-def _allow_unk(config):
-    """config["allow_unk"], checked (runs written before the key existed count as False)."""
-    allow_unk = config.get("allow_unk", False)
-    if not isinstance(allow_unk, bool):
-        raise ValueError(f"allow_unk must be True or False, got {allow_unk!r}")
-    return allow_unk
 
 
 def _decoder(model, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned):
