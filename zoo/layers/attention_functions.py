@@ -49,8 +49,8 @@ def masked_softmax(scores, mask=None):
     if len(scores.shape) == 3:
         valid = ops.expand_dims(valid, 1)  # the same source positions at every step
     lowest = float(np.finfo(keras.backend.standardize_dtype(scores.dtype)).min)
-    alignment = ops.softmax(ops.where(valid, scores, lowest), axis=-1)
-    return ops.where(valid, alignment, 0.0)
+    alignment = ops.softmax(ops.where(valid, scores, ops.full_like(scores, lowest)), axis=-1)
+    return alignment * ops.cast(valid, alignment.dtype)
 
 
 def context_vector(alignment, memory):
