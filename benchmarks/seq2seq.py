@@ -264,7 +264,7 @@ def section(results):
     size, (_, _, loop_ops, _) = next(iter(results.items()))
     ops = {name: loop_ops[name, "zoo"] for name, *_ in PAIRS}
     keras_ops = loop_ops[PAIRS[0][0], "keras"]
-    attention = [name for name, _, _, target in PAIRS if target and name != "no attention"]
+    presets = [name for name, _, input_feeding, _ in PAIRS if input_feeding]
     lines += [
         "",
         "Where the time goes: ops that one decoder step runs in the train step's graph (forward loop body, with "
@@ -273,14 +273,16 @@ def section(results):
         "LSTM alone: its attention runs once over all steps, after the loop); the zoo's "
         + "; ".join(f"{name}: {ops[name][0]} + {ops[name][1]}" for name, *_ in PAIRS) + ". "
         "Without attention the zoo's wrapper cell adds little to the LSTM step (its extra states, the memory and "
-        "keys, are carried through unchanged). With attention the zoo reads the memory inside the recurrence, once "
-        "per target step, as the step-by-step decoding (`initial_state`/`step`) and input feeding need: scores, "
+        "keys, are carried through unchanged). Without input feeding the zoo's teacher forcing runs as the Keras "
+        "model does: the wrapped cell alone inside the loop, then the attention once over all steps on [batch, T, "
+        "S] tensors (`Seq2Seq`'s parallel teacher forcing, the same function as stepping its decoder cell). With "
+        "input feeding step t's attentional vector is step t + 1's input, so the presets read the memory inside "
+        "the recurrence, once per target step, as the step-by-step decoding (`initial_state`/`step`) does: scores, "
         "masked softmax, context and attentional vector, their gradients, the intermediates the gradient needs "
-        "pushed each step, and the gradients of the memory and keys summed across steps. The Keras model runs "
-        "those few ops once per batch on [batch, T, S] tensors. On these small matrices (batch "
-        f"{config['batch_size']}, a few dozen source positions, 11 target steps) every op's fixed cost counts, so "
-        f"the attention rows ({', '.join(attention)}) pay for the extra ops per step; the larger size, with more "
-        "arithmetic per op, shows how that share shrinks.",
+        "pushed each step, and the gradients of the memory and keys summed across steps. On these small matrices "
+        f"(batch {config['batch_size']}, a few dozen source positions, 11 target steps) every op's fixed cost "
+        f"counts, so the preset rows ({', '.join(presets)}) pay for the extra ops per step; the larger size, with "
+        "more arithmetic per op, shows how that share shrinks.",
         "",
     ]
     return "\n".join(lines)

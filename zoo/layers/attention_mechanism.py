@@ -63,11 +63,14 @@ class AttentionMechanism(keras.layers.Layer):
         raise NotImplementedError(f"{type(self).__name__} must define project_memory")
 
     def score(self, query, keys):
-        """The scores e_t [batch, S] of the query [batch, query_dim] against the keys [batch, S, key_dim]."""
+        """The scores e_t [batch, S] of the query [batch, query_dim] against the keys [batch, S, key_dim]; or, for
+        the queries of T steps at once [batch, T, query_dim], the scores [batch, T, S]."""
         raise NotImplementedError(f"{type(self).__name__} must define score")
 
     def attend(self, query, keys, memory, memory_mask=None):
-        """One attention read from pre-computed keys: (context [batch, memory_dim], alignment [batch, S])."""
+        """One attention read from pre-computed keys: (context [batch, memory_dim], alignment [batch, S]); or the
+        reads of T steps at once, for queries [batch, T, query_dim]: (contexts [batch, T, memory_dim], alignments
+        [batch, T, S]), each step's equal to its own read."""
         alignment = attention_functions.masked_softmax(self.score(query, keys), memory_mask)
         return attention_functions.context_vector(alignment, memory), alignment
 

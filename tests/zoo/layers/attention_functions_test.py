@@ -70,3 +70,32 @@ def test_context_vector_and_scores_against_numpy():
     np.testing.assert_allclose(
         _np(attention_functions.weight_normalized(v, np.float32(2.0))), 2.0 * v / np.linalg.norm(v), rtol=1e-5
     )
+
+
+def test_every_step_at_once_equals_each_step():
+    # Queries of T steps [batch, T, q] give, at each step t, what the step's own query [batch, q] gives.
+    rng = np.random.default_rng(2)
+    batch, time, source, dim = 4, 3, 5, 3
+    queries = rng.normal(size=(batch, time, dim)).astype("float32")
+    memory = rng.normal(size=(batch, source, dim)).astype("float32")
+    v, b = rng.normal(size=dim).astype("float32"), rng.normal(size=dim).astype("float32")
+    mask = source_mask()  # [4, 5], a row with no valid position included
+    steps = {
+        "multiplicative": lambda q: attention_functions.multiplicative_score(q, memory),
+        "additive": lambda q: attention_functions.additive_score(q, memory, v, b),
+        "additive, no bias": lambda q: attention_functions.additive_score(q, memory, v),
+    }
+    for name, score in steps.items():
+        scores = _np(score(queries))
+        assert scores.shape == (batch, time, source), name
+        for t in range(time):
+            np.testing.assert_allclose(scores[:, t], _np(score(queries[:, t])), atol=1e-6, err_msg=name)
+        alignment = _np(attention_functions.masked_softmax(scores, mask))
+        context = _np(attention_functions.context_vector(alignment, memory))
+        assert context.shape == (batch, time, dim), name
+        for t in range(time):
+            step_alignment = attention_functions.masked_softmax(scores[:, t], mask)
+            np.testing.assert_allclose(alignment[:, t], _np(step_alignment), atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(context[:, t], _np(attention_functions.context_vector(step_alignment, memory)),
+                                       atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(alignment[~mask[:, None, :].repeat(time, 1)], 0.0)

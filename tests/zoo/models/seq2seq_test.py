@@ -247,7 +247,7 @@ def stored_weights(path):
     return sorted(paths)
 
 
-@pytest.mark.parametrize("name", ["luong_bidirectional", "bahdanau_copy", "plain_elman"])
+@pytest.mark.parametrize("name", ["luong_bidirectional", "bahdanau_copy", "luong_concat_tied", "plain_elman"])
 def test_config_and_keras_file_round_trip(name, tmp_path):
     model = make(name, dropout=0.25)
     config = model.get_config()
@@ -262,10 +262,13 @@ def test_config_and_keras_file_round_trip(name, tmp_path):
     assert type(loaded) is Seq2Seq and loaded.get_config() == config
     np.testing.assert_allclose(numpy(loaded((source, target))), expected, atol=1e-6)
     assert [(w.path, tuple(w.shape)) for w in loaded.weights] == [(w.path, tuple(w.shape)) for w in model.weights]
-    # Scheduled sampling's decoder shares the model's layers and holds no weights of its own: the file stores every
-    # weight where a Seq2Seq without it (as saved before it existed) does, so that such files still load.
+    # Scheduled sampling's decoder and the parallel teacher-forcing decoder share the model's layers and hold no
+    # weights of their own: the file stores every weight where a Seq2Seq without them (as saved before they existed)
+    # does, so that such files still load.
     bare = make(name, dropout=0.25)
     del bare._scheduled_decoder
+    if bare._parallel_decoder is not None:
+        del bare._parallel_decoder
     bare.save(tmp_path / "bare.keras")
     assert stored_weights(tmp_path / "m.keras") == stored_weights(tmp_path / "bare.keras")
     # And the same variables in the same order: what the trainer's checkpoints hold, by position and path.
@@ -483,3 +486,106 @@ def test_bad_arguments():
         build(pad_id=9)
     with pytest.raises(ValueError, match=r"LSTM got unknown argument\(s\) \['hops'\]"):
         build(cell_options={"hops": 3})
+
+
+# Attention without input feeding: `call` runs the wrapped cell over the whole target, then every step's attention
+# at once. Each of these must give what stepping the whole decoder cell gives.
+PARALLEL = {
+    "luong_dot": dict(cell="lstm", units=5, embedding_dim=4, attention="luong", attention_options={"score": "dot"},
+                      attention_layer_size=4, input_feeding=False),
+    "luong_general_scaled": dict(cell="gru", units=5, encoder_layers=2, bidirectional=True, embedding_dim=3,
+                                 attention="luong", attention_options={"score": "general", "scale": True},
+                                 attention_layer_size=6, input_feeding=False),
+    "luong_concat_tied": CONFIGS["luong_concat_tied"],
+    "bahdanau_bidirectional": dict(cell="lstm", units=5, bidirectional=True, embedding_dim=4, attention="bahdanau",
+                                   attention_options={"units": 3}, attention_layer_size=4, input_feeding=False),
+    "bahdanau_normalized_copy": dict(cell="gru", units=5, embedding_dim=3, attention="bahdanau",
+                                     attention_options={"units": 3, "normalize": True}, attention_layer_size=5,
+                                     input_feeding=False, bridge="copy"),
+    # No attention layer: the output is h_t (the context would only be fed back).
+    "bahdanau_no_attention_layer": dict(cell="elman", units=5, embedding_dim=3, attention="bahdanau",
+                                        input_feeding=False, bridge="zeros"),
+}
+
+
+def make_parallel(name, seed=0, **overrides):
+    model = Seq2Seq(SOURCE_VOCAB, TARGET_VOCAB, **{**PARALLEL[name], **overrides})
+    model.build(((None, None), (None, None)))
+    reference.randomize_weights(model, seed=seed, ranges=WEIGHT_RANGES)
+    return model
+
+
+def stepwise_call(model, source, target, training=False):
+    """Teacher forcing through the stepwise decoder (`keras.layers.RNN` over the whole `decoder_cell`, what `call`
+    runs with input feeding), with the dropout draws of `call` in the same order."""
+    state = model._decoder_state(source, training)
+    y = model.embedding_dropout(model.target_embedding(keras.ops.convert_to_tensor(target)), training=training)
+    return model._logits(model.decoder(y, initial_state=state, training=training), training)
+
+
+@pytest.mark.parametrize("name", sorted(PARALLEL))
+def test_parallel_teacher_forcing_equals_the_stepwise_decoder(name):
+    model = make_parallel(name)
+    assert model._parallel_decoder is not None
+    source, target = data()  # padded sources
+    np.testing.assert_allclose(numpy(model((source, target))), numpy(stepwise_call(model, source, target)),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(PARALLEL))
+def test_parallel_teacher_forcing_gradients_equal_the_stepwise_decoder_s(name):
+    backend.skip_unless_tensorflow("the gradient of a model's weights through tf.GradientTape")
+    import tensorflow as tf
+
+    model = make_parallel(name)
+    source, target = data()
+    target_out = np.roll(target, -1, axis=1)
+
+    def gradients(call):
+        with tf.GradientTape() as tape:
+            logits = call()
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True))
+        return [g for g in tape.gradient(loss, model.trainable_variables)]
+
+    parallel = gradients(lambda: model((source, target)))
+    stepwise = gradients(lambda: stepwise_call(model, source, target))
+    for variable, g, expected in zip(model.trainable_variables, parallel, stepwise):
+        if expected is None:  # the attention of a decoder without attention layer nor input feeding reaches nothing
+            assert g is None, variable.path
+            continue
+        np.testing.assert_allclose(numpy(g), numpy(expected), atol=1e-6, err_msg=variable.path)
+
+
+def test_parallel_teacher_forcing_dropout_is_the_stepwise_decoder_s():
+    model = make_parallel("bahdanau_bidirectional", dropout=0.5,
+                          cell_options={"dropout": 0.3, "recurrent_dropout": 0.2})
+    source, target = data()
+    seeds = [v for v in model.variables if "seed_generator" in v.path]
+    start = [numpy(v) for v in seeds]
+
+    def from_start(call):
+        for variable, value in zip(seeds, start):
+            variable.assign(value)
+        return numpy(call())
+
+    parallel = from_start(lambda: model((source, target), training=True))
+    np.testing.assert_allclose(parallel, from_start(lambda: stepwise_call(model, source, target, training=True)),
+                               atol=1e-6)
+    assert not np.allclose(parallel, numpy(model((source, target))), atol=1e-3)  # dropout was on
+    # The cell's own dropout alone (the model's off) is drawn as the stepwise decoder draws it.
+    model = make_parallel("luong_dot", cell_options={"dropout": 0.4, "recurrent_dropout": 0.4})
+    seeds = [v for v in model.variables if "seed_generator" in v.path]
+    start = [numpy(v) for v in seeds]
+    parallel = from_start(lambda: model((source, target), training=True))
+    np.testing.assert_allclose(parallel, from_start(lambda: stepwise_call(model, source, target, training=True)),
+                               atol=1e-6)
+    assert not np.allclose(parallel, numpy(model((source, target))), atol=1e-3)
+
+
+@pytest.mark.jax
+def test_parallel_teacher_forcing_under_xla_equals_the_stepwise_decoder():
+    model = make_parallel("luong_general_scaled")
+    source, target = data()
+    specs = [((None, None), "int32"), ((None, None), "int32")]
+    compiled = backend.xla_compiled(lambda s, t: model((s, t)), model.variables, specs)
+    np.testing.assert_allclose(compiled(source, target), numpy(stepwise_call(model, source, target)), atol=1e-5)

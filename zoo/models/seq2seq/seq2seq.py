@@ -13,6 +13,8 @@ from zoo import layers
 from zoo.cells.recurrent_cell import DropoutRNNCell
 from zoo.decoding import samplers
 from zoo.layers.attention_wrapper_cell import BRIDGES
+from zoo.layers.attention_wrapper_cell import MEMORY_MASK_INDEX
+from zoo.layers.attention_wrapper_cell import attentional_vector
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 
 ATTENTIONS = ("none", "bahdanau", "luong")
@@ -120,6 +122,16 @@ class Seq2Seq(keras.Model):
     sampled or not. No gradient flows through the draw itself (the tokens are discrete); it does reach the embedding
     of every token read. At p = 0 the logits are those of the teacher-forced call (its fast path, one `RNN` over the
     embedded targets, runs when `sampling_probability` is `None`).
+
+    Parallel teacher forcing: with attention and `input_feeding=False`, step t's attention reads only the wrapped
+    cell's output h_t, which does not depend on any earlier context. Teacher forcing (`sampling_probability=None`)
+    then runs the wrapped cell alone over the whole target (one `keras.layers.RNN`, from the bridged states s_0, with
+    the cell's own dropout drawn as in the stepwise decoder), and reads the attention for all T steps at once: scores
+    [batch, T, S], the masked softmax over the source, contexts [batch, T, memory_size], a_t = tanh([c_t; h_t] W_c)
+    (without an attention layer the output is h_t and the context, only ever fed back, is not computed). This is the
+    same function as stepping the `decoder_cell` (equal to float32 round-off, gradients too; `tests/zoo/models`
+    checks it), with the memory read once instead of at every step of the recurrence. With input feeding, under
+    scheduled sampling, and in `step`, the decoder runs step by step.
 
     Decoding: `initial_state(source)` is the decoder's state before the first target token, a tuple in the layout of
     `zoo.layers.AttentionWrapperCell` (the memory, its keys and the source mask included, all batch first, so a beam
@@ -253,6 +265,12 @@ class Seq2Seq(keras.Model):
                                    self.embedding_dim, name="scheduled_sampling_cell"),
             return_sequences=True, name="scheduled_sampling_decoder",
         )
+        # Teacher forcing without input feeding: the wrapped cell alone over the whole target, the attention read
+        # for every step after it (see "Parallel teacher forcing"). It holds the decoder cell's wrapped cell, whose
+        # weights live under `decoder`; private, like the scheduled-sampling decoder, for the same reason.
+        self._parallel_decoder = None
+        if self.attention != "none" and not self.input_feeding:
+            self._parallel_decoder = keras.layers.RNN(decoder_cell, return_sequences=True, name="parallel_decoder")
 
     def _mechanism(self):
         try:
@@ -273,6 +291,8 @@ class Seq2Seq(keras.Model):
             layer.build((None, None, size))
             size = self.memory_size
         self.decoder.build((None, None, self.embedding_dim))
+        if self._parallel_decoder is not None:
+            self._parallel_decoder.build((None, None, self.embedding_dim))
         if self.tie_embeddings:
             self.output_bias = self.add_weight(shape=(self.target_vocab_size,), name="output_bias",
                                                initializer="zeros")
@@ -311,8 +331,23 @@ class Seq2Seq(keras.Model):
         state = self._decoder_state(source, training)
         if sampling_probability is None:
             y = self.embedding_dropout(self.target_embedding(ops.cast(target_in, "int32")), training=training)
+            if self._parallel_decoder is not None:
+                return self._logits(self._parallel_teacher_forcing(y, state, training), training)
             return self._logits(self.decoder(y, initial_state=state, training=training), training)
         return self._scheduled_sampling(target_in, state, sampling_probability, sampling_seed, training)
+
+    def _parallel_teacher_forcing(self, y, state, training):
+        """The decoder's outputs [batch, T, output size] for the embedded targets y [batch, T, E] from the decoder
+        state `state`, without input feeding: the wrapped cell's outputs h_t first, then every step's attention at
+        once, as `AttentionWrapperCell.call` reads it step by step (see "Parallel teacher forcing")."""
+        cell = self.decoder_cell
+        cell_states = state[1:1 + len(cell.cell_state_sizes)]
+        outputs = self._parallel_decoder(y, initial_state=cell_states, training=training)  # h_t, [batch, T, units]
+        if cell.attention_kernel is None:
+            return outputs  # the output is h_t; the context c_t would only be fed back, which is off
+        context, _ = cell.attention_mechanism.attend(outputs, cell.keys(state), cell.memory(state),
+                                                     state[MEMORY_MASK_INDEX])
+        return attentional_vector(context, outputs, cell.attention_kernel, ops.tanh)
 
     def _scheduled_sampling(self, target_in, state, probability, seed, training):
         """The decoder's logits [batch, T, V] when each step t > 0 reads, with probability `probability`, a token
