@@ -112,6 +112,8 @@ def test_the_reader_reads_the_files_back(generated):
         counts = {split: sum(example.task == task for example in examples) for split, examples in splits.items()}
         # 20 of the 200 training stories held out, five questions each.
         assert counts == {"train": 900, "validation": 100, "test": 1000}
+    # 200 QA1 test stories: each begins with a question that sees two statements.
+    assert sum(example.task == 1 and len(example.story) == 2 for example in splits["test"]) == 200
     # The vocabulary is the released tasks' words.
     words = set(babi.vocabulary(splits["train"] + splits["test"]))
     world = {"mary", "john", "daniel", "sandra", "bathroom", "hallway", "garden", "office", "bedroom", "kitchen",
