@@ -25,12 +25,19 @@ of statements: 2 in QA1 and QA6 (as the released tasks, so a question sees 2, 4,
 has moved, an object someone has picked up), so every answer and supporting fact is right by construction.
 
 The training and test files of a task are drawn from separate seeded streams; the same seed writes the same files.
+
+Example:
+    write_tasks("data/babi", tasks=[1, 2, 6], seed=0)  # the files, for `read_babi("data/babi")`
+    splits = generated_splits(tasks=[1], seed=0)  # or the examples at once: {"train": [...], "validation": ...}
 """
 
 import os
 import sys
+import tempfile
 
 import numpy as np
+
+from training.data import babi
 
 NAMES = {1: "single-supporting-fact", 2: "two-supporting-facts", 6: "yes-no-questions"}
 ACTORS = ("Mary", "John", "Daniel", "Sandra")
@@ -92,6 +99,20 @@ def write_tasks(out_dir, tasks=(1, 2, 6), seed=0, train_questions=1000, test_que
                 file.write("".join(line + "\n" for line in lines))
             written[task][split] = path
     return written
+
+
+def generated_splits(tasks=(1, 2, 6), seed=0, train_questions=1000, test_questions=1000, validation_fraction=0.1):
+    """The splits of freshly generated tasks, as `babi.read_babi` returns them for files that `write_tasks` wrote
+    (the files go into a temporary directory, read back through the same reader, then removed).
+
+    Returns:
+        {"train": [babi.Example], "validation": [...], "test": [...]}; "validation" is carved from the training
+        questions (`validation_fraction` of the stories, chosen with `seed`).
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        write_tasks(directory, tasks, seed, train_questions, test_questions)
+        return babi.read_babi(directory, tasks=_checked_tasks(tasks), validation_fraction=validation_fraction,
+                              seed=seed)
 
 
 class _Story:

@@ -130,6 +130,13 @@ def test_the_reader_reads_the_files_back(generated):
             assert example.story[position][0] == example.query[2] and example.story[position][-2] == example.answer
 
 
+def test_generated_splits_are_the_written_files_read_back(generated):
+    directory, _ = generated
+    splits = babi_generator.generated_splits(tasks=[6, 1], seed=0)
+    assert splits == babi.read_babi(directory, tasks=[6, 1], seed=0)
+    assert [len(examples) for examples in splits.values()] == [1800, 200, 2000]
+
+
 def test_seeded_and_train_and_test_drawn_apart(tmp_path):
     first = babi_generator.write_tasks(tmp_path / "a", tasks=[2], seed=5, train_questions=50, test_questions=50)
     again = babi_generator.write_tasks(tmp_path / "b", tasks=[2], seed=5, train_questions=50, test_questions=50)
