@@ -29,14 +29,18 @@ def inputs(batch=3, slots=MEMORY, words=4, seed=0):
 def make(seed=0, **config):
     model = MemN2N(**{"vocab_size": VOCAB, "memory_size": MEMORY, "embedding_dim": DIM, **config})
     model.build()
-    # Random weights of the paper's scale: N(0, 0.5) keeps the softmaxes far from uniform.
+    switch = keras.ops.convert_to_numpy(model.linear_start_switch)  # the constructor's `linear_start`
+    # Random weights: N(0, 0.5) keeps the softmaxes far from uniform.
     reference.randomize_weights(model, seed=seed)
-    model.set_linear_start(config.get("linear_start", False))
+    model.linear_start_switch.assign(switch)
     return model
 
 
-def numpy_forward(model, story, query):
-    """The paper's equations (§2, §4.1) in NumPy, from the model's weights: (logits, attention [batch, hops, M])."""
+def numpy_forward(model, story, query, linear=None):
+    """The paper's equations (§2, §4.1) in NumPy, from the model's weights: (logits, attention [batch, hops, M]).
+
+    `linear`: whether the softmaxes are removed (linear start); `None` takes the model's `linear_start` argument.
+    """
     w = {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v).astype(np.float64) for v in model.weights}
     d, hops = model.embedding_dim, model.hops
 
@@ -66,7 +70,7 @@ def numpy_forward(model, story, query):
         else:
             TA = TC = None
     H = w.get("hop_map/kernel")
-    linear = w["linear_start_switch"] > 0.5
+    linear = model.linear_start if linear is None else linear
 
     batch, slots, _ = story.shape
     logits, attention = [], []
@@ -123,7 +127,7 @@ def test_linear_start_switch_toggles_the_softmax_at_run_time():
     softmax = call(story, query)
     np.testing.assert_allclose(softmax.sum(-1), 1.0, atol=1e-5)  # each hop's p sums to one
     model.set_linear_start(True)
-    np.testing.assert_allclose(call(story, query), numpy_forward(model, story, query)[1], atol=1e-5)
+    np.testing.assert_allclose(call(story, query), numpy_forward(model, story, query, linear=True)[1], atol=1e-5)
     model.set_linear_start(False)
     np.testing.assert_allclose(call(story, query), softmax, atol=1e-6)
 
