@@ -32,6 +32,7 @@ def numpy_read(u, keys, values, mask, linear):
     return o, p
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("linear", [False, True], ids=["softmax", "linear"])
 def test_numpy_reference(linear):
     u, keys, values, mask = data()
@@ -51,6 +52,7 @@ def test_call_argument_overrides_linear(linear):
                                    atol=1e-5)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("linear", [False, True], ids=["softmax", "linear"])
 def test_masked_slots_never_change_a_result(linear):
     u, keys, values, mask = data()

@@ -2,11 +2,11 @@ import keras
 import numpy as np
 import pytest
 
+import zoo.models
 from tests.helpers import backend
 from tests.helpers import reference
 from tests.helpers import saved_model
 from tests.helpers import serialization
-import zoo.models
 from zoo.models.memn2n.memn2n import MemN2N
 from zoo.models.memn2n.memn2n_presets import MEMN2N_PRESETS
 
@@ -95,18 +95,19 @@ def numpy_forward(model, story, query, linear=None):
 
 
 CONFIGS = {
-    "1hop_adjacent_position_temporal": dict(hops=1),
-    "3hops_adjacent_position_temporal": dict(hops=3),
-    "3hops_adjacent_bow_no_temporal": dict(hops=3, encoding="bow", temporal_encoding=False),
-    "3hops_adjacent_linear_start": dict(hops=3, linear_start=True),
-    "1hop_layer_wise_bow": dict(hops=1, tying="layer_wise", encoding="bow"),
-    "3hops_layer_wise_position_temporal_hop_map": dict(hops=3, tying="layer_wise", hop_map=True),
-    "3hops_layer_wise_linear_start_no_temporal": dict(
-        hops=3, tying="layer_wise", temporal_encoding=False, linear_start=True
-    ),
+    "1hop_adjacent_position_temporal": {"hops": 1},
+    "3hops_adjacent_position_temporal": {"hops": 3},
+    "3hops_adjacent_bow_no_temporal": {"hops": 3, "encoding": "bow", "temporal_encoding": False},
+    "3hops_adjacent_linear_start": {"hops": 3, "linear_start": True},
+    "1hop_layer_wise_bow": {"hops": 1, "tying": "layer_wise", "encoding": "bow"},
+    "3hops_layer_wise_position_temporal_hop_map": {"hops": 3, "tying": "layer_wise", "hop_map": True},
+    "3hops_layer_wise_linear_start_no_temporal": {
+        "hops": 3, "tying": "layer_wise", "temporal_encoding": False, "linear_start": True,
+    },
 }
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_numpy_reference(config):
     model = make(**config)
@@ -120,6 +121,7 @@ def test_numpy_reference(config):
                                atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.jax
 def test_linear_start_switch_toggles_the_softmax_at_run_time():
     model = make(hops=2)
     story, query = inputs()
@@ -157,6 +159,7 @@ def test_initialisation_is_the_papers_normal():
     assert abs(values.mean()) < 0.01 and abs(values.std() - 0.1) < 0.005  # N(0, 0.1), 85k samples
 
 
+@pytest.mark.jax
 def test_padding_never_changes_a_result():
     model = make(hops=3)
     story, query = inputs(slots=MEMORY - 2)
@@ -219,6 +222,7 @@ def test_saved_model_round_trip(tmp_path):
     saved_model.assert_saved_model_round_trip(model, batches, str(tmp_path / "memn2n"), input_signature=spec)
 
 
+@pytest.mark.jax
 def test_jit_compile_equals_eager():
     model = make(hops=3)
     story, query = inputs()

@@ -112,7 +112,9 @@ class MemN2N(keras.Model):
             return keras.initializers.RandomNormal(stddev=self.initializer_stddev)
 
         def embedding(name):
-            return keras.layers.Embedding(self.vocab_size, self.embedding_dim, embeddings_initializer=normal(), name=name)
+            return keras.layers.Embedding(
+                self.vocab_size, self.embedding_dim, embeddings_initializer=normal(), name=name
+            )
 
         def temporal(name):
             return TemporalEncoding(self.memory_size, embeddings_initializer=normal(), name=name)
@@ -124,7 +126,9 @@ class MemN2N(keras.Model):
             self.memory_embedding = embedding("memory_embedding")
             self.output_embedding = embedding("output_embedding")
             self.query_embedding = embedding("query_embedding")
-            self.answer = keras.layers.Dense(self.vocab_size, use_bias=False, kernel_initializer=normal(), name="answer")
+            self.answer = keras.layers.Dense(
+                self.vocab_size, use_bias=False, kernel_initializer=normal(), name="answer"
+            )
             if self.temporal_encoding:
                 self.temporal_a = temporal("temporal_a")
                 self.temporal_c = temporal("temporal_c")
@@ -183,29 +187,24 @@ class MemN2N(keras.Model):
         linear = ops.greater(self.linear_start_switch, 0.5)
 
         if self.tying == "adjacent":
+            # E_k's memories serve as C^k and as A^{k+1}: encoded once.
             temporals = self.temporals or [None] * (self.hops + 1)
-            encoded = [None] * (self.hops + 1)  # E_k's memories, shared by C^k and A^{k+1}
-
-            def memories(k):
-                if encoded[k] is None:
-                    encoded[k] = self._memories(self.embeddings[k], temporals[k], story, word_mask, slot_mask)
-                return encoded[k]
-
-            u = self.sentence_encoding(self.embeddings[0](query), word_mask=ops.not_equal(query, 0))
-            keys = lambda k: memories(k)  # A^{k+1} = E_k  # noqa: E731
-            values = lambda k: memories(k + 1)  # C^{k+1} = E_{k+1}  # noqa: E731
+            encoded = [
+                self._memories(self.embeddings[k], temporals[k], story, word_mask, slot_mask)
+                for k in range(self.hops + 1)
+            ]
+            keys, values = encoded[:-1], encoded[1:]  # A^k = E_{k-1}, C^k = E_k
+            u = self.sentence_encoding(self.embeddings[0](query), word_mask=ops.not_equal(query, 0))  # B = A^1
         else:
             temporal_a = self.temporal_a if self.temporal_encoding else None
             temporal_c = self.temporal_c if self.temporal_encoding else None
-            m = self._memories(self.memory_embedding, temporal_a, story, word_mask, slot_mask)
-            c = self._memories(self.output_embedding, temporal_c, story, word_mask, slot_mask)
+            keys = [self._memories(self.memory_embedding, temporal_a, story, word_mask, slot_mask)] * self.hops
+            values = [self._memories(self.output_embedding, temporal_c, story, word_mask, slot_mask)] * self.hops
             u = self.sentence_encoding(self.query_embedding(query), word_mask=ops.not_equal(query, 0))
-            keys = lambda k: m  # noqa: E731
-            values = lambda k: c  # noqa: E731
 
         attention = []
         for k in range(self.hops):
-            o, p = self.memory_read(u, keys(k), values(k), slot_mask=slot_mask, linear=linear)
+            o, p = self.memory_read(u, keys[k], values[k], slot_mask=slot_mask, linear=linear)
             attention.append(p)
             u = (u if self.hop_map_layer is None else self.hop_map_layer(u)) + o
 
