@@ -1,4 +1,5 @@
-"""Non-recurrent blocks: attention mechanisms over an encoder's states, and the cell that attends at every step."""
+"""Non-recurrent blocks: attention mechanisms over an encoder's states, the cell that attends at every step, and the
+End-to-End Memory Network's sentence encoding, temporal encoding and memory read."""
 
 from zoo.layers.attention_functions import sequence_mask
 from zoo.layers.attention_mechanism import AttentionMechanism
@@ -14,10 +15,13 @@ from zoo.layers.attention_wrapper_cell import coverage
 from zoo.layers.attention_wrapper_cell import latest_alignment
 from zoo.layers.bahdanau_attention import BahdanauAttention
 from zoo.layers.luong_attention import LuongAttention
+from zoo.layers.memory_read import MemoryRead
+from zoo.layers.sentence_encoding import SentenceEncoding
+from zoo.layers.temporal_encoding import TemporalEncoding
 
 __all__ = [
     "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX",
     "OUTPUT_INDEX",
-    "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "LuongAttention", "coverage",
-    "latest_alignment", "sequence_mask",
+    "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "LuongAttention", "MemoryRead",
+    "SentenceEncoding", "TemporalEncoding", "coverage", "latest_alignment", "sequence_mask",
 ]

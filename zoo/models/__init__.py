@@ -10,6 +10,8 @@ from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM
 from zoo.models.ffnn_lm.ffnn_lm_presets import FFNN_LM_PRESETS
 from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
 from zoo.models.gated_cnn_lm.gated_cnn_lm_presets import GATED_CNN_LM_PRESETS
+from zoo.models.memn2n.memn2n import MemN2N
+from zoo.models.memn2n.memn2n_presets import MEMN2N_PRESETS
 from zoo.models.forecaster.forecaster import Forecaster
 from zoo.models.forecaster.forecaster_presets import FORECASTER_PRESETS
 from zoo.models.rnn_lm.rnn_lm import RNNLM
@@ -32,6 +34,7 @@ _PRESETS = {
         (SequenceLabeller, SEQUENCE_LABELLER_PRESETS),
         (Forecaster, FORECASTER_PRESETS),
         (Seq2Seq, SEQ2SEQ_PRESETS),
+        (MemN2N, MEMN2N_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -72,6 +75,7 @@ def _lookup(name):
 
 
 __all__ = [
-    "FeedForwardLM", "Forecaster", "GatedCNNLM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN", "arguments_of",
+    "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
+    "arguments_of",
     "get", "names", "preset",
 ]

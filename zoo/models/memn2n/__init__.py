@@ -1,0 +1,1 @@
+from zoo.models.memn2n.memn2n import MemN2N
