@@ -68,6 +68,15 @@ NUMERIC = {
     "decode_length": POSITIVE_INT,
     "beam_size": POSITIVE_INT,
     "length_penalty": NON_NEGATIVE,
+    "bits": POSITIVE_INT,
+    "eval_min_length": POSITIVE_INT_OR_NONE,
+    "eval_max_length": POSITIVE_INT_OR_NONE,
+    "curriculum_steps": NON_NEGATIVE_INT,
+    "min_repeats": POSITIVE_INT,
+    "max_repeats": POSITIVE_INT,
+    "repeat_scale": POSITIVE,
+    "item_length": POSITIVE_INT,
+    "num_outputs": POSITIVE_INT,
     # The losses.
     "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).

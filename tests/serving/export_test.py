@@ -143,6 +143,7 @@ TINY_RUNS = {  # task: (preset, overrides) of a two-step run
     "labelling": ("feedback", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "language_model": ("lstm", {"train_size": 300, "validation_size": 30, "test_size": 30, "max_new_tokens": 5}),
     "latching": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "ntm": ("copy", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "translation": ("dates", {"train_size": 128, "validation_size": 32, "test_size": 32}),
 }
 

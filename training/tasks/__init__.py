@@ -6,10 +6,11 @@ from training.tasks.forecasting import ForecastingTask
 from training.tasks.labelling import LabellingTask
 from training.tasks.language_model import LanguageModelTask
 from training.tasks.latching import LatchingTask
+from training.tasks.ntm import NTMTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
 
-_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(),
+_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(), NTMTask(),
                                               TranslationTask())}
 
 
@@ -24,4 +25,4 @@ def get(name):
     return _TASKS[name]
 
 
-__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "TranslationTask", "get", "names"]
+__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "NTMTask", "Task", "TranslationTask", "get", "names"]
