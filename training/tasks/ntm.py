@@ -108,7 +108,9 @@ class NTMTask(Task):
             try:
                 algorithmic.GENERATORS[config["algorithm"]](np.random.default_rng(0), **self.arguments(config, split))
             except (TypeError, ValueError) as error:
-                raise ValueError(f"the {split} split's generator arguments do not fit {config['algorithm']}: {error}") from error
+                raise ValueError(
+                    f"the {split} split's generator arguments do not fit {config['algorithm']}: {error}"
+                ) from error
 
     # Data.
 

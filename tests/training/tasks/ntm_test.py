@@ -140,7 +140,8 @@ def trained(tmp_path_factory):
     task, config = make_config(bits=4, min_length=1, max_length=4, model_options={"units": 64, "num_layers": 1},
                                train_size=1600, epochs=4, validation_size=256, test_size=256, learning_rate=1e-2)
     model_dir = str(tmp_path_factory.mktemp("ntm") / "run")
-    untrained = Trainer(task, config, model_dir + "_untrained", progress="lines", out=io.StringIO()).evaluate("validation")
+    untrained = Trainer(task, config, model_dir + "_untrained", progress="lines", out=io.StringIO())
+    untrained = untrained.evaluate("validation")
     trainer = runs.train_best(task, config, model_dir)
     return task, config, model_dir, trainer, untrained
 
