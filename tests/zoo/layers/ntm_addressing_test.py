@@ -207,6 +207,10 @@ def test_zero_memory_and_zero_weights_stay_finite():
         memory = ntm_addressing.write(args[-1], w, keras.ops.sigmoid(args[0]), args[0])
         return keras.ops.sum(w * w) + keras.ops.sum(r) + keras.ops.sum(memory * memory)
 
+    # Even an all-zero w~ (which the pipeline never gives, but a caller might) sharpens to uniform, not 0/0.
+    zeros = np.zeros((B, H, N), "float32")
+    np.testing.assert_allclose(_np(ntm_addressing.sharpen(zeros, a["sharpening"])), 1.0 / N, atol=1e-6)
+
     values = [a[k] for k in names]
     assert np.isfinite(_np(scalar(*values)))
     for name, g in zip(names, backend.gradients(scalar, values)):
