@@ -65,7 +65,7 @@ class NTMCell(keras.layers.Layer):
         `initial_weighting` [R + W, N]: w_0 = softmax(`initial_weighting`) per head (learned, read heads first; starts
         with logit 5 on location 0 and 0 elsewhere, a soft focus on the first location).
 
-    What keeps it finite (Collier & Beel 2018; `docs` of peers): the memory starts at the constant 1e-6 (not learned,
+    What keeps it finite (Collier & Beel 2018, and the NaNs peers reported): the memory starts at the constant 1e-6 (not learned,
     not random); ξ_t and y_t are clipped to ±20; γ >= 1 and β >= 0 by construction; ε in the cosine and the
     sharpening. Clip gradients by global norm (50 in Collier & Beel) in the optimizer: that is the task's business.
 
@@ -91,6 +91,7 @@ class NTMCell(keras.layers.Layer):
         training: passed to the controller.
 
     State (all flat, as `keras.layers.RNN` needs; `unpack_state` gives them their shapes):
+        the output y_t [batch, output_size] (first, as Keras's JAX backend expects for masking; y_0 = 0),
         the controller's states (`[h, c]`, each [batch, C], for `"lstm"`; none for `"dense"`),
         read vectors [batch, R M], read weightings [batch, R N], write weightings [batch, W N], memory [batch, N M]
         (row-major: location i is entries i M .. (i+1) M - 1).
@@ -153,7 +154,9 @@ class NTMCell(keras.layers.Layer):
         self.read_parameters = self.memory_width + self.shift_offsets + 3  # Q: k, β, g, s, γ
         self.write_parameters = self.read_parameters + 2 * self.memory_width  # Q + e, a
         n, m = self.memory_size, self.memory_width
+        # y_{t-1} comes first: Keras's JAX backend repeats the first state as the output of a masked step.
         self.state_size = [
+            self.ntm_output_size,
             *self.controller_state_sizes,
             self.read_heads * m,
             self.read_heads * n,
@@ -193,8 +196,8 @@ class NTMCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=False):
         n, m, r, w = self.memory_size, self.memory_width, self.read_heads, self.write_heads
-        k = len(self.controller_state_sizes)
-        controller_states = list(states[:k])
+        k = 1 + len(self.controller_state_sizes)
+        controller_states = list(states[1:k])
         reads, read_weightings, write_weightings, memory = states[k:]
         memory = ops.reshape(memory, (-1, n, m))
         previous = ops.concatenate(
@@ -233,6 +236,7 @@ class NTMCell(keras.layers.Layer):
             ops.matmul(ops.concatenate([h, flat_reads], axis=-1), self.output_kernel) + self.output_bias
         )
         return output, [
+            output,
             *controller_states,
             flat_reads,
             ops.reshape(new_read_weightings, (-1, r * n)),
@@ -241,7 +245,7 @@ class NTMCell(keras.layers.Layer):
         ]
 
     def get_initial_state(self, batch_size=None):
-        """The state before the first step: the controller's zeros, r_0 = tanh(`initial_read`),
+        """The state before the first step: y_0 = 0, the controller's zeros, r_0 = tanh(`initial_read`),
         w_0 = softmax(`initial_weighting`) for every head, and the memory filled with `memory_init`.
 
         Needs the built cell (the initial reads and weightings are weights).
@@ -258,6 +262,7 @@ class NTMCell(keras.layers.Layer):
         reads = ops.cast(ops.tanh(ops.convert_to_tensor(self.initial_read)), dtype)
         zeros = ops.zeros((batch_size, 1), dtype=dtype)
         return [
+            ops.zeros((batch_size, self.ntm_output_size), dtype=dtype),
             *controller_states,
             zeros + reads[None, :],
             zeros + ops.reshape(weightings[:r], (1, r * n)),
@@ -266,13 +271,15 @@ class NTMCell(keras.layers.Layer):
         ]
 
     def unpack_state(self, states):
-        """The cell's flat states with their shapes: {"controller": [...], "reads": [B, R, M],
+        """The cell's flat states with their shapes: {"output": [B, output_size], "controller": [...],
+        "reads": [B, R, M],
         "read_weightings": [B, R, N], "write_weightings": [B, W, N], "memory": [B, N, M]} (for figures)."""
         n, m = self.memory_size, self.memory_width
-        k = len(self.controller_state_sizes)
+        k = 1 + len(self.controller_state_sizes)
         reads, read_weightings, write_weightings, memory = states[k:]
         return {
-            "controller": list(states[:k]),
+            "output": states[0],
+            "controller": list(states[1:k]),
             "reads": ops.reshape(reads, (-1, self.read_heads, m)),
             "read_weightings": ops.reshape(read_weightings, (-1, self.read_heads, n)),
             "write_weightings": ops.reshape(write_weightings, (-1, self.write_heads, n)),

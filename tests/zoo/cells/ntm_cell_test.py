@@ -38,14 +38,14 @@ def numpy_ntm_step(config, w, x, states):
     offsets = 2 * c["shift_range"] + 1
     clip = (lambda v: np.clip(v, -c["clip_value"], c["clip_value"])) if c["clip_value"] else (lambda v: v)
     if c["controller"] == "lstm":
-        h_prev, c_prev, reads, read_w, write_w, memory = states
+        _, h_prev, c_prev, reads, read_w, write_w, memory = states
         z = np.concatenate([x, reads], -1) @ w["kernel"] + h_prev @ w["recurrent_kernel"] + w["bias"]
         z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)
         cell = _sigmoid(z_f) * c_prev + _sigmoid(z_i) * np.tanh(z_c)
         h = _sigmoid(z_o) * np.tanh(cell)
         controller = [h, cell]
     else:
-        reads, read_w, write_w, memory = states
+        _, reads, read_w, write_w, memory = states
         h = np.tanh(np.concatenate([x, reads], -1) @ w["kernel"] + w["bias"])
         controller = []
     xi = clip(h @ w["head_kernel"] + w["head_bias"])
@@ -75,7 +75,7 @@ def numpy_ntm_step(config, w, x, states):
     for p, w_h in zip(slices[heads_r:], weightings[heads_r:]):
         new_memory = new_memory + w_h[:, :, None] * np.tanh(p[:, None, q + m:q + 2 * m])
     y = clip(np.concatenate([h] + new_reads, -1) @ w["output_kernel"] + w["output_bias"])
-    return y, [*controller, np.concatenate(new_reads, -1), np.concatenate(weightings[:heads_r], -1),
+    return y, [y, *controller, np.concatenate(new_reads, -1), np.concatenate(weightings[:heads_r], -1),
                np.concatenate(weightings[heads_r:], -1), new_memory.reshape(-1, n * m)]
 
 
@@ -122,7 +122,7 @@ class TestNTMCell(CellContract):
                 heads_r, n = c["read_heads"], c["memory_size"]
                 initial_w = _softmax(weights["initial_weighting"])
                 batch = len(x)
-                initial = [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0) + [
+                initial = [np.zeros((batch, c["output_size"]))] + [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0) + [
                     np.tile(np.tanh(weights["initial_read"]), (batch, 1)),
                     np.tile(initial_w[:heads_r].reshape(-1), (batch, 1)),
                     np.tile(initial_w[heads_r:].reshape(-1), (batch, 1)),
@@ -143,8 +143,9 @@ class TestNTMCell(CellContract):
             cell.get_initial_state(BATCH)
         layer = self.sequence_layer()
         weights = reference.weights_by_name(layer)
-        h, c, reads, read_w, write_w, memory = [keras.ops.convert_to_numpy(s) for s in layer.get_initial_state(BATCH)]
-        assert not np.any(h) and not np.any(c)
+        y, h, c, reads, read_w, write_w, memory = [
+            keras.ops.convert_to_numpy(s) for s in layer.get_initial_state(BATCH)]
+        assert y.shape == (BATCH, 3) and not np.any(y) and not np.any(h) and not np.any(c)
         np.testing.assert_allclose(reads, np.tile(np.tanh(weights["initial_read"]), (BATCH, 1)), atol=1e-6)
         initial_w = _softmax(weights["initial_weighting"])
         np.testing.assert_allclose(read_w, np.tile(initial_w[:2].reshape(-1), (BATCH, 1)), atol=1e-6)
@@ -153,15 +154,16 @@ class TestNTMCell(CellContract):
         # Before training: r_0 = 0, and every head focuses softly on location 0 (logit 5 against 0).
         fresh = self.make_cell()
         fresh.build((None, self.input_dim))
-        start = keras.ops.convert_to_numpy(fresh.get_initial_state(1)[3])[0, :5]
+        start = keras.ops.convert_to_numpy(fresh.get_initial_state(1)[4])[0, :5]
         np.testing.assert_allclose(start, _softmax(np.array([5.0, 0, 0, 0, 0])), atol=1e-6)
-        assert not np.any(keras.ops.convert_to_numpy(fresh.get_initial_state(1)[2]))
+        assert not np.any(keras.ops.convert_to_numpy(fresh.get_initial_state(1)[3]))
 
     def test_unpack_state(self):
         layer = self.sequence_layer()
-        _, *states = layer(self.inputs())
+        y, *states = layer(self.inputs())
         parts = layer.cell.unpack_state(states)
         assert [tuple(s.shape) for s in parts["controller"]] == [(BATCH, 6), (BATCH, 6)]
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(parts["output"]), keras.ops.convert_to_numpy(y[:, -1]))
         shapes = {name: tuple(parts[name].shape) for name in ("reads", "read_weightings", "write_weightings",
                                                               "memory")}
         assert shapes == {"reads": (BATCH, 2, 4), "read_weightings": (BATCH, 2, 5), "write_weightings": (BATCH, 2, 5),

@@ -7,6 +7,9 @@ import pytest
 from tests.helpers import backend
 from zoo.layers import ntm_addressing
 
+# Also run under Keras's JAX backend (tests/zoo/jax_backend_test.py); the float64 gradient checks are TensorFlow only.
+pytestmark = pytest.mark.jax
+
 B, H, N, M = 2, 3, 7, 4
 
 
