@@ -43,16 +43,18 @@ class NTMCell(keras.layers.Layer):
 
     One step (Graves et al. 2014, §3; weights in brackets; row vectors; R read heads, W write heads, 2R_s+1 shifts):
 
-        h_t, c_t   = controller([x_t; r^1_{t-1}; ...; r^R_{t-1}], c_{t-1})        [controller: `kernel`,
-                     LSTM (`zoo.cells.LSTMCell`, forget bias 1) or h_t = tanh(... U + b)]  `recurrent_kernel`, `bias`]
-        ξ_t        = clip(h_t W_ξ + b_ξ, ±clip_value)                              W_ξ: `head_kernel`, b_ξ: `head_bias`
+        h_t, c_t   = controller([x_t; r^1_{t-1}; ...; r^R_{t-1}], c_{t-1})   controller: `kernel`,
+                     an LSTM (`zoo.cells.LSTMCell`, forget bias 1)              `recurrent_kernel` (LSTM), `bias`
+                     or h_t = tanh([x_t; r_{t-1}] U + b)
+        ξ_t        = clip(h_t W_ξ + b_ξ, ±clip_value)                         W_ξ: `head_kernel`, b_ξ: `head_bias`
         per head, from its slice of ξ_t:
             k = tanh(·), β = softplus(·), g = sigmoid(·), s = softmax(·) over -R_s..R_s, γ = 1 + softplus(·)
             write heads also: e = sigmoid(·) (erase), a = tanh(·) (add)
         w_t        = sharpen(shift(g w^c + (1-g) w_{t-1}, s), γ),  w^c = softmax(β K(k, M_{t-1}))    (eqs. 5-9)
         r^h_t      = w^h_t M_{t-1}                              every head addresses and reads M_{t-1}
         M_t        = M_{t-1} ∘ Π_h (1 - w^h_t e_h^T) + Σ_h w^h_t a_h^T   over the write heads            (eqs. 3-4)
-        y_t        = clip([h_t; r^1_t; ...; r^R_t] W_y + b_y, ±clip_value)    W_y: `output_kernel`, b_y: `output_bias`
+        y_t        = clip([h_t; r^1_t; ...; r^R_t] W_y + b_y, ±clip_value)
+                                                                  W_y: `output_kernel`, b_y: `output_bias`
 
         K(k, M_i) = k·M_i / sqrt(‖k‖²‖M_i‖² + ε): see `zoo.layers.ntm_addressing` for every function and its ε.
 
@@ -65,8 +67,8 @@ class NTMCell(keras.layers.Layer):
         `initial_weighting` [R + W, N]: w_0 = softmax(`initial_weighting`) per head (learned, read heads first; starts
         with logit 5 on location 0 and 0 elsewhere, a soft focus on the first location).
 
-    What keeps it finite (Collier & Beel 2018, and the NaNs peers reported): the memory starts at the constant 1e-6 (not learned,
-    not random); ξ_t and y_t are clipped to ±20; γ >= 1 and β >= 0 by construction; ε in the cosine and the
+    What keeps it finite (Collier & Beel 2018, and the NaNs peers reported): the memory starts at the constant 1e-6
+    (not learned, not random); ξ_t and y_t are clipped to ±20; γ >= 1 and β >= 0 by construction; ε in the cosine and the
     sharpening. Clip gradients by global norm (50 in Collier & Beel) in the optimizer: that is the task's business.
 
     The output y_t is linear (logits): a sigmoid for the bit tasks belongs to the model or the loss

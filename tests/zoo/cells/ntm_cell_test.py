@@ -163,7 +163,8 @@ class TestNTMCell(CellContract):
         y, *states = layer(self.inputs())
         parts = layer.cell.unpack_state(states)
         assert [tuple(s.shape) for s in parts["controller"]] == [(BATCH, 6), (BATCH, 6)]
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(parts["output"]), keras.ops.convert_to_numpy(y[:, -1]))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(parts["output"]), keras.ops.convert_to_numpy(y[:, -1]))
         shapes = {name: tuple(parts[name].shape) for name in ("reads", "read_weightings", "write_weightings",
                                                               "memory")}
         assert shapes == {"reads": (BATCH, 2, 4), "read_weightings": (BATCH, 2, 5), "write_weightings": (BATCH, 2, 5),

@@ -82,7 +82,8 @@ def _args(seed=0, radius=1, dtype="float32"):
         "gate": 1 / (1 + np.exp(-rng.normal(size=(B, H, 1)))),
         "shift": _softmax(rng.normal(size=(B, H, 2 * radius + 1))),
         "sharpening": 1 + np.log1p(np.exp(rng.normal(size=(B, H, 1)))),
-        "previous_weighting": _softmax(rng.normal(size=(B, H, N)) * 0.5),  # no weight near 0: finite differences stay in range
+        # No weight near 0, so that finite differences stay where the sharpening's powers are smooth.
+        "previous_weighting": _softmax(rng.normal(size=(B, H, N)) * 0.5),
         "content_weighting": _softmax(rng.normal(size=(B, H, N))),
         "memory": rng.normal(size=(B, N, M)),
         "erase": 1 / (1 + np.exp(-rng.normal(size=(B, H, M)))),
