@@ -122,7 +122,10 @@ class TestNTMCell(CellContract):
                 heads_r, n = c["read_heads"], c["memory_size"]
                 initial_w = _softmax(weights["initial_weighting"])
                 batch = len(x)
-                initial = [np.zeros((batch, c["output_size"]))] + [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0) + [
+                controller = [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0)
+                initial = [
+                    np.zeros((batch, c["output_size"])),
+                    *controller,
                     np.tile(np.tanh(weights["initial_read"]), (batch, 1)),
                     np.tile(initial_w[:heads_r].reshape(-1), (batch, 1)),
                     np.tile(initial_w[heads_r:].reshape(-1), (batch, 1)),
