@@ -5,6 +5,7 @@ from zoo.cells.gru_cell import GRUCell
 from zoo.cells.jordan_cell import JordanCell
 from zoo.cells.leaky_cell import LeakyCell
 from zoo.cells.lstm_cell import LSTMCell
+from zoo.cells.ntm_cell import NTMCell
 from zoo.cells.recurrent_cell import RecurrentCell
 
-__all__ = ["ElmanCell", "GRUCell", "JordanCell", "LeakyCell", "LSTMCell", "RecurrentCell"]
+__all__ = ["ElmanCell", "GRUCell", "JordanCell", "LeakyCell", "LSTMCell", "NTMCell", "RecurrentCell"]
