@@ -1,6 +1,7 @@
 """The tasks, by name: `training.tasks.get("adding")`."""
 
 from training.tasks.adding import AddingTask
+from training.tasks.babi import BabiTask
 from training.tasks.copy_memory import CopyMemoryTask
 from training.tasks.forecasting import ForecastingTask
 from training.tasks.labelling import LabellingTask
@@ -9,7 +10,7 @@ from training.tasks.latching import LatchingTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
 
-_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(),
+_TASKS = {task.name: task for task in (AddingTask(), BabiTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(),
                                               TranslationTask())}
 
 
@@ -24,4 +25,4 @@ def get(name):
     return _TASKS[name]
 
 
-__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "TranslationTask", "get", "names"]
+__all__ = ["AddingTask", "BabiTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "Task", "TranslationTask", "get", "names"]
