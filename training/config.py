@@ -70,6 +70,11 @@ NUMERIC = {
     "decode_length": POSITIVE_INT,
     "beam_size": POSITIVE_INT,
     "length_penalty": NON_NEGATIVE,
+    "train_questions": POSITIVE_INT,
+    "test_questions": POSITIVE_INT,
+    "validation_fraction": RATE,
+    "memory_size": POSITIVE_INT,
+    "random_noise": ("a fraction in [0, 1] (0 = off)", lambda v: _real(v) and 0 <= v <= 1),
     # The losses.
     "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).

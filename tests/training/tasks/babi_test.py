@@ -204,9 +204,10 @@ def test_metrics_are_the_error_per_task_their_mean_and_the_failed_tasks():
 
 @pytest.mark.slow
 def test_the_small_preset_learns_generated_qa1(tmp_path):
-    # The paper's 1k QA1 error is 0.0%; this CPU-sized run (30 epochs of Adam, seed 0) measured 0.1% on the 1,000
-    # generated test questions. The threshold, 2%, leaves margin for other platforms' numerics.
+    # The paper's 1k QA1 error is 0.0%; this CPU-sized run (30 epochs of Adam, seed 0) measured 1.3% on the 1,000
+    # generated test questions (its errors: an actor's older move picked over the latest). The threshold, 3%, leaves
+    # margin for other platforms' numerics; chance (the most common answer) is 86% error.
     task, config = make_config(tasks=[1])
     runs.train_best(task, config, str(tmp_path))
     metrics = evaluate.evaluate(str(tmp_path))["metrics"]
-    assert metrics["error_1"] <= 0.02 and metrics["failed_tasks"] == 0
+    assert metrics["error_1"] <= 0.03 and metrics["failed_tasks"] == 0
