@@ -41,6 +41,8 @@ NUMERIC = {
     "steps": POSITIVE_INT_OR_NONE,
     "steps_per_epoch": POSITIVE_INT_OR_NONE,
     "learning_rate": POSITIVE,
+    "learning_rate_decay_epochs": POSITIVE_INT_OR_NONE,
+    "learning_rate_decay_factor": ("a number in (0, 1] or None (0.5)", lambda v: v is None or (_real(v) and 0 < v <= 1)),
     "clip_global_norm": POSITIVE_OR_NONE,
     "clip_value": POSITIVE_OR_NONE,
     "checkpoint_every_steps": POSITIVE_INT,
@@ -77,6 +79,11 @@ NUMERIC = {
     "repeat_scale": POSITIVE,
     "item_length": POSITIVE_INT,
     "num_outputs": POSITIVE_INT,
+    "train_questions": POSITIVE_INT,
+    "test_questions": POSITIVE_INT,
+    "validation_fraction": RATE,
+    "memory_size": POSITIVE_INT,
+    "random_noise": ("a fraction in [0, 1] (0 = off)", lambda v: _real(v) and 0 <= v <= 1),
     # The losses.
     "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).

@@ -46,6 +46,8 @@ DEFAULTS = {
     "steps_per_epoch": None,  # default: one pass over the training split
     "optimizer": "adam",
     "learning_rate": 1e-3,
+    "learning_rate_decay_epochs": None,  # when set, the learning rate steps down after every that many epochs ...
+    "learning_rate_decay_factor": None,  # ... multiplied by this (None: 0.5)
     "clip_global_norm": None,  # clip the gradient's global norm to this value
     "clip_value": None,  # clip every gradient component to [-clip_value, clip_value]
     "checkpoint_every_steps": 100,
@@ -200,7 +202,7 @@ class Trainer:
         name = self.config["optimizer"]
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {sorted(OPTIMIZERS)}")
-        optimizer = OPTIMIZERS[name](learning_rate=self.config["learning_rate"])
+        optimizer = OPTIMIZERS[name](learning_rate=learning_rate(self.config, self.steps_per_epoch))
         return keras.optimizers.LossScaleOptimizer(optimizer) if mixed_precision else optimizer
 
     def _own_dir(self, name):
@@ -369,6 +371,7 @@ class Trainer:
         validation = self.evaluate("validation")
         self.epoch.assign_add(1)
         self.step_in_epoch.assign(0)
+        self.task.after_validation(self.config, self.model, int(self.epoch), validation, float(self.best))
         self._keep_if_best(validation)
         self._save(self.manager)
         self._log_epoch(train, validation, seconds)
@@ -603,6 +606,21 @@ def _duration(seconds):
         return f"{seconds:.1f}s"
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def learning_rate(config, steps_per_epoch):
+    """The config's learning rate: a constant, or with `learning_rate_decay_epochs` set, multiplied by
+    `learning_rate_decay_factor` (None: 0.5) after every that many epochs (a step decay, e.g. the memory network
+    recipe's halving every 25 epochs). The schedule counts the optimizer's steps, which the checkpoint holds. A config
+    written before these keys existed lacks them: a constant rate."""
+    every = config.get("learning_rate_decay_epochs")
+    if not every:
+        return config["learning_rate"]
+    factor = config.get("learning_rate_decay_factor")
+    return keras.optimizers.schedules.ExponentialDecay(
+        config["learning_rate"], decay_steps=every * steps_per_epoch, decay_rate=0.5 if factor is None else factor,
+        staircase=True,
+    )
 
 
 def _checkpointable(variables, with_paths=True):

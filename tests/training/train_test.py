@@ -86,7 +86,7 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint(tmp_
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--task=nope"], r"error: unknown task 'nope'; valid tasks: \['adding', 'copy_memory', 'forecasting', "),
+        (["--task=nope"], r"error: unknown task 'nope'; valid tasks: \['adding', 'babi', 'copy_memory', "),
         (["--task=adding", "--preset=huge"], r"error: unknown preset 'huge'; valid presets: \['default', 'short'\]"),
         (["--task=adding", "--override=unitz=3"], r"error: unknown override key 'unitz'; valid keys: \[.*'units'"),
         (["--task=adding", "--override=units=many"], r"error: override units must be a number, got 'many'"),

@@ -16,6 +16,7 @@ from training.tasks.adding import AddingTask
 from training.trainer import DEFAULTS
 from training.trainer import Trainer
 from training.trainer import TrainingDiverged
+from training.trainer import learning_rate
 
 # A small adding problem: 16 steps per epoch at batch 32; a few seconds per test.
 SMALL = {"length": 10, "train_size": 512, "validation_size": 128, "test_size": 128, "units": 8, "batch_size": 32}
@@ -317,3 +318,25 @@ def test_a_config_json_that_is_not_a_run_s_is_left_alone(tmp_path):
     with pytest.raises(ValueError, match=r"holds a config.json that is not a run's; train in another --model_dir"):
         make_trainer(tmp_path, steps=1)
     assert (tmp_path / "config.json").read_text() == '{"name": "my project"}'
+
+
+def test_the_learning_rate_steps_down_every_decay_epochs_and_a_resumed_run_keeps_the_step(tmp_path):
+    # 16 steps per epoch; halved after every 2 epochs (32 steps).
+    trainer = make_trainer(tmp_path / "run", epochs=3, optimizer="sgd", learning_rate=0.1)
+    assert float(keras.ops.convert_to_numpy(trainer.optimizer.learning_rate)) == pytest.approx(0.1)
+    schedule = learning_rate({"learning_rate": 0.1, "learning_rate_decay_epochs": 2}, 16)
+    assert [float(schedule(step)) for step in (0, 31, 32, 63, 64)] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+    third = learning_rate({"learning_rate": 0.1, "learning_rate_decay_epochs": 1, "learning_rate_decay_factor": 1 / 3},
+                          16)
+    assert float(third(16)) == pytest.approx(0.1 / 3)
+    first = make_trainer(tmp_path / "decay", steps=40, optimizer="sgd", learning_rate=0.1,
+                         learning_rate_decay_epochs=2)
+    first.fit()
+    resumed = make_trainer(tmp_path / "decay", steps=70, optimizer="sgd", learning_rate=0.1,
+                           learning_rate_decay_epochs=2)
+    resumed.restore("latest")
+    assert float(keras.ops.convert_to_numpy(resumed.optimizer.learning_rate)) == pytest.approx(0.05)
+    resumed.fit()
+    assert float(keras.ops.convert_to_numpy(resumed.optimizer.learning_rate)) == pytest.approx(0.025)
+    with pytest.raises(ValueError, match=r"learning_rate_decay_factor must be a number in \(0, 1\]"):
+        make_trainer(tmp_path / "bad", learning_rate_decay_epochs=2, learning_rate_decay_factor=2.0)

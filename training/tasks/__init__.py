@@ -1,6 +1,7 @@
 """The tasks, by name: `training.tasks.get("adding")`."""
 
 from training.tasks.adding import AddingTask
+from training.tasks.babi import BabiTask
 from training.tasks.copy_memory import CopyMemoryTask
 from training.tasks.forecasting import ForecastingTask
 from training.tasks.labelling import LabellingTask
@@ -10,8 +11,11 @@ from training.tasks.ntm import NTMTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
 
-_TASKS = {task.name: task for task in (AddingTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(), LatchingTask(), NTMTask(),
-                                              TranslationTask())}
+_TASKS = {
+    task.name: task
+    for task in (AddingTask(), BabiTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(),
+                 LatchingTask(), NTMTask(), TranslationTask())
+}
 
 
 def names():
@@ -25,4 +29,5 @@ def get(name):
     return _TASKS[name]
 
 
-__all__ = ["AddingTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask", "LatchingTask", "NTMTask", "Task", "TranslationTask", "get", "names"]
+__all__ = ["AddingTask", "BabiTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask",
+           "LatchingTask", "NTMTask", "Task", "TranslationTask", "get", "names"]

@@ -80,6 +80,13 @@ class Task(abc.ABC):
         `train_predictions`), which the trainer writes to TensorBoard beside the training loss. Empty by default."""
         return {}
 
+    def after_validation(self, config, model, epoch, metrics, best):
+        """Called by the trainer after each epoch's validation pass, before it keeps the best checkpoint: `epoch` is
+        the number of epochs finished (from 1), `metrics` the validation metrics, `best` the best value of the
+        monitored metric (`monitor`) before this pass (inf or -inf at first). A task may change the model here
+        (the bAbI task ends linear start); what it changes must live in the model's variables, which the
+        checkpoint saves. Does nothing by default."""
+
     def check_config(self, config):
         """Raises a ValueError naming the first config value that is out of range: every numeric value
         (`training.config.NUMERIC`), then what a task needs of their combination."""
