@@ -27,12 +27,17 @@ from training.trainer import Trainer  # noqa: E402
 from training.trainer import _write_json  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Directory of a run written by python -m training.train.")
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which split to evaluate.")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
-flags.DEFINE_string("override", "", "Comma-separated key=value pairs that replace the run's config values for this "
-                    "evaluation only (e.g. eval_max_length=40).")
-flags.mark_flag_as_required("model_dir")
+
+
+def define_flags():
+    """The command line's flags, defined when the module runs as a program, so that `evaluate` can be imported
+    beside other entry points (`serving.export` defines --model_dir too)."""
+    flags.DEFINE_string("model_dir", None, "Directory of a run written by python -m training.train.")
+    flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which split to evaluate.")
+    flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint to evaluate.")
+    flags.DEFINE_string("override", "", "Comma-separated key=value pairs that replace the run's config values for "
+                        "this evaluation only (e.g. eval_max_length=40).")
+    flags.mark_flag_as_required("model_dir")
 
 
 def evaluate(model_dir, split="test", checkpoint="best", overrides=None):
@@ -96,4 +101,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run(main)

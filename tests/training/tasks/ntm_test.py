@@ -176,7 +176,7 @@ def test_evaluate_overrides_take_the_test_split_beyond_the_training_lengths(trai
 
 
 def run_evaluate(model_dir, *flags):
-    # A process of its own: training.evaluate defines absl flags that other entry points define too.
+    # A process of its own, as a user runs it.
     return subprocess.run([sys.executable, "-m", "training.evaluate", f"--model_dir={model_dir}", *flags],
                           capture_output=True, text=True, timeout=600)
 
