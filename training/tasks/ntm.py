@@ -19,9 +19,12 @@ steps (the target mask; nats per sequence). Metric: `bit_errors`, the bits of th
 the targets over the answer steps, per sequence. Targets are stored as [T, target width + 1]: the last channel is
 the mask (0 on padding too).
 
-The model is `config["model"]` from the zoo, built with `model_options` and the head the task fixes: `output_units`
-(the target width) and, where the model takes them, `output_activation=None` (logits), `per_step_outputs=True` and
-`mask_padding=False` (the answer steps have all-zero inputs: they must not be skipped as padding).
+The model is `config["model"]` from the zoo (each preset's NTM: `ntm_copy`, `ntm_repeat_copy`,
+`ntm_associative_recall`, `ntm_priority_sort`, the configuration of Collier & Beel 2018), built with `model_options`
+and the head the task fixes: `output_units` (the target width) and, where the model takes them,
+`output_activation=None` (logits), `per_step_outputs=True` and `mask_padding=False` (the answer steps have all-zero
+inputs: they must not be skipped as padding). The LSTM baseline is `--override=model=lstm,model_options={"units":
+X
 """
 
 import functools
@@ -36,9 +39,9 @@ from training.data import algorithmic
 from training.tasks.task import Task
 
 _COMMON = {
-    # The model: an LSTM stands in until the NTM model presets are in the zoo.
-    "model": "lstm",
-    "model_options": {"units": 100, "num_layers": 1},
+    # The model: a zoo preset (each task names its NTM preset; "lstm" with model_options {"units": ...} is the
+    # baseline) and its arguments.
+    "model_options": {},
     # Collier & Beel (2018): Adam 1e-3, batch 32, global-norm clip 50; about 1M sequences in 31 epochs of 32,000.
     "batch_size": 32,
     "learning_rate": 1e-3,
@@ -64,11 +67,11 @@ class NTMTask(Task):
     default_preset = "copy"
     presets = {
         # 8-bit vectors, length 1..20.
-        "copy": {**_COMMON, "algorithm": "copy", "bits": 8, "min_length": 1, "max_length": 20},
+        "copy": {**_COMMON, "model": "ntm_copy", "algorithm": "copy", "bits": 8, "min_length": 1, "max_length": 20},
         # Length 1..10, 1..10 repeats (fed as repeats / 10).
         "repeat_copy": {
             **_COMMON,
-            "algorithm": "repeat_copy",
+            "model": "ntm_repeat_copy", "algorithm": "repeat_copy",
             "bits": 8,
             "min_length": 1,
             "max_length": 10,
@@ -77,7 +80,7 @@ class NTMTask(Task):
         # 2..6 items of three 6-bit vectors.
         "associative_recall": {
             **_COMMON,
-            "algorithm": "associative_recall",
+            "model": "ntm_associative_recall", "algorithm": "associative_recall",
             "bits": 6,
             "min_length": 2,
             "max_length": 6,
@@ -86,7 +89,7 @@ class NTMTask(Task):
         # The 16 highest-priority of 20 8-bit vectors.
         "priority_sort": {
             **_COMMON,
-            "algorithm": "priority_sort",
+            "model": "ntm_priority_sort", "algorithm": "priority_sort",
             "bits": 8,
             "min_length": 20,
             "max_length": 20,

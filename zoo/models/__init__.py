@@ -14,6 +14,8 @@ from zoo.models.memn2n.memn2n import MemN2N
 from zoo.models.memn2n.memn2n_presets import MEMN2N_PRESETS
 from zoo.models.forecaster.forecaster import Forecaster
 from zoo.models.forecaster.forecaster_presets import FORECASTER_PRESETS
+from zoo.models.ntm.ntm import NTM
+from zoo.models.ntm.ntm_presets import NTM_PRESETS
 from zoo.models.rnn_lm.rnn_lm import RNNLM
 from zoo.models.rnn_lm.rnn_lm_presets import RNN_LM_PRESETS
 from zoo.models.seq2seq.seq2seq import Seq2Seq
@@ -35,6 +37,7 @@ _PRESETS = {
         (Forecaster, FORECASTER_PRESETS),
         (Seq2Seq, SEQ2SEQ_PRESETS),
         (MemN2N, MEMN2N_PRESETS),
+        (NTM, NTM_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -75,7 +78,7 @@ def _lookup(name):
 
 
 __all__ = [
-    "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
+    "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "NTM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
     "arguments_of",
     "get", "names", "preset",
 ]

@@ -7,14 +7,22 @@ import os
 import subprocess
 import sys
 
+import grpc
+import httpx2 as httpx
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+import zoo
 
 from serving import export
 from tests.helpers.saved_model import load_with_session
 from training.data import algorithmic
 from training.trainer import Trainer
+from tests.serving.server.conftest import free_port
+from tests.serving.server.conftest import make_server
 from tests.training.tasks import runs
 
 
@@ -121,7 +129,7 @@ def test_loss_and_bit_errors_count_only_the_masked_steps():
 
 
 def test_the_model_writes_logits_at_every_step_and_does_not_skip_the_silent_answer_steps():
-    task, config = make_config(model_options={"units": 8, "num_layers": 1})
+    task, config = make_config(model="lstm", model_options={"units": 8, "num_layers": 1})
     model = task.build_model(config)
     inputs = np.zeros((2, 7, 9), "float32")
     inputs[:, :3, :8] = np.random.default_rng(0).integers(0, 2, (2, 3, 8))
@@ -137,7 +145,8 @@ def test_the_model_writes_logits_at_every_step_and_does_not_skip_the_silent_answ
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     # Copy of 4-bit sequences of length 1..4 with a 64-unit LSTM: a CPU-sized run of 6,400 sequences.
-    task, config = make_config(bits=4, min_length=1, max_length=4, model_options={"units": 64, "num_layers": 1},
+    task, config = make_config(bits=4, min_length=1, max_length=4, model="lstm",
+                               model_options={"units": 64, "num_layers": 1},
                                train_size=1600, epochs=4, validation_size=256, test_size=256, learning_rate=1e-2)
     model_dir = str(tmp_path_factory.mktemp("ntm") / "run")
     untrained = Trainer(task, config, model_dir + "_untrained", progress="lines", out=io.StringIO())
@@ -193,3 +202,80 @@ def test_the_export_maps_float_sequences_to_bit_probabilities_in_both_loaders(tr
         session = load_with_session(path, {"inputs": x})
         np.testing.assert_allclose(loaded["outputs"].numpy(), expected, atol=1e-5)
         np.testing.assert_allclose(session["outputs"], expected, atol=1e-5)
+
+
+def test_every_preset_builds_its_ntm_with_the_tasks_head():
+    for preset, heads in (("copy", 1), ("repeat_copy", 1), ("associative_recall", 1), ("priority_sort", 5)):
+        task, config = make_config(preset)
+        model = task.build_model(config)
+        assert isinstance(model, zoo.models.NTM) and model.cell.read_heads == heads
+        width = algorithmic.widths(config["algorithm"], config["bits"])[1]
+        assert (model.output_units, model.output_activation, model.per_step_outputs, model.mask_padding) == (
+            width, None, True, False)
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """The default preset (copy, the NTM of Collier & Beel, Adam 1e-3, clip 50) trained for 400 steps (12,800
+    sequences of length 1..20), exported."""
+    task, config = make_config(train_size=6400, epochs=2, validation_size=64, test_size=64)
+    assert config["model"] == "ntm_copy" and config["preset"] == "copy"
+    model_dir = str(tmp_path_factory.mktemp("ntm_long") / "run")
+    trainer = runs.train_best(task, config, model_dir)
+    path = export.export(model_dir, "copy", export_base=str(tmp_path_factory.mktemp("ntm_saved")))
+    return task, config, model_dir, trainer, path
+
+
+@pytest.mark.slow
+def test_a_long_run_of_the_default_preset_stays_finite(long_run):
+    task, config, model_dir, trainer, _ = long_run
+    # The trainer stops with TrainingDiverged at the first NaN or Inf loss, so the fixture's run got through every
+    # step finite; the last weights are finite too.
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["step"] == 400 and np.isfinite(metrics["train"]["loss"]), metrics
+    trainer.restore("latest")
+    for variable in trainer.model.variables:
+        assert np.all(np.isfinite(variable.numpy())), variable.path
+    # Sequences of 120 vectors (the paper's longest test length; 242 steps, the 128 locations nearly full): the
+    # memory, weightings and outputs stay finite where nothing was trained.
+    inputs, _, _ = algorithmic.batch("copy", np.random.default_rng(0), 4, bits=8, min_length=120, max_length=120)
+    trace = trainer.model.trace(inputs)
+    for key, value in trace.items():
+        assert np.all(np.isfinite(np.asarray(value))), key
+    trainer.restore("best")
+
+
+@pytest.mark.slow
+def test_the_ntm_export_takes_float_sequences_in_both_loaders_and_through_the_server(long_run, tmp_path):
+    task, config, _, trainer, path = long_run
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 2, size=(b, t, task.input_features(config))).astype("float32") for b, t in
+               ((2, 9), (3, 30))]
+    expected = [1 / (1 + np.exp(-np.asarray(trainer.model(x), "float64"))) for x in batches]
+    loaded = tf.saved_model.load(path).signatures["serving_default"]
+    for x, y in zip(batches, expected):
+        np.testing.assert_allclose(loaded(inputs=tf.constant(x))["outputs"].numpy(), y, atol=1e-5)
+        np.testing.assert_allclose(load_with_session(path, {"inputs": x})["outputs"], y, atol=1e-5)
+    base = os.path.dirname(os.path.dirname(path))
+    server = make_server(model_config_file=os.path.join(base, export.CONFIG_FILE), rest_api_port=free_port()).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    try:
+        rest = httpx.post(f"http://127.0.0.1:{server.rest_port}/v1/models/copy:predict",
+                          json={"instances": batches[0].tolist()}, timeout=120)
+        np.testing.assert_allclose(np.asarray(rest.json()["predictions"]), expected[0], atol=1e-5)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "copy"
+        request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(batches[1]))
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=120)
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs["outputs"]), expected[1], atol=1e-5)
+        # The wrong width of vector: INVALID_ARGUMENT, and the server keeps serving.
+        bad = httpx.post(f"http://127.0.0.1:{server.rest_port}/v1/models/copy:predict",
+                         json={"instances": np.zeros((1, 3, 4)).tolist()}, timeout=120)
+        assert bad.status_code == 400, bad.text
+        again = httpx.post(f"http://127.0.0.1:{server.rest_port}/v1/models/copy:predict",
+                           json={"instances": batches[0].tolist()}, timeout=120)
+        np.testing.assert_allclose(np.asarray(again.json()["predictions"]), expected[0], atol=1e-5)
+    finally:
+        channel.close()
+        server.stop()

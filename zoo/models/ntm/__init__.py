@@ -1,0 +1,1 @@
+from zoo.models.ntm.ntm import NTM
