@@ -280,7 +280,8 @@ class TranslationTask(Task):
     def translate(self, config, model, sources, method="greedy", batch_size=256):
         """The translations (str) of `sources` (str): greedy decoding, or beam search with `config["beam_size"]`
         and `config["length_penalty"]`, at most `config["decode_length"]` target tokens; `<pad>` and `<bos>` never
-        written, `<unk>` only with `config["allow_unk"]`. Each source is cut to `config["max_length"]` tokens."""
+        written, `<unk>` only with `config["allow_unk"]`. Each source is cut to `config["max_length"]` tokens.
+        The compiled search is kept per model and settings (`decoder`): a second call does not trace it again."""
         if method not in ("greedy", "beam"):
             raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
         corpus = self.corpus(config)
@@ -309,6 +310,14 @@ class TranslationTask(Task):
         through a weak reference too), so that a model that is dropped elsewhere is freed with its decoders, though
         the task lives as long as the process. A model's Python attributes are read when its decoder is traced, once;
         its variables are read at every call, so training between calls is seen.
+
+        Args:
+            model: the translation model (`initial_state(source)` and `step(tokens, state)`, as `zoo.models.Seq2Seq`).
+            settings: (method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned ids), as
+                `translate` gives them (hashable: the banned ids a tuple).
+
+        Returns:
+            The tf.function `_decoder` builds: source ids [batch, S] -> (tokens, lengths).
         """
         decoders = self.__dict__.setdefault("_decoders", weakref.WeakKeyDictionary())
         per_model = decoders.setdefault(model, {})

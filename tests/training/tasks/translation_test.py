@@ -291,9 +291,11 @@ def test_translate_traces_its_decoder_once_per_model_and_settings_and_does_not_k
     # decode_metrics translates the same way, with the decoders already traced.
     assert task.decode_metrics(config, model, "validation")["exact_match_beam"] == 100.0 and model.traces == 2
     # Other settings are another decoder.
-    assert task.translate({**config, "decode_length": config["decode_length"] + 1}, model, sources) == references and model.traces == 3
-    # The cache does not keep a model alive: dropped, it is freed with its decoders. (A model used in a function
-    # that has returned: tracing reads the calling frames' locals, and a frame keeps what it read until it ends.)
+    longer = {**config, "decode_length": config["decode_length"] + 1}
+    assert task.translate(longer, model, sources) == references and model.traces == 3
+    # The cache does not keep a model alive: dropped, it is freed with its decoders. (A model used in a function that
+    # has returned: TensorFlow's tracing reads the calling frames' locals, and a frame keeps that snapshot, model
+    # included, until it ends.)
     def translate_with_a_new_model():
         model = CountingCopy(outputs, corpus.target.vocabulary.size)
         assert task.translate(config, model, sources, "beam") == references and model.traces == 1
