@@ -10,11 +10,11 @@ A cell's test file subclasses it as `Test<Cell>(CellContract)` and supplies what
     keras_twins         [(config, Keras cell)]: configurations in which the cell computes what a Keras cell
                         computes, given the Keras cell's weights (weights Keras lacks keep their initial values)
     weight_ranges       (optional) {weight name: (low, high)} for weights that must stay in a range
-    learned_initial_state  (optional, default False) True for a cell whose initial state is computed from its
-                        weights (the NTM's learned r_0 and w_0); such a cell supplies
-    numpy_initial_state the initial state in NumPy: (config, weights by name, batch) -> [state]. The default, for
-                        every other cell, is zeros. The equation checks start from it, so that with a learned initial
-                        state the gradient check covers the path through it too (d loss / d initial weights).
+    learned_initial_state  (optional) True for a cell whose initial state is computed from its weights (the NTM's
+                        learned r_0 and w_0); default False, an initial state of zeros
+    numpy_initial_state (with learned_initial_state) the initial state in NumPy: (config, weights by name, batch)
+                        -> [state]; zeros by default. The equation checks start from it, so that the gradient check
+                        covers the path through a learned initial state too (d loss / d its weights)
     float64_gradient_configs  (optional) the configs of the float64 gradient check, which costs two runs per weight
                         entry: smaller ones for a cell with many weights (default: `configs`)
     slow_checks         (optional) names of contract checks that take over ~20 s for this cell: marked slow
