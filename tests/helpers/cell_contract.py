@@ -10,11 +10,21 @@ A cell's test file subclasses it as `Test<Cell>(CellContract)` and supplies what
     keras_twins         [(config, Keras cell)]: configurations in which the cell computes what a Keras cell
                         computes, given the Keras cell's weights (weights Keras lacks keep their initial values)
     weight_ranges       (optional) {weight name: (low, high)} for weights that must stay in a range
+    learned_initial_state  (optional) True for a cell whose initial state is computed from its weights (the NTM's
+                        learned r_0 and w_0); default False, an initial state of zeros
+    numpy_initial_state (with learned_initial_state) the initial state in NumPy: (config, weights by name, batch)
+                        -> [state]; zeros by default. The equation checks start from it, so that the gradient check
+                        covers the path through a learned initial state too (d loss / d its weights)
+    float64_gradient_configs  (optional) the configs of the float64 gradient check, which costs two runs per weight
+                        entry: smaller ones for a cell with many weights (default: `configs`)
+    slow_checks         (optional) names of contract checks that take over ~20 s for this cell: marked slow
 
 Every check also runs under Keras's JAX backend (marker `jax`), except the SavedModel round trip and the float64
 gradient check, which are TensorFlow only; the XLA and equation-gradient checks use the backend's own tools (see
 `tests/helpers/backend.py`).
 """
+
+import functools
 
 import keras
 import numpy as np
@@ -45,6 +55,24 @@ class CellContract:
     configs = ()
     input_dim = INPUT_DIM
     weight_ranges = None
+    learned_initial_state = False
+    float64_gradient_configs = None
+    slow_checks = ()
+
+    def __init_subclass__(cls, **kwargs):
+        # Each check named in `slow_checks` becomes, on this subclass only, the contract's check marked slow (marking
+        # the contract's own function would mark it for every cell).
+        super().__init_subclass__(**kwargs)
+        for name in cls.slow_checks:
+            check = getattr(CellContract, name, None)
+            if not callable(check) or not name.startswith("test_"):
+                raise ValueError(f"{cls.__name__}.slow_checks names {name!r}, which is not a check of CellContract")
+
+            @functools.wraps(check)
+            def slow(self, *args, _check=check, **kwargs):
+                return _check(self, *args, **kwargs)
+
+            setattr(cls, name, pytest.mark.slow(slow))
 
     # What a subclass supplies.
 
@@ -56,6 +84,16 @@ class CellContract:
 
     def keras_twins(self):
         raise AssertionError("a cell test must list (config, Keras cell) pairs that compute the same function")
+
+    def numpy_initial_state(self, config, weights, batch):
+        """The cell's initial states in NumPy float64 for `config`, given its weights by name: zeros, unless the
+        cell's initial state is learned (`learned_initial_state`), when the cell's test gives its equations."""
+        if self.learned_initial_state:
+            raise AssertionError("a cell test with learned_initial_state must give the initial state in NumPy "
+                                 "(numpy_initial_state)")
+        cell = self.make_cell(config)
+        sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+        return [np.zeros((batch, size)) for size in sizes]
 
     # Helpers.
 
@@ -99,11 +137,30 @@ class CellContract:
         )
 
     def test_initial_state(self):
-        cell = self.make_cell()
-        states = cell.get_initial_state(batch_size=BATCH)
-        sizes = cell.state_size if isinstance(cell.state_size, list) else [cell.state_size]
-        assert [tuple(s.shape) for s in states] == [(BATCH, size) for size in sizes]
-        assert all(not np.any(keras.ops.convert_to_numpy(s)) for s in states)
+        # The built cell's initial state, with random weights, is the NumPy one: zeros, or, learned, what the weights
+        # give; a learned one moves with the weights (else `learned_initial_state` is set for nothing, and the
+        # gradient check of the path through it has nothing to check).
+        for config in self.configs:
+            layer = self.sequence_layer(config)
+            states = [keras.ops.convert_to_numpy(s) for s in layer.cell.get_initial_state(batch_size=BATCH)]
+            sizes = layer.cell.state_size if isinstance(layer.cell.state_size, list) else [layer.cell.state_size]
+            assert [s.shape for s in states] == [(BATCH, size) for size in sizes]
+            expected = self.numpy_initial_state(config, reference.weights_by_name(layer), BATCH)
+            for index, (state, want) in enumerate(zip(states, expected, strict=True)):
+                np.testing.assert_allclose(
+                    state, want, atol=1e-6, err_msg=f"initial state {index} of {config}: a cell whose initial state "
+                    "depends on its weights sets learned_initial_state and gives numpy_initial_state"
+                )
+            if self.learned_initial_state:
+                reference.randomize_weights(layer, seed=1, ranges=self.weight_ranges)
+                moved = [keras.ops.convert_to_numpy(s) for s in layer.cell.get_initial_state(batch_size=BATCH)]
+                assert any(not np.allclose(a, b) for a, b in zip(states, moved)), (
+                    f"learned_initial_state is set, but the initial state of {config} does not change with the weights"
+                )
+        if not self.learned_initial_state:
+            # Zeros need no weights: an unbuilt cell gives them too.
+            cell = self.make_cell()
+            assert all(not np.any(keras.ops.convert_to_numpy(s)) for s in cell.get_initial_state(batch_size=BATCH))
 
     def test_config_round_trip(self):
         for config in self.configs:
@@ -127,7 +184,7 @@ class CellContract:
         for config in self.configs:
             layer = self.sequence_layer(config)
             weights = reference.weights_by_name(layer)
-            initial = layer.get_initial_state(BATCH)
+            initial = self.numpy_initial_state(config, weights, BATCH)
 
             def step(x_t, states, config=config, weights=weights):
                 return self.numpy_step(config, weights, x_t, states)
@@ -153,23 +210,24 @@ class CellContract:
 
     def test_gradients_float64(self):
         backend.skip_unless_tensorflow("The float64 gradient check (tf.test.compute_gradient)")
-        for config in self.configs:
+        for config in self.float64_gradient_configs or self.configs:
             layer = self.sequence_layer(config, dtype="float64")
             x = self.inputs(batch=2, time=3, dtype="float64")
             gradients.assert_gradients_match_finite_differences(layer, x)
 
     def test_gradients_match_the_equations(self):
         # On every backend (float64 Keras layers are TensorFlow only): float32 autodiff against float64 finite
-        # differences of the NumPy equations.
+        # differences of the NumPy equations, from the NumPy initial state of the same (moved) weights, so that a
+        # learned initial state's weights are checked through it.
         x = self.inputs(batch=2, time=3)
         for config in self.configs:
             layer = self.sequence_layer(config)
 
-            def equations(x, weights, config=config, layer=layer):
+            def equations(x, weights, config=config):
                 outputs, states = reference.unroll(
                     lambda x_t, s: self.numpy_step(config, weights, x_t, s),
                     x,
-                    [np.asarray(keras.ops.convert_to_numpy(s), np.float64) for s in layer.get_initial_state(len(x))],
+                    self.numpy_initial_state(config, weights, len(x)),
                 )
                 return [outputs, *states]
 

@@ -15,7 +15,8 @@ with a comma-separated list (qa8 "apple,football", qa19 "n,s"): the answer is ke
 class, as the memory-network papers treat it.
 
 Reading rules:
-- UTF-8 (a leading byte-order mark is dropped); "\\r\\n" endings read as "\\n"; blank lines are skipped.
+- UTF-8, read by `training.data.text_files` (a leading byte-order mark is dropped; "\\r\\n" endings read as "\\n");
+  blank lines are skipped.
 - Every question sees the story so far: all the statements of its story before it (questions are not statements, so
   they are not part of the story), as in the papers' setup. `Example.supporting` holds the positions (from 0) of the
   supporting statements in `Example.story`, not the file's line IDs.
@@ -45,6 +46,8 @@ import os
 import re
 
 import numpy as np
+
+from training.data import text_files
 
 SPLITS = ("train", "validation", "test")
 
@@ -224,15 +227,6 @@ def answer_vocabulary(examples):
 
 def _numbered_lines(path):
     """(line number from 1, line) for every non-blank line of the UTF-8 file at `path`, without its line ending."""
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"line {line} of {path!r} is not UTF-8 (byte 0x{data[error.start]:02x} at offset "
-                         f"{error.start})") from None
-    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
-        line = line.rstrip("\r")
+    for number, line in enumerate(text_files.read_lines(path), start=1):
         if line.strip():
             yield number, line

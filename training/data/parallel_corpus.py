@@ -3,8 +3,8 @@
 releases, Multi30k and the files that OpenNMT and fairseq read).
 
 Reading rules:
-- UTF-8; a leading byte-order mark is dropped; lines end at "\\n" (a "\\r\\n" ending loses its "\\r"); the final
-  newline ends the last line, it does not start another.
+- UTF-8, read by `training.data.text_files`: a leading byte-order mark is dropped; lines end at "\\n" (a "\\r\\n"
+  ending loses its "\\r"); the final newline ends the last line, it does not start another.
 - Each line is stripped of surrounding whitespace; inner whitespace is kept.
 - A line blank on both sides is skipped (a separator, or a blank last line): it is not a pair.
 - A line blank on one side only is an error: in a line-aligned corpus it means the files have slipped against each
@@ -16,6 +16,8 @@ Reading rules:
 
 import os
 import re
+
+from training.data import text_files
 
 # {split: file stem}: the splits in the order they are read, and the stems of their files.
 SPLIT_STEMS = {"train": "train", "validation": "valid", "test": "test"}
@@ -101,20 +103,4 @@ def read_pair(source_path, target_path):
 
 def read_lines(path):
     """Every line of the UTF-8 file at `path`, stripped (blank lines kept as "", so that line numbers stay)."""
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(
-            f"{path!r} is not UTF-8: line {line}, byte offset {error.start} (byte 0x{data[error.start]:02x}): "
-            f"{error.reason}"
-        ) from None
-    text = text.removeprefix("\ufeff")
-    if not text:
-        return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start another
-    return [line.strip() for line in lines]
+    return [line.strip() for line in text_files.read_lines(path)]

@@ -9,6 +9,8 @@ import os
 
 import tensorflow as tf
 
+from training.data import text_files
+
 # {split: file names looked for, in order; the first that exists is read}.
 SPLIT_FILES = {
     "train": ("ptb.train.txt", "train.txt"),
@@ -31,7 +33,7 @@ def read_corpus(data_dir, files=None):
 
     Raises:
         FileNotFoundError: no directory `data_dir`, or no file for a split (the message names the files looked for).
-        ValueError: a file holds no sentence, or is not UTF-8 (the message names the file, byte offset and line).
+        ValueError: a file holds no sentence, or is not UTF-8 (the message names the file, line, byte offset and byte).
     """
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
@@ -58,24 +60,15 @@ def read_corpus(data_dir, files=None):
 def read_lines(path):
     """The non-blank lines of the UTF-8 text file at `path`, stripped (a leading byte-order mark is dropped).
 
-    Lines end at "\\n" only ("\\r\\n" endings lose their "\\r" to the strip); other Unicode line separators stay
-    inside a sentence. A file without a sentence, or with bytes that are not UTF-8, is a `ValueError`.
+    Lines end at "\\n" only, as `training.data.text_files` reads them ("\\r\\n" endings lose their "\\r"); other
+    Unicode line separators stay inside a sentence. A file without a sentence, or with bytes that are not UTF-8, is a
+    `ValueError`.
     """
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(
-            f"corpus file {path!r} is not UTF-8: byte offset {error.start} (line {line}, byte "
-            f"0x{data[error.start]:02x}): {error.reason}"
-        ) from None
-    text = text.removeprefix("\ufeff")
-    lines = [line.strip() for line in text.split("\n")]
+    all_lines = text_files.read_lines(path)
+    lines = [line.strip() for line in all_lines]
     lines = [line for line in lines if line]
     if not lines:
-        state = "empty" if not data else "blank (whitespace only)"
+        state = "empty" if not all_lines else "blank (whitespace only)"
         raise ValueError(f"corpus file {path!r} is {state}; expected one sentence per line")
     return lines
 

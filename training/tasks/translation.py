@@ -44,6 +44,7 @@ import functools
 import json
 import os
 import tempfile
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -279,14 +280,15 @@ class TranslationTask(Task):
     def translate(self, config, model, sources, method="greedy", batch_size=256):
         """The translations (str) of `sources` (str): greedy decoding, or beam search with `config["beam_size"]`
         and `config["length_penalty"]`, at most `config["decode_length"]` target tokens; `<pad>` and `<bos>` never
-        written, `<unk>` only with `config["allow_unk"]`. Each source is cut to `config["max_length"]` tokens."""
+        written, `<unk>` only with `config["allow_unk"]`. Each source is cut to `config["max_length"]` tokens.
+        The compiled search is kept per model and settings (`decoder`): a second call does not trace it again."""
         if method not in ("greedy", "beam"):
             raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
         corpus = self.corpus(config)
         vocabulary = corpus.target.vocabulary
-        decode = _decoder(model, method, int(config["decode_length"]), int(config["beam_size"]),
-                          float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id,
-                          banned_ids(vocabulary, config))
+        decode = self.decoder(model, method, int(config["decode_length"]), int(config["beam_size"]),
+                              float(config["length_penalty"]), vocabulary.bos_id, vocabulary.eos_id,
+                              vocabulary.pad_id, banned_ids(vocabulary, config))
         encoded = [ids[: config["max_length"]] for ids in corpus.source.encode_lines(sources)]
         translations = []
         for start in range(0, len(encoded), batch_size):
@@ -298,6 +300,30 @@ class TranslationTask(Task):
             tokens, lengths = decode(tf.constant(source))
             translations.extend(corpus.detokenize(tokens.numpy(), lengths.numpy()))
         return translations
+
+    def decoder(self, model, *settings):
+        """The compiled decoder (`_decoder`) of `model` for `settings` (`_decoder`'s arguments after the model), built
+        once and kept: `translate` runs on every evaluation, in every experiment's loops and once per method, and a
+        new tf.function per call would trace the whole greedy or beam search again each time.
+
+        The cache holds the models weakly (keys of a `weakref.WeakKeyDictionary`; the decoders reach their model
+        through a weak reference too), so that a model that is dropped elsewhere is freed with its decoders, though
+        the task lives as long as the process. A model's Python attributes are read when its decoder is traced, once;
+        its variables are read at every call, so training between calls is seen.
+
+        Args:
+            model: the translation model (`initial_state(source)` and `step(tokens, state)`, as `zoo.models.Seq2Seq`).
+            settings: (method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned ids), as
+                `translate` gives them (hashable: the banned ids a tuple).
+
+        Returns:
+            The tf.function `_decoder` builds: source ids [batch, S] -> (tokens, lengths).
+        """
+        decoders = self.__dict__.setdefault("_decoders", weakref.WeakKeyDictionary())
+        per_model = decoders.setdefault(model, {})
+        if settings not in per_model:
+            per_model[settings] = _decoder(weakref.ref(model), *settings)
+        return per_model[settings]
 
     def decode_metrics(self, config, model, split):
         """Exact match, corpus BLEU and chrF (0 to 100, sacrebleu) of the greedy and the beam translations of the
@@ -561,12 +587,17 @@ def _corpus(config_json):
     return ParallelCorpus(json.loads(config_json))
 
 
-def _decoder(model, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned):
+def _decoder(model_ref, method, decode_length, beam_size, length_penalty, bos_id, eos_id, pad_id, banned):
     """A tf.function: source ids [batch, S] -> (tokens [batch, decode_length], lengths [batch]) of the best
-    translation, never writing the ids of `banned` (`banned_ids`). The decoder reads `bos_id` first."""
+    translation, never writing the ids of `banned` (`banned_ids`). The decoder reads `bos_id` first.
+
+    `model_ref` is a weak reference to the model (`weakref.ref`), so that the function does not keep the model alive
+    from `TranslationTask.decoder`'s cache; it is followed when the function traces, while the caller holds the model.
+    """
 
     @tf.function(reduce_retracing=True)
     def decode(source):
+        model = model_ref()
         batch = tf.shape(source)[0]
         state = model.initial_state(source)
         start = tf.fill([batch], bos_id)

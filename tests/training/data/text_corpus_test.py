@@ -61,8 +61,8 @@ def test_a_missing_directory_or_split_file_is_a_clear_error(tmp_path):
     [
         (b"", r"ptb\.test\.txt' is empty; expected one sentence per line"),
         (b" \n\t\n\n", r"ptb\.test\.txt' is blank \(whitespace only\)"),
-        (b"fine\nbad \xff byte\n", r"ptb\.test\.txt' is not UTF-8: byte offset 9 \(line 2, byte 0xff\)"),
-        (b"ok \xc3", r"ptb\.test\.txt' is not UTF-8: byte offset 3 \(line 1, byte 0xc3\)"),
+        (b"fine\nbad \xff byte\n", r"ptb\.test\.txt' is not UTF-8: line 2, byte offset 9 \(byte 0xff\)"),
+        (b"ok \xc3", r"ptb\.test\.txt' is not UTF-8: line 1, byte offset 3 \(byte 0xc3\)"),
     ],
 )
 def test_empty_blank_or_non_utf8_files_are_clear_errors(tmp_path, content, message):

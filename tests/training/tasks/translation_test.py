@@ -1,6 +1,7 @@
 """The translation task: its data (dates and files), the masked and smoothed loss, a trained date translator, and
 the decoded-string scores that training.evaluate reports."""
 
+import gc
 import glob
 import io
 import json
@@ -8,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -257,6 +259,51 @@ def test_decode_metrics_score_the_decoded_strings_with_sacrebleu():
         assert metrics[f"bleu_{method}"] == pytest.approx(expected["bleu"])
         assert metrics[f"chrf_{method}"] == pytest.approx(expected["chrf"])
     assert 0 < metrics["bleu_greedy"] < 100
+
+
+class CountingCopy(Copy):
+    """A `Copy` that counts the runs of its Python `initial_state`: one per trace of a tf.function decoding with it
+    (a traced function runs its graph afterwards, not the Python)."""
+
+    traces = 0
+
+    def initial_state(self, source):
+        self.traces += 1
+        return super().initial_state(source)
+
+
+def test_translate_traces_its_decoder_once_per_model_and_settings_and_does_not_keep_the_model():
+    task, config = make_config(train_size=256, validation_size=4, test_size=4)
+    corpus = task.corpus(config)
+    sources, references = corpus.lines["validation"]
+    ids = [list(row) for row in corpus.target.encode_lines(references, eos=True)]
+    width = max(len(row) for row in ids)
+    outputs = np.array([row + [corpus.target.vocabulary.eos_id] * (width - len(row)) for row in ids], "int32")
+    model = CountingCopy(outputs, corpus.target.vocabulary.size)
+    vocabulary = corpus.target.vocabulary
+    settings = (int(config["decode_length"]), int(config["beam_size"]), float(config["length_penalty"]),
+                vocabulary.bos_id, vocabulary.eos_id, vocabulary.pad_id, translation.banned_ids(vocabulary, config))
+    for method, traces in (("greedy", 1), ("beam", 2)):
+        for _ in range(3):  # the same sources (so the same shapes) again: the same decoder, no new trace
+            assert task.translate(config, model, sources, method) == references
+            assert model.traces == traces
+        assert task.decoder(model, method, *settings).experimental_get_tracing_count() == 1
+    # decode_metrics translates the same way, with the decoders already traced.
+    assert task.decode_metrics(config, model, "validation")["exact_match_beam"] == 100.0 and model.traces == 2
+    # Other settings are another decoder.
+    longer = {**config, "decode_length": config["decode_length"] + 1}
+    assert task.translate(longer, model, sources) == references and model.traces == 3
+    # The cache does not keep a model alive: dropped, it is freed with its decoders. (A model used in a function that
+    # has returned: TensorFlow's tracing reads the calling frames' locals, and a frame keeps that snapshot, model
+    # included, until it ends.)
+    def translate_with_a_new_model():
+        model = CountingCopy(outputs, corpus.target.vocabulary.size)
+        assert task.translate(config, model, sources, "beam") == references and model.traces == 1
+        return weakref.ref(model)
+
+    dropped = translate_with_a_new_model()
+    gc.collect()
+    assert dropped() is None
 
 
 @pytest.mark.slow

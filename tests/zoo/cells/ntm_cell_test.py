@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from tests.helpers import backend
-from tests.helpers import gradients
 from tests.helpers import reference
 from tests.helpers.cell_contract import BATCH
 from tests.helpers.cell_contract import CellContract
@@ -14,7 +13,8 @@ MAIN = {"output_size": 3, "memory_size": 5, "memory_width": 4, "controller_units
         "write_heads": 2}
 TINY = {"output_size": 2, "memory_size": 4, "memory_width": 2, "controller_units": 3, "read_heads": 2,
         "write_heads": 2}
-DEFAULTS = {"controller": "lstm", "read_heads": 1, "write_heads": 1, "shift_range": 1, "clip_value": 20.0}
+DEFAULTS = {"controller": "lstm", "read_heads": 1, "write_heads": 1, "shift_range": 1, "clip_value": 20.0,
+            "memory_init": 1e-6}
 EPSILON = 1e-8  # the cosine's and the sharpening's ε (zoo.layers.ntm_addressing)
 
 
@@ -79,6 +79,23 @@ def numpy_ntm_step(config, w, x, states):
                np.concatenate(weightings[heads_r:], -1), new_memory.reshape(-1, n * m)]
 
 
+def numpy_ntm_initial_state(config, w, batch):
+    """The NTM's state before the first step in NumPy: y_0 and the controller's state 0, r_0 = tanh(initial_read),
+    w_0 = softmax(initial_weighting) per head (read heads first), the memory filled with memory_init."""
+    c = DEFAULTS | config
+    heads_r, n = c["read_heads"], c["memory_size"]
+    initial_w = _softmax(w["initial_weighting"])
+    controller = [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0)
+    return [
+        np.zeros((batch, c["output_size"])),
+        *controller,
+        np.tile(np.tanh(w["initial_read"]), (batch, 1)),
+        np.tile(initial_w[:heads_r].reshape(-1), (batch, 1)),
+        np.tile(initial_w[heads_r:].reshape(-1), (batch, 1)),
+        np.full((batch, n * c["memory_width"]), c["memory_init"]),
+    ]
+
+
 class TestNTMCell(CellContract):
     cell_class = NTMCell
     configs = (
@@ -87,6 +104,13 @@ class TestNTMCell(CellContract):
         {"output_size": 2, "memory_size": 6, "memory_width": 3, "controller_units": 4, "shift_range": 2,
          "clip_value": None},
     )
+    # r_0 = tanh(initial_read) and w_0 = softmax(initial_weighting) are weights: the contract's equation checks start
+    # from `numpy_initial_state`, so the gradients with respect to them are checked too.
+    learned_initial_state = True
+    # The float64 check's numerical Jacobian costs two runs per weight entry: the smallest configurations that keep
+    # two heads of each kind, LSTM and dense controllers (still about 30 s).
+    float64_gradient_configs = (TINY, TINY | {"controller": "dense"})
+    slow_checks = ("test_gradients_float64",)
 
     def expected_weights(self):
         # input_dim 3; controller input 3 + 2 read heads x 4; Q = 4 + 3 + 3 = 10 per read head, 18 per write head.
@@ -100,66 +124,27 @@ class TestNTMCell(CellContract):
     def numpy_step(self, config, weights, x, states, recurrent_mask=None):
         return numpy_ntm_step(config, weights, x, states)
 
-    @pytest.mark.slow
-    def test_gradients_float64(self):
-        # The contract's check on the smallest configurations that keep two heads of each kind (the numerical
-        # Jacobian costs two runs per weight entry): LSTM and dense controllers.
-        backend.skip_unless_tensorflow("The float64 gradient check (tf.test.compute_gradient)")
-        for config in (TINY, TINY | {"controller": "dense"}):
-            layer = self.sequence_layer(config, dtype="float64")
-            x = self.inputs(batch=2, time=3, dtype="float64")
-            gradients.assert_gradients_match_finite_differences(layer, x)
-
-    def test_gradients_match_the_equations(self):
-        # As the contract's check, but the NumPy run starts from the state the weights give (r_0 and w_0 are
-        # learned), so the gradients with respect to `initial_read` and `initial_weighting` are checked too.
-        x = self.inputs(batch=2, time=3)
-        for config in self.configs:
-            layer = self.sequence_layer(config)
-
-            def equations(x, weights, config=config):
-                c = DEFAULTS | config
-                heads_r, n = c["read_heads"], c["memory_size"]
-                initial_w = _softmax(weights["initial_weighting"])
-                batch = len(x)
-                controller = [np.zeros((batch, c["controller_units"]))] * (2 if c["controller"] == "lstm" else 0)
-                initial = [
-                    np.zeros((batch, c["output_size"])),
-                    *controller,
-                    np.tile(np.tanh(weights["initial_read"]), (batch, 1)),
-                    np.tile(initial_w[:heads_r].reshape(-1), (batch, 1)),
-                    np.tile(initial_w[heads_r:].reshape(-1), (batch, 1)),
-                    np.full((batch, n * c["memory_width"]), 1e-6),
-                ]
-                outputs, states = reference.unroll(lambda x_t, s: numpy_ntm_step(config, weights, x_t, s), x, initial)
-                return [outputs, *states]
-
-            gradients.assert_gradients_match_reference(layer, x, equations)
+    def numpy_initial_state(self, config, weights, batch):
+        return numpy_ntm_initial_state(config, weights, batch)
 
     # The NTM has no Keras counterpart and no dropout arguments: those two checks of the contract do not apply.
     test_keras_parity = None
     test_dropout = None
 
-    def test_initial_state(self):
+    def test_initial_state_needs_a_built_cell_and_starts_focused_on_location_0(self):
+        # (The contract's test_initial_state checks the built cell's initial state against numpy_initial_state.)
         cell = self.make_cell()
         with pytest.raises(ValueError, match=r"NTMCell.get_initial_state needs a built cell"):
             cell.get_initial_state(BATCH)
-        layer = self.sequence_layer()
-        weights = reference.weights_by_name(layer)
-        y, h, c, reads, read_w, write_w, memory = [
-            keras.ops.convert_to_numpy(s) for s in layer.get_initial_state(BATCH)]
-        assert y.shape == (BATCH, 3) and not np.any(y) and not np.any(h) and not np.any(c)
-        np.testing.assert_allclose(reads, np.tile(np.tanh(weights["initial_read"]), (BATCH, 1)), atol=1e-6)
-        initial_w = _softmax(weights["initial_weighting"])
-        np.testing.assert_allclose(read_w, np.tile(initial_w[:2].reshape(-1), (BATCH, 1)), atol=1e-6)
-        np.testing.assert_allclose(write_w, np.tile(initial_w[2:].reshape(-1), (BATCH, 1)), atol=1e-6)
-        np.testing.assert_array_equal(memory, np.full((BATCH, 20), 1e-6, "float32"))
-        # Before training: r_0 = 0, and every head focuses softly on location 0 (logit 5 against 0).
-        fresh = self.make_cell()
-        fresh.build((None, self.input_dim))
-        start = keras.ops.convert_to_numpy(fresh.get_initial_state(1)[4])[0, :5]
-        np.testing.assert_allclose(start, _softmax(np.array([5.0, 0, 0, 0, 0])), atol=1e-6)
-        assert not np.any(keras.ops.convert_to_numpy(fresh.get_initial_state(1)[3]))
+        # Before training: y_0, the controller's state and r_0 are 0, the memory holds memory_init, and every head
+        # focuses softly on location 0 (logit 5 against 0).
+        cell.build((None, self.input_dim))
+        y, h, c, reads, read_w, write_w, memory = [keras.ops.convert_to_numpy(s) for s in cell.get_initial_state(1)]
+        assert not np.any(y) and not np.any(h) and not np.any(c) and not np.any(reads)
+        start = _softmax(np.array([5.0, 0, 0, 0, 0]))
+        np.testing.assert_allclose(read_w, np.tile(start, (1, 2)), atol=1e-6)
+        np.testing.assert_allclose(write_w, np.tile(start, (1, 2)), atol=1e-6)
+        np.testing.assert_array_equal(memory, np.full((1, 20), 1e-6, "float32"))
 
     def test_unpack_state(self):
         layer = self.sequence_layer()
