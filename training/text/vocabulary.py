@@ -316,7 +316,10 @@ def _counts(data):
 
 def _read_tokens(path, specials):
     """The tokens of the vocabulary file at `path`, checked: UTF-8, not empty, specials first, distinct, no empty
-    line. A trailing "\\r" (a "\\r\\n" line ending) is dropped, as TensorFlow's file tables drop it."""
+    line. A trailing "\\r" (a "\\r\\n" line ending) is dropped, as TensorFlow's file tables drop it.
+
+    Not `training.data.text_files.read_lines`: that reader drops a byte-order mark, which TensorFlow's file tables
+    keep (as part of the first token), and this check must read the file as those tables will."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no vocabulary file at {path!r}; write one with Vocabulary.save(path)")
