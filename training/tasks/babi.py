@@ -72,6 +72,7 @@ _COMMON = {
     "model_options": {},
     "random_noise": 0.1,
     "linear_start": True,
+    "linear_start_epochs": None,
 }
 
 PRESETS = {
@@ -122,6 +123,10 @@ class BabiTask(Task):
         for key in ("joint", "linear_start"):
             if not isinstance(config[key], bool):
                 raise ValueError(f"{key} must be true or false, got {config[key]!r}")
+        epochs = config.get("linear_start_epochs")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"linear_start_epochs must be None (linear start ends when the validation loss stops "
+                             f"falling) or a positive number of epochs, got {epochs!r}")
         if not config["joint"] and (tasks is None or len(tasks) != 1):
             raise ValueError(f"joint=false trains one model per task: name exactly one task per run, e.g. "
                              f"--override=joint=false,tasks=[1]; got tasks={tasks!r}")
@@ -194,8 +199,12 @@ class BabiTask(Task):
         return zoo.models.get(self.model_name(config), **{**config["model_options"], **self.model_head(config)})
 
     def after_validation(self, config, model, epoch, metrics, best):
-        """Linear start ends at the first epoch whose validation loss is not below the best before it."""
-        if config["linear_start"] and float(model.linear_start_switch.numpy()) > 0.5 and metrics["loss"] >= best:
+        """Linear start ends after `linear_start_epochs` epochs when set (the authors' code), else at the first epoch
+        whose validation loss is not below the best before it (the paper's rule)."""
+        if not config["linear_start"] or float(model.linear_start_switch.numpy()) < 0.5:
+            return
+        epochs = config.get("linear_start_epochs")
+        if (epoch >= epochs) if epochs is not None else (metrics["loss"] >= best):
             model.set_linear_start(False)
 
     def loss(self, config, targets, predictions):

@@ -141,6 +141,21 @@ def test_linear_start_ends_when_the_validation_loss_does_not_fall_below_the_best
     assert model.switch == 1.0
 
 
+def test_linear_start_epochs_ends_it_after_that_many_epochs_whatever_the_validation_loss():
+    # The authors' code (MemN2N-babi-matlab, config_babi.m): ls_nepochs = 20 epochs of linear start, then the softmax.
+    task, config = make_config(tasks=[1], linear_start_epochs=3)
+    task.check_config(config)
+    model = _Model()
+    task.after_validation(config, model, 1, {"loss": 2.0}, float("inf"))
+    task.after_validation(config, model, 2, {"loss": 5.0}, 2.0)  # a rise: the paper's rule would end it here
+    assert model.switch == 1.0
+    task.after_validation(config, model, 3, {"loss": 1.0}, 2.0)  # a fall, but 3 epochs are done
+    assert model.switch == 0.0
+    model.switch = 1.0
+    task.after_validation({**config, "linear_start": False}, model, 4, {"loss": 9.0}, 1.5)
+    assert model.switch == 1.0
+
+
 def test_linear_start_turns_off_in_training_and_a_resumed_run_decides_as_the_uninterrupted_one(tmp_path):
     overrides = {"tasks": [1], "train_questions": 300, "test_questions": 100, "epochs": 12}
     task, config = make_config(**overrides)
@@ -178,6 +193,8 @@ def test_linear_start_turns_off_in_training_and_a_resumed_run_decides_as_the_uni
         ({"random_noise": 1.5}, r"random_noise must be a fraction in \[0, 1\] \(0 = off\), got 1.5"),
         ({"validation_fraction": 0.0}, r"validation_fraction must be a number in \(0, 1\), got 0.0"),
         ({"memory_size": 0}, r"memory_size must be a positive int, got 0"),
+        ({"linear_start_epochs": 0}, r"linear_start_epochs must be None \(linear start ends when the validation "
+                                     r"loss stops falling\) or a positive number of epochs, got 0"),
     ],
 )
 def test_config_errors_name_the_value_and_what_was_expected(overrides, message):
