@@ -14,7 +14,8 @@ def memory_attention(u, keys, mask=None, linear=False, empty_slots=None):
     With `empty_slots`, that many empty memories per example join the softmax with score 0 (an empty memory's
     embedding is zero) and read nothing: p_i = exp(s_i) / (Σ_j valid exp(s_j) + empty_slots). The attention over
     the sentences then sums to less than 1 when no score stands out above 0, so how strongly the best sentence
-    matches reaches the output (`o` shrinks), which a yes/no answer needs (module docstring).
+    matches reaches the output (`o` shrinks), which a yes/no answer needs (see `zoo.models.MemN2N`'s
+    `empty_memories`).
 
     Args:
         u: [batch, d], the controller state (the query's internal state).
@@ -77,6 +78,8 @@ class MemoryRead(keras.layers.Layer):
         slot_mask: [batch, memory_size] bool, `True` at slots that hold a sentence; `None` means all do.
         linear: optional Python bool or scalar bool tensor that replaces the constructor's `linear` for this call
             (the model passes its linear-start switch, a non-trainable variable, so toggling it needs no retrace).
+        empty_slots: optional [batch] (or scalar) count of empty memories that join the softmax with score 0 and
+            read nothing (`memory_attention`); `None` (default): the softmax covers the valid slots only.
 
     Returns:
         (o [batch, d], p [batch, memory_size]).
