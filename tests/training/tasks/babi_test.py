@@ -141,6 +141,21 @@ def test_linear_start_ends_when_the_validation_loss_does_not_fall_below_the_best
     assert model.switch == 1.0
 
 
+def test_linear_start_epochs_ends_it_after_that_many_epochs_whatever_the_validation_loss():
+    # The authors' code (MemN2N-babi-matlab, config_babi.m): ls_nepochs = 20 epochs of linear start, then the softmax.
+    task, config = make_config(tasks=[1], linear_start_epochs=3)
+    task.check_config(config)
+    model = _Model()
+    task.after_validation(config, model, 1, {"loss": 2.0}, float("inf"))
+    task.after_validation(config, model, 2, {"loss": 5.0}, 2.0)  # a rise: the paper's rule would end it here
+    assert model.switch == 1.0
+    task.after_validation(config, model, 3, {"loss": 1.0}, 2.0)  # a fall, but 3 epochs are done
+    assert model.switch == 0.0
+    model.switch = 1.0
+    task.after_validation({**config, "linear_start": False}, model, 4, {"loss": 9.0}, 1.5)
+    assert model.switch == 1.0
+
+
 def test_linear_start_turns_off_in_training_and_a_resumed_run_decides_as_the_uninterrupted_one(tmp_path):
     overrides = {"tasks": [1], "train_questions": 300, "test_questions": 100, "epochs": 12}
     task, config = make_config(**overrides)
@@ -178,6 +193,8 @@ def test_linear_start_turns_off_in_training_and_a_resumed_run_decides_as_the_uni
         ({"random_noise": 1.5}, r"random_noise must be a fraction in \[0, 1\] \(0 = off\), got 1.5"),
         ({"validation_fraction": 0.0}, r"validation_fraction must be a number in \(0, 1\), got 0.0"),
         ({"memory_size": 0}, r"memory_size must be a positive int, got 0"),
+        ({"linear_start_epochs": 0}, r"linear_start_epochs must be None \(linear start ends when the validation "
+                                     r"loss stops falling\) or a positive number of epochs, got 0"),
     ],
 )
 def test_config_errors_name_the_value_and_what_was_expected(overrides, message):
@@ -211,3 +228,14 @@ def test_the_small_preset_learns_generated_qa1(tmp_path):
     runs.train_best(task, config, str(tmp_path))
     metrics = evaluate.evaluate(str(tmp_path))["metrics"]
     assert metrics["error_1"] <= 0.03 and metrics["failed_tasks"] == 0
+
+
+@pytest.mark.slow
+def test_the_papers_recipe_learns_generated_qa6_jointly_with_qa1(tmp_path):
+    # The yes/no task needs the empty memories in the softmax (MemN2N `empty_memories`, on in the presets). This run
+    # (the `memn2n` preset, joint on QA1 and QA6, 40 epochs, seed 0) measured 5.6% QA6 test error with them and 45.2%
+    # without (chance: 50%); the paper's joint 1k QA6 error is 2.8%. The threshold, 20%, is far from both.
+    task, config = make_config("memn2n", tasks=[1, 6], epochs=40)
+    runs.train_best(task, config, str(tmp_path))
+    metrics = evaluate.evaluate(str(tmp_path))["metrics"]
+    assert metrics["error_6"] <= 0.2 and metrics["error_1"] <= 0.03

@@ -42,6 +42,29 @@ def test_numpy_reference(linear):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(o), expected_o, atol=1e-5)
 
 
+@pytest.mark.jax
+def test_empty_memories_join_the_softmax_with_score_zero():
+    u, keys, values, mask = data()
+    empty = np.array([3.0, 0.0, 45.0], "float32")  # per example
+    o, p = (keras.ops.convert_to_numpy(y) for y in MemoryRead()(u, keys, values, slot_mask=mask, empty_slots=empty))
+    expected_p = np.zeros(mask.shape)
+    for b in range(BATCH):
+        scores = keys[b, mask[b]].astype(np.float64) @ u[b]
+        expected_p[b, mask[b]] = np.exp(scores) / (np.exp(scores).sum() + empty[b])  # each empty memory: exp(0)
+    np.testing.assert_allclose(p, expected_p, atol=1e-6)
+    np.testing.assert_allclose(o, np.einsum("bm,bmd->bd", expected_p, values), atol=1e-5)
+    assert p[0].sum() < 1 and abs(p[1].sum() - 1) < 1e-6  # the empty memories take the rest, reading nothing
+    # Large scores stay finite (the shift), and a story of no sentence and no empty memory reads nothing.
+    _, big = MemoryRead()(u, keys * 1e3, values, slot_mask=mask, empty_slots=empty)
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(big)))
+    o0, p0 = MemoryRead()(u, keys, values, slot_mask=np.zeros_like(mask), empty_slots=np.zeros(BATCH, "float32"))
+    assert np.all(keras.ops.convert_to_numpy(o0) == 0) and np.all(keras.ops.convert_to_numpy(p0) == 0)
+    # Linear start ignores them: no softmax to join.
+    _, linear_p = MemoryRead(linear=True)(u, keys, values, slot_mask=mask, empty_slots=empty)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(linear_p), numpy_read(u, keys, values, mask, True)[1],
+                               atol=1e-5)
+
+
 @pytest.mark.parametrize("linear", [False, True], ids=["softmax", "linear"])
 def test_call_argument_overrides_linear(linear):
     u, keys, values, mask = data()

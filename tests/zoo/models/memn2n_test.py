@@ -83,7 +83,9 @@ def numpy_forward(model, story, query, linear=None):
             m = {i: encode(A[k], story[b, i]) + (TA[k][last - i] if TA else 0) for i in valid}
             c = {i: encode(C[k], story[b, i]) + (TC[k][last - i] if TC else 0) for i in valid}
             scores = np.array([u @ m[i] for i in valid])
-            p_valid = scores if linear else np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+            # With empty memories, each of the memory_size - n empty slots adds exp(0) = 1 to the softmax's sum.
+            empty = model.memory_size - len(valid) if model.empty_memories else 0
+            p_valid = scores if linear else np.exp(scores) / (np.exp(scores).sum() + empty)
             p = np.zeros(slots)
             p[valid] = p_valid
             o = sum(p[i] * c[i] for i in valid)
@@ -103,6 +105,10 @@ CONFIGS = {
     "3hops_layer_wise_position_temporal_hop_map": {"hops": 3, "tying": "layer_wise", "hop_map": True},
     "3hops_layer_wise_linear_start_no_temporal": {
         "hops": 3, "tying": "layer_wise", "temporal_encoding": False, "linear_start": True,
+    },
+    "3hops_adjacent_empty_memories": {"hops": 3, "empty_memories": True},
+    "2hops_layer_wise_empty_memories_linear_start": {
+        "hops": 2, "tying": "layer_wise", "empty_memories": True, "linear_start": True,
     },
 }
 
@@ -160,8 +166,9 @@ def test_initialisation_is_the_papers_normal():
 
 
 @pytest.mark.jax
-def test_padding_never_changes_a_result():
-    model = make(hops=3)
+@pytest.mark.parametrize("empty_memories", [False, True])
+def test_padding_never_changes_a_result(empty_memories):
+    model = make(hops=3, empty_memories=empty_memories)
     story, query = inputs(slots=MEMORY - 2)
     logits, attention = (keras.ops.convert_to_numpy(y) for y in model.call_with_attention((story, query)))
     # More padding words in every sentence and in the query, trailing empty slots, and garbage ids behind
@@ -197,11 +204,13 @@ def test_presets():
     assert (model.hops, model.embedding_dim, model.memory_size, model.encoding, model.temporal_encoding,
             model.tying, model.initializer_stddev) == (3, 20, 50, "position", True, "adjacent", 0.1)
     assert zoo.models.get("memn2n_babi_joint", vocab_size=VOCAB).embedding_dim == 50
+    # The authors' code: a softmax over the whole memory, its empty slots included (Memory.m).
+    assert model.empty_memories and zoo.models.get("memn2n_babi_joint", vocab_size=VOCAB).empty_memories
     assert all("vocab_size" not in preset for preset in MEMN2N_PRESETS.values())
 
 
 def test_config_and_keras_file_round_trip(tmp_path):
-    model = make(hops=2, tying="layer_wise", hop_map=True, encoding="bow")
+    model = make(hops=2, tying="layer_wise", hop_map=True, encoding="bow", empty_memories=True)
     model.set_linear_start(True)
     serialization.assert_config_round_trip(model)
     story, query = inputs()

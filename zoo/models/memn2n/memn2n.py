@@ -24,7 +24,8 @@ class MemN2N(keras.Model):
         m_i = Σ_j l_j · A^k x_ij + T_A^k(i)          input memories of hop k
         c_i = Σ_j l_j · C^k x_ij + T_C^k(i)          output memories of hop k
         u^1 = Σ_j l_j · B q_j
-        p^k = softmax((u^k)ᵀ m_i)                    over the slots that hold a sentence (no softmax in linear start)
+        p^k = softmax((u^k)ᵀ m_i)                    over the slots that hold a sentence (no softmax in linear start);
+                                                      with `empty_memories`, also over memory_size - n empty ones
         o^k = Σ_i p^k_i c_i
         u^{k+1} = u^k + o^k                           (H u^k + o^k with `hop_map`)
         â = softmax(W u^{K+1})                        the call returns the logits W u^{K+1}
@@ -55,6 +56,12 @@ class MemN2N(keras.Model):
             memory is removed. The switch is the non-trainable variable `linear_start_switch`; a training task turns
             it off with `set_linear_start(False)` when the validation loss stops falling (no retrace needed).
         initializer_stddev: the standard deviation of every weight's N(0, σ) initialiser (default 0.1).
+        empty_memories: whether the memory's empty slots take part in each softmax (default `False`): a story of n
+            sentences has memory_size - n empty memories, each with score 0 and output 0, as in the authors' code
+            (MemN2N-babi-matlab: a memory of fixed size filled with the nil word, whose embedding is zero, and a
+            softmax over all of it). Then p sums to less than 1 unless a sentence scores well above 0, so the read
+            carries how well the best sentence matches: the bAbI yes/no task (QA6) is not learned without it, since
+            the answer is linear in the reads and a softmax over the sentences alone always sums to 1.
 
     Call arguments:
         inputs: (story, query): story [batch, memory_size', sentence_length] int ids, memory_size' <= memory_size
@@ -63,9 +70,10 @@ class MemN2N(keras.Model):
     Returns the answer logits [batch, vocab_size]. `attention(inputs)` returns p [batch, hops, memory_size'], and
     `call_with_attention(inputs)` both.
 
-    Masking: padding words, empty slots and trailing padding slots never change a result. Empty slots in the middle
-    of a story count as time steps for the temporal encoding (the paper's random noise adds such "dummy" memories in
-    training; that belongs to the data pipeline, which inserts all-padding sentences).
+    Masking: padding words, empty slots and trailing padding slots never change a result (with `empty_memories` the
+    softmax counts memory_size - n empty memories, n the sentences, however the story is padded). Empty slots in the
+    middle of a story count as time steps for the temporal encoding (the paper's random noise adds such "dummy"
+    memories in training; that belongs to the data pipeline, which inserts all-padding sentences).
 
     Example:
         ```python
@@ -89,6 +97,7 @@ class MemN2N(keras.Model):
         hop_map=False,
         linear_start=False,
         initializer_stddev=0.1,
+        empty_memories=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +110,7 @@ class MemN2N(keras.Model):
         self.temporal_encoding = arguments.boolean("temporal_encoding", temporal_encoding)
         self.hop_map = arguments.boolean("hop_map", hop_map)
         self.linear_start = arguments.boolean("linear_start", linear_start)
+        self.empty_memories = arguments.boolean("empty_memories", empty_memories)
         if (
             isinstance(initializer_stddev, bool) or not isinstance(initializer_stddev, numbers.Real)
             or not initializer_stddev > 0
@@ -185,6 +195,10 @@ class MemN2N(keras.Model):
         word_mask = ops.not_equal(story, 0)
         slot_mask = ops.any(word_mask, axis=-1)
         linear = ops.greater(self.linear_start_switch, 0.5)
+        # The memory's slots that hold no sentence, up to memory_size: the same for any padding of the story.
+        empty = None
+        if self.empty_memories:
+            empty = self.memory_size - ops.sum(ops.cast(slot_mask, "float32"), axis=-1)
 
         if self.tying == "adjacent":
             # E_k's memories serve as C^k and as A^{k+1}: encoded once.
@@ -204,7 +218,7 @@ class MemN2N(keras.Model):
 
         attention = []
         for k in range(self.hops):
-            o, p = self.memory_read(u, keys[k], values[k], slot_mask=slot_mask, linear=linear)
+            o, p = self.memory_read(u, keys[k], values[k], slot_mask=slot_mask, linear=linear, empty_slots=empty)
             attention.append(p)
             u = (u if self.hop_map_layer is None else self.hop_map_layer(u)) + o
 
@@ -236,4 +250,5 @@ class MemN2N(keras.Model):
             "hop_map": self.hop_map,
             "linear_start": self.linear_start,
             "initializer_stddev": self.initializer_stddev,
+            "empty_memories": self.empty_memories,
         }
