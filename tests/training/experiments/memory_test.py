@@ -30,6 +30,16 @@ def test_the_ntm_figure_shows_the_touched_locations_as_one_run_around_the_circul
         == list(range(8))
 
 
+def test_a_jump_of_the_copy_curve_is_named_after_the_curve_was_below_one_bit():
+    def curve(*errors):
+        return [{"sequences": 8000 * (i + 1), "validation": {"bit_errors": e}} for i, e in enumerate(errors)]
+
+    # The first run went to 0.35 then back to chance; a curve that is high throughout, or rises by less, has none.
+    assert memory._jump(curve(25.3, 1.17, 27.9, 0.53, 0.35, 32.6)) == "0.35 at 40,000 sequences, 32.60 at 48,000"
+    assert memory._jump(curve(40.0, 20.0, 35.0, 2.0)) is None
+    assert memory._jump(curve(0.5, 9.0, 0.0)) is None
+
+
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp("runs"))
