@@ -393,12 +393,13 @@ class BabiServing(tf.Module):
 
     A story is one sentence per line ("\\n"; "\\r\\n" and "\\r" read as "\\n", blank lines skipped), a sentence and
     the question tokenised as in training (`training.data.babi.tokenize`: lower case, runs of word characters, every
-    other non-space character a token of its own), each token looked up in the training vocabulary (a word it lacks
-    is `<unk>`, id 1). As in training, a story longer than the memory keeps its last M sentences (`dropped` says how
-    many went). A sentence or a question may have any number of words: the sentence encoding sums over the words
-    (the position encoding's weights depend on the sentence's own length), so longer sentences than training saw are
-    encoded as the model defines them. A story without a sentence, or a question without a token, fails the request
-    with INVALID_ARGUMENT naming the input.
+    other non-space character a token of its own; bytes that are not UTF-8 read as U+FFFD), each token looked up in
+    the training vocabulary (a word it lacks is `<unk>`, id 1). As in training, a story longer than the memory keeps
+    its last M sentences (`dropped` says how many went). A sentence or a question may have any number of words: the
+    sentence encoding sums over the words (the position encoding's weights depend on the sentence's own length), so
+    longer sentences than training saw are encoded as the model defines them. A story without a sentence, or a
+    question without a token, fails the request with INVALID_ARGUMENT naming the input; a server that batches
+    requests fails the requests batched with it too (as for every signature that checks its inputs).
 
     Every output has the batch dimension first and a shape that does not depend on the other rows (the memory is
     always M slots; padding words and trailing empty slots never change a result), so a server can batch requests.

@@ -104,7 +104,8 @@ def test_answers_and_attention_are_the_keras_models_in_both_loaders(exported):
     assert float(model.linear_start_switch.numpy()) == 0.0
     np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
     # An empty batch gives empty outputs.
-    outputs = loaded.signatures["serving_default"](story=tf.constant([], tf.string), question=tf.constant([], tf.string))
+    empty = tf.constant([], tf.string)
+    outputs = loaded.signatures["serving_default"](story=empty, question=empty)
     assert all(value.shape[0] == 0 for value in outputs.values()), outputs
 
 
