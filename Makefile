@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,experiments]'
 	touch $(STAMP)
 
-# The main job: train four small models (adding, latching, a language model, a date translator), export them to
-# saved_models/, start the model server, query it over REST and gRPC, print the answers, stop it. `make serve` does
-# the same and keeps serving.
+# The main job: train five small models (adding, latching, a language model, a date translator, a bAbI memory
+# network), export them to saved_models/, start the model server, query it over REST and gRPC, print the answers, stop
+# it. `make serve` does the same and keeps serving.
 DEMO_DIR := runs/demo
 .PHONY: demo-models serve
 demo-models: setup
@@ -33,6 +33,9 @@ demo-models: setup
 	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/lm --name=lm
 	$(PY) -m training.train --task=translation --preset=dates --model_dir=$(DEMO_DIR)/dates --progress=lines
 	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/dates --name=dates
+	$(PY) -m training.train --task=babi --preset=memn2n_small --model_dir=$(DEMO_DIR)/babi --progress=lines \
+		'--override=tasks=[1]'
+	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/babi --name=babi
 
 demo: demo-models
 	$(PY) -m serving.demo

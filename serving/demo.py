@@ -4,8 +4,8 @@ and gRPC, print the answers, and stop it (or, with --serve, keep serving and pri
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
     seqzoo-demo [--serve] ...          (the same command, from any directory)
 
-It expects `adding`, `latching`, `lm` and `dates` exports under --export_base (the Makefile trains and exports them
-first).
+It expects `adding`, `latching`, `lm`, `dates` and `babi` exports under --export_base (the Makefile trains and exports
+them first).
 """
 
 import datetime
@@ -32,7 +32,7 @@ from training import tasks  # noqa: E402
 from training.data import dates as dates_data  # noqa: E402
 
 FLAGS = flags.FLAGS
-MODELS = ("adding", "latching", "lm", "dates")
+MODELS = ("adding", "latching", "lm", "dates", "babi")
 # Dates the translator has never seen (its test dates are drawn from the same range; these are written by hand).
 HUMAN_DATES = ("25 November 2026", "nov 25 '26", "Wednesday, 25.11.2026", "2026/11/25", "le 1er mars 1999",
                "am 9. Oktober 1977", "jueves, 3 de junio de 2049")
@@ -40,6 +40,11 @@ HUMAN_DATES = ("25 November 2026", "nov 25 '26", "Wednesday, 25.11.2026", "2026/
 # model is unsure and greedy decoding and beam search are most likely to part ways.
 ODD_DATES = ("25 Nov", "November 2026", "31.02.2026", "11/25/2026", "tomorrow", "Mittwoch", "2026", "25", "le 1er",
              "12.13.14", "March the fourth", "1.1.", "'26", "el 5 de", "Sunday, 30 February", "19/19/1919")
+# A short story in the words of the generated QA1 stories, and questions about it (the memory network's answers are
+# "office" and "kitchen": the place of each actor's last move).
+STORY = ("Mary moved to the bathroom.\nJohn went to the hallway.\nMary travelled to the office.\n"
+         "Daniel journeyed to the garden.\nJohn went back to the kitchen.")
+QUESTIONS = ("Where is Mary?", "Where is John?")
 # The batching and monitoring configs, read from the installed package (package data), not the current directory.
 CONFIGS = importlib.resources.files("serving") / "configs"
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
@@ -113,6 +118,7 @@ def queries():
     for sentence, perplexity in zip(sentences, scored["perplexity"]):
         print(f"  REST score    {sentence!r:36} perplexity {float(perplexity):.2f}")
     dates(rest, grpc)
+    memory(rest)
     print("\nstatus over REST:", json.dumps(rest.status("adding")))
     with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
@@ -159,6 +165,25 @@ def dates(rest, grpc):
         print(f"    {_text(text)!r:14} score {float(score):.3f}")
 
 
+def memory(rest):
+    """The memory network: questions about a short story over REST, each answer with the sentences every hop read."""
+    print("\nbabi: an end-to-end memory network answers questions about a story, one sentence a line")
+    for number, sentence in enumerate(STORY.split("\n"), 1):
+        print(f"  {number}. {sentence}")
+    outputs = rest.predict("babi", {"story": np.array([STORY] * len(QUESTIONS), dtype=object),
+                                    "question": np.array(QUESTIONS, dtype=object)})
+    for row, question in enumerate(QUESTIONS):
+        answer, probability = _text(outputs["answer"][row]), float(outputs["probability"][row])
+        print(f"  REST {question!r:18} -> {answer!r} (p {probability:.3f})")
+        first = int(outputs["dropped"][row]) + 1  # kept sentence i is line dropped + i of the story
+        for hop, weights in enumerate(outputs["attention"][row], 1):
+            # The sentence the hop read most, and any other it gave at least half as much weight.
+            order = np.argsort(-weights)
+            read = [i for i in order[:2] if weights[i] >= 0.5 * weights[order[0]]]
+            shown = "; ".join(f"{first + i}. {_text(outputs['memory'][row][i])!r} ({weights[i]:.2f})" for i in read)
+            print(f"    hop {hop}: {shown}")
+
+
 def _shown(argument):
     """A flag as the echoed command shows it: a path inside the current directory made relative."""
     name, sep, value = argument.partition("=")
@@ -192,6 +217,9 @@ def main(argv):
                   f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/dates:predict "
                   "-d '{\"signature_name\": \"translate\", \"instances\": [{\"source\": \"25 Nov\", "
                   "\"beam_size\": 1, \"max_length\": 12}]}'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/babi:predict "
+                  "-d '{\"instances\": [{\"story\": \"Mary moved to the bathroom.\\nJohn went to the hallway.\", "
+                  "\"question\": \"Where is Mary?\"}]}'\n"
                   f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
             server.wait()
     except KeyboardInterrupt:

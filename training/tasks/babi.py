@@ -61,6 +61,8 @@ split.
 import functools
 import json
 import math
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -260,6 +262,17 @@ class BabiTask(Task):
     def chance_levels(self, config):
         return {"accuracy": self.data(config).majority_accuracy}
 
+    # Export.
+
+    def serving_module(self, config, model):
+        return BabiServing(self, config, model)
+
+    def warmup_inputs(self, config, count=2):
+        """The first `count` test questions, their stories as text (one sentence a line)."""
+        examples = self.data(config).examples["test"][:count]
+        return {"story": tf.constant([story_text(example.story) for example in examples]),
+                "question": tf.constant([" ".join(example.query) for example in examples])}
+
 
 def add_random_noise(story, fraction, seed):
     """Empty slots inserted at random positions of each story (Sukhbaatar et al. 2015, §4.1).
@@ -357,3 +370,146 @@ _DATA_KEYS = ("data_dir", "tasks", "train_questions", "test_questions", "validat
 @functools.lru_cache(maxsize=4)
 def _data(config_json):
     return BabiData(json.loads(config_json))
+
+
+def story_text(sentences):
+    """A story as `BabiServing` reads it: its sentences (token lists) joined by spaces, one a line. Tokenising the
+    text again (`training.data.babi.tokenize`) gives back the tokens."""
+    return "\n".join(" ".join(sentence) for sentence in sentences)
+
+
+# `training.data.babi.tokenize` in RE2 (TensorFlow's regex ops): Python's \w on str is any letter or number and "_",
+# its \s the Unicode white space; RE2's \w and \s are ASCII only, so both are spelled out.
+_WORD = r"\p{L}\p{N}_"
+_SPACE = r"\t\n\x{0b}\f\r\x{1c}-\x{1f}\x{85}\p{Z}"
+
+
+def tokenize_in_graph(text):
+    """`training.data.babi.tokenize` with TensorFlow core ops: lower case (per code point), then runs of word
+    characters and every other non-space character as tokens of their own.
+
+    Args:
+        text: tf.string [n].
+
+    Returns:
+        tf.string RaggedTensor [n, (tokens)]; a text of white space alone has no token.
+    """
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, f"([{_WORD}]+|[^{_WORD}{_SPACE}])", r" \1 ")
+    text = tf.strings.regex_replace(text, f"[{_SPACE}]+", " ")
+    tokens = tf.strings.split(tf.strings.strip(text), sep=" ")
+    return tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, ""))
+
+
+class BabiServing(tf.Module):
+    """The signature of an exported memory network, with the tokenisation and the vocabulary tables it uses.
+
+    serving_default(story: string [batch], question: string [batch]) -> with M = the config's `memory_size` and K
+        the model's hops:
+        answer: string [batch], the most probable word of the vocabulary (the argmax of the model's logits);
+        probability: float [batch], its softmax probability;
+        attention: float [batch, K, M], row k the attention of hop k over the kept sentences, oldest first (slot i
+            is `memory[:, i]`; zeros after the `sentences` kept);
+        memory: string [batch, M], the kept sentences as given (white space trimmed), oldest first, "" after;
+        sentences: int32 [batch], how many sentences were kept;
+        dropped: int32 [batch], how many older sentences did not fit the memory: kept sentence i is sentence
+            `dropped + i` of the story (counting its non-blank lines from 0).
+
+    A story is one sentence per line ("\\n"; "\\r\\n" and "\\r" read as "\\n", blank lines skipped), a sentence and
+    the question tokenised as in training (`training.data.babi.tokenize`: lower case, runs of word characters, every
+    other non-space character a token of its own; bytes that are not UTF-8 read as U+FFFD), each token looked up in
+    the training vocabulary (a word it lacks is `<unk>`, id 1). As in training, a story longer than the memory keeps
+    its last M sentences (`dropped` says how many went). A sentence or a question may have any number of words: the
+    sentence encoding sums over the words (the position encoding's weights depend on the sentence's own length), so
+    longer sentences than training saw are encoded as the model defines them. A story without a sentence, or a
+    question without a token, fails the request with INVALID_ARGUMENT naming the input; a server that batches
+    requests fails the requests batched with it too (as for every signature that checks its inputs).
+
+    Every output has the batch dimension first and a shape that does not depend on the other rows (the memory is
+    always M slots; padding words and trailing empty slots never change a result), so a server can batch requests.
+
+    The vocabulary file that the tables read, and that saving copies under the SavedModel's assets/
+    (`vocabulary.txt`), is written into a temporary directory of this module's own: `close()` removes it once the
+    module has been saved.
+    """
+
+    def __init__(self, task, config, model):
+        super().__init__()
+        vocabulary = task.data(config).vocabulary
+        self.model = model
+        self.memory_size = int(config["memory_size"])
+        self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
+        path = os.path.join(self._scratch.name, "vocabulary.txt")
+        with open(path, "w", encoding="utf-8", newline="\n") as file:
+            file.write("".join(token + "\n" for token in vocabulary))
+        whole_line, line_number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
+        self.token_ids = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(path, tf.string, whole_line, tf.int64, line_number,
+                                          vocab_size=len(vocabulary)),
+            default_value=tf.constant(1, tf.int64),  # <unk>
+        )
+        self.tokens = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(path, tf.int64, line_number, tf.string, whole_line,
+                                          vocab_size=len(vocabulary)),
+            default_value=UNK,
+        )
+        self.functions = {
+            "serving_default": tf.function(self._answer, input_signature=[
+                tf.TensorSpec([None], tf.string, name="story"),
+                tf.TensorSpec([None], tf.string, name="question"),
+            ]),
+        }
+
+    def close(self):
+        """Removes the temporary vocabulary file. Call it after saving: the tables cannot be rebuilt without it."""
+        self._scratch.cleanup()
+
+    def encode(self, story, question):
+        """The model's inputs for the strings: (story ids int32 [batch, M, words], query ids int32 [batch, words'],
+        the kept sentences' text string [batch, M], kept int32 [batch], dropped int32 [batch])."""
+        lines = tf.strings.split(tf.strings.regex_replace(story, "\r\n?", "\n"), sep="\n")  # [batch, (lines)]
+        tokens = lines.with_flat_values(tokenize_in_graph(lines.flat_values))  # [batch, (lines), (tokens)]
+        filled = tokens.row_lengths(axis=2) > 0
+        tokens = tf.ragged.boolean_mask(tokens, filled)
+        lines = tf.ragged.boolean_mask(lines, filled)
+        count = tf.cast(tokens.row_lengths(), tf.int32)
+        query = tokenize_in_graph(question)
+        checks = [
+            tf.debugging.assert_equal(tf.shape(story), tf.shape(question),
+                                      message="story and question need one value per row each"),
+            tf.debugging.assert_positive(count, message="story: every story needs at least one sentence (a line "
+                                                        "with a token); got an empty one"),
+            tf.debugging.assert_positive(query.row_lengths(), message="question: every question needs at least "
+                                                                      "one token; got an empty one"),
+        ]
+        with tf.control_dependencies(checks):
+            count = tf.identity(count)
+        kept = tokens[:, -self.memory_size:]
+        batch = tf.shape(story)[0]
+        words = tf.maximum(tf.reduce_max(kept.row_lengths(axis=2)), 1)
+        ids = tf.ragged.map_flat_values(self._ids, kept).to_tensor(
+            default_value=0, shape=tf.stack([tf.cast(batch, tf.int64), self.memory_size, words]))
+        query_ids = tf.ragged.map_flat_values(self._ids, query).to_tensor(default_value=0)
+        query_ids = tf.pad(query_ids, [[0, 0], [0, tf.maximum(1 - tf.shape(query_ids)[1], 0)]])
+        memory = tf.strings.strip(lines[:, -self.memory_size:]).to_tensor(
+            default_value="", shape=tf.stack([tf.cast(batch, tf.int64), self.memory_size]))
+        kept_count = tf.minimum(count, self.memory_size)
+        return ids, query_ids, memory, kept_count, count - kept_count
+
+    def _ids(self, tokens):
+        return tf.cast(self.token_ids.lookup(tokens), tf.int32)
+
+    def _answer(self, story, question):
+        ids, query_ids, memory, kept, dropped = self.encode(story, question)
+        logits, attention = self.model.call_with_attention((ids, query_ids))
+        logits = tf.cast(logits, tf.float32)
+        best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        probability = tf.gather(tf.nn.softmax(logits, axis=-1), best, batch_dims=1)
+        return {
+            "answer": self.tokens.lookup(tf.cast(best, tf.int64)),
+            "probability": probability,
+            "attention": tf.cast(attention, tf.float32),
+            "memory": memory,
+            "sentences": kept,
+            "dropped": dropped,
+        }
