@@ -160,8 +160,8 @@ def babi_attention(task, config, model, qa=None, example=0):
     Returns:
         {"sentences": [str] (the story's, oldest first, as the model sees them), "question", "answer", "predicted"
         (str), "supporting": [sentence positions], "task", "matrix": [sentences, hops] (each hop's column the
-        attention over the sentences: a distribution once linear start is over), "linear_start": whether the model
-        still runs without the softmax}.
+        attention over the sentences: once linear start is over, a softmax over the memory, whose empty slots
+        (`empty_memories`) take the rest of 1), "linear_start": whether the model still runs without the softmax}.
     """
     data = task.data(config)
     qa = data.tasks[0] if qa is None else qa

@@ -168,8 +168,10 @@ def test_the_babi_figure_draws_each_hops_attention_over_the_storys_sentences(tin
     assert found["sentences"] == [" ".join(s) for s in chosen.story] and found["answer"] == chosen.answer
     assert found["question"] == " ".join(chosen.query) and found["supporting"] == chosen.supporting
     assert found["matrix"].shape == (len(chosen.story), 3) and not found["linear_start"]
-    # Every sentence of the story is in the matrix: each hop's column sums to 1 over them.
-    np.testing.assert_allclose(found["matrix"].sum(axis=0), 1.0, atol=1e-5)
+    # Every sentence of the story is in the matrix: each hop's column is the model's attention over them, which sums
+    # to at most 1 (the rest is on the memory's empty slots, `empty_memories`).
+    total = found["matrix"].sum(axis=0)
+    assert np.all(total <= 1 + 1e-5) and np.all(total > 0), total
     assert found["predicted"] in data.vocabulary
     path = memory_figures.draw_babi(found, str(tmp_path / "babi.png"))
     assert open(path, "rb").read(8) == PNG

@@ -22,9 +22,9 @@ from training.data.babi import tokenize
 from training.tasks.babi import story_text
 from training.tasks.babi import tokenize_in_graph
 
-# Ten epochs of generated QA1 (300 training questions): a model sure of most answers (so that the argmax the export
-# and the Keras model compute over differently padded inputs is no near-tie), about 5 s to train on 2 cores.
-TINY = {"tasks": [1], "train_questions": 300, "test_questions": 40, "epochs": 10}
+# Twenty epochs of generated QA1 (300 training questions): a model sure of most answers (so that the argmax the export
+# and the Keras model compute over differently padded inputs is no near-tie), about 10 s to train on 2 cores.
+TINY = {"tasks": [1], "train_questions": 300, "test_questions": 40, "epochs": 20}
 STORY = "Mary moved to the bathroom.\nJohn went to the hallway.\nMary travelled to the office."
 
 
@@ -90,7 +90,7 @@ def test_answers_and_attention_are_the_keras_models_in_both_loaders(exported):
     memory_size, hops = config["memory_size"], model.hops
     for outputs in both_loaders(path, loaded, [story_text(s) for s in stories], [" ".join(q) for q in questions]):
         assert strings(outputs["answer"]) == answers
-        assert np.mean([a == e.answer for a, e in zip(answers, examples)]) >= 0.5  # a model that has learnt a bit
+        assert np.mean([a == e.answer for a, e in zip(answers, examples)]) >= 0.5  # learnt (chance: 1/6, six places)
         np.testing.assert_allclose(outputs["probability"], probabilities, rtol=1e-4)
         assert outputs["attention"].shape == (len(examples), hops, memory_size)
         np.testing.assert_allclose(outputs["attention"][:, :, :attention.shape[2]], attention, atol=1e-5)
@@ -100,9 +100,12 @@ def test_answers_and_attention_are_the_keras_models_in_both_loaders(exported):
         assert outputs["memory"].shape == (len(examples), memory_size)
         for row, story in enumerate(stories):
             assert strings(outputs["memory"][row]) == [" ".join(s) for s in story] + [""] * (memory_size - len(story))
-    # Attention is a distribution over the kept sentences once linear start is over (the config's small run ends it).
+    # Once linear start is over (the config's small run ends it), each hop's attention is a softmax over the memory:
+    # the kept sentences and the empty slots (`empty_memories`, scored 0, as the authors' memory of nil words), so
+    # over the sentences it sums to at most 1 (1 less the empty slots' share).
     assert float(model.linear_start_switch.numpy()) == 0.0
-    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    total = attention.sum(-1)
+    assert np.all(total <= 1 + 1e-5) and np.all(total > 0), total
     # An empty batch gives empty outputs.
     empty = tf.constant([], tf.string)
     outputs = loaded.signatures["serving_default"](story=empty, question=empty)
