@@ -388,8 +388,9 @@ def memory_explanation(memory):
                  "buffer of its own (with one write head, for one, the erase product is a product over an axis of "
                  "size 1, which need not copy; which rewrite it is was not traced here).")
     intercept, slope = linear_fit(analytic, [memory[key]["rss_growth"] for key in keys])
-    text += (f" The resident growth follows the same line from above: {_mb(intercept)} MB + {slope:.2f} x "
-             "analytic, the constant being the traced graphs, the kernels and the allocator's pools.")
+    text += (f" The resident growth, through all the configurations: {_mb(intercept)} MB + {slope:.2f} x analytic "
+             "(least squares), above the allocator's peak: its constant is the traced graphs, the kernels and the "
+             "allocator's pools, and it counts the small allocations the allocator does not.")
     return text
 
 
