@@ -271,7 +271,9 @@ def linear_fit(x, y):
 
 
 def _mb(size):
-    return f"{size / 2**20:,.1f}"
+    """Bytes as MB (2^20 bytes): two decimals under 10 MB, one above."""
+    megabytes = size / 2**20
+    return f"{megabytes:,.2f}" if megabytes < 10 else f"{megabytes:,.1f}"
 
 
 def section(speed, memory, time_steps):
@@ -294,9 +296,9 @@ def section(speed, memory, time_steps):
         f"every model: the task's loss, the gradient's global norm clipped at {config['clip_global_norm']}, Adam at "
         f"{config['learning_rate']}. NTM: the `ntm_copy` preset (LSTM controller of 100 units, one read and one "
         f"write head, shifts -1..1) with memory N x M; LSTM: the task's baseline, `lstm` with {LSTM_UNITS} units. "
-        f"Each run takes {FLAGS.steps} step{'s' if FLAGS.steps > 1 else ''}; figures are medians over {FLAGS.rounds} interleaved rounds; the ratio "
-        "is NTM time / LSTM time at the same XLA setting, the median of per-round ratios, of wall time and of the "
-        "process's CPU time.",
+        f"Each run takes {FLAGS.steps} step{'s' if FLAGS.steps > 1 else ''}; figures are medians over {FLAGS.rounds} "
+        "interleaved rounds; the ratio is NTM time / LSTM time at the same XLA setting, the median of per-round "
+        "ratios, of wall time and of the process's CPU time.",
         "",
         "| model | XLA | parameters | ms/step | steps/s | sequences/s | ratio to the LSTM (wall time) "
         "| ratio (CPU time) | loop ops per step (forward + backward) |",
@@ -315,7 +317,7 @@ def section(speed, memory, time_steps):
                    for (name, xla), entry in speed.items() if name.startswith("NTM") and not xla)
     lstm_ms = statistics.median(lstm[False]["wall"]) / FLAGS.steps * 1e3
     ntm_ops, lstm_ops = speed[f"NTM {PRESET_N}x{PRESET_M}", False]["ops"], lstm[False]["ops"]
-    lines += ["", _speed_explanation(sweep, lstm_ms, ntm_ops, lstm_ops, time_steps), ""]
+    lines += ["", _speed_explanation(speed, sweep, lstm_ms, ntm_ops, lstm_ops, time_steps), ""]
     lines += [
         f"Memory of one training step (batch {FLAGS.batch}, T = {time_steps}, no XLA) against the memory's size, "
         "each configuration in a fresh process. Analytic: the memory matrices backpropagation through time must "
@@ -343,54 +345,74 @@ def section(speed, memory, time_steps):
     return "\n".join(lines)
 
 
-def _speed_explanation(sweep, lstm_ms, ntm_ops, lstm_ops, time_steps):
-    text = (f"Why the NTM is slower: each of its {time_steps} steps runs the LSTM controller (100 units, about the "
-            f"baseline's work) and then the heads: content addressing over all N locations (cosine similarity of "
-            "the key with every row of the memory, a softmax over N), interpolation, the circular shift and the "
-            "sharpening over N, the read w^T M, the erase and add on the whole N x M memory, and the gradient of "
-            f"all of it. That is many more, small, ops per step: {ntm_ops[0]} + {ntm_ops[1]} in the NTM's loop "
-            f"bodies against {lstm_ops[0]} + {lstm_ops[1]} in the LSTM's, and on a CPU at batch {FLAGS.batch} each "
-            "op's fixed cost weighs as much as its arithmetic.")
+def _speed_explanation(speed, sweep, lstm_ms, ntm_ops, lstm_ops, time_steps):
+    """The paragraph under the speed table: what the NTM does per step, and the split of its step time into a part
+    that does not grow with N and one that does (a least-squares line through the sweep over N)."""
+    op_ratio = (ntm_ops[0] + ntm_ops[1]) / (lstm_ops[0] + lstm_ops[1])
+    text = (f"Why the NTM is slower: each of its {time_steps} steps runs the LSTM controller (100 units, a little "
+            "less than the baseline's 120) and then the heads: content addressing over all N locations (cosine "
+            "similarity of the key with every row of the memory, a softmax over N), interpolation, the circular "
+            "shift and the sharpening over N, the read w^T M, the erase and add on the whole N x M memory, and the "
+            f"gradient of all of it. That is many more, small, ops per step: {ntm_ops[0]} + {ntm_ops[1]} in the "
+            f"NTM's loop bodies against {lstm_ops[0]} + {lstm_ops[1]} in the LSTM's ({op_ratio:.1f} times as many).")
     if len(sweep) >= 2:
         intercept, slope = linear_fit([n for n, _ in sweep], [s * 1e3 for _, s in sweep])
         if slope <= 0:
             return text + (" The sweep over N gave no line rising with N: the machine's noise hid the part of the "
                            "step that grows with N; rerun with more rounds.")
-        text += (f" The sweep over N (width {PRESET_M}, no XLA) separates the two: a least-squares line through "
-                 f"its points gives {intercept:,.0f} ms per step that do not depend on N (controller, head "
-                 f"parameters, the ops' fixed costs; the LSTM's whole step takes {lstm_ms:,.0f} ms) and "
-                 f"{slope * 100:,.1f} ms per 100 locations (addressing, read, erase and add over N x M); at the "
-                 f"preset's N = {PRESET_N} the N-independent part "
-                 f"{'dominates' if intercept > slope * PRESET_N else 'is the smaller part'}.")
+        text += (f" The sweep over N (width {PRESET_M}, no XLA) separates the two costs: a least-squares line "
+                 f"through its points gives {intercept:,.0f} ms per step that do not depend on N, "
+                 f"{intercept / lstm_ms:.1f} times the LSTM's whole step ({lstm_ms:,.0f} ms), about the ratio of "
+                 f"their ops: the fixed cost of each op on tensors of batch {FLAGS.batch}; and {slope * 100:,.0f} ms "
+                 f"per 100 locations (the addressing, read, erase and add over N x M, and their gradients). At the "
+                 f"preset's N = {PRESET_N} the two parts are {intercept:,.0f} and {slope * PRESET_N:,.0f} ms; from "
+                 f"N = {max(1, intercept / slope):,.0f} on the memory's part is the larger.")
+    xla = [(name, entry) for (name, jit), entry in speed.items() if jit and name.startswith("NTM")]
+    lstm_xla = [entry for (name, jit), entry in speed.items() if jit and name.startswith("LSTM")]
+    plain = speed.get((f"NTM {PRESET_N}x{PRESET_M}", False))
+    lstm_plain = speed.get((f"LSTM {LSTM_UNITS}", False))
+    if xla and lstm_xla and plain and lstm_plain:
+        text += (f" XLA fuses the step's many small ops into few kernels: it cuts the preset NTM's step "
+                 f"{statistics.median(plain['wall']) / statistics.median(xla[0][1]['wall']):.1f} times and the "
+                 f"LSTM's {statistics.median(lstm_plain['wall']) / statistics.median(lstm_xla[0]['wall']):.1f} "
+                 "times, and the NTM / LSTM ratio falls from "
+                 f"{report.median_ratio(plain['wall'], lstm_plain['wall']):.1f} to "
+                 f"{report.median_ratio(xla[0][1]['wall'], lstm_xla[0]['wall']):.1f}.")
     return text
 
 
 def memory_explanation(memory):
-    """The paragraph under the memory table: least-squares lines of the allocator's peak and of the resident growth
-    against the analytic size, and how many memory-sized tensors the loop keeps per step."""
+    """The paragraph under the memory table: how many memory-sized tensors the loop keeps per step, how the
+    allocator's peak compares with the analytic size and with what the graph keeps, and least-squares lines of the
+    allocator's peak and of the resident growth against the analytic size."""
     keys = list(memory)
     analytic = [bptt_memory_bytes(FLAGS.batch, memory[key]["time_steps"], *key) for key in keys]
+    kept = [memory[key]["kept_per_step"] * memory[key]["time_steps"] for key in keys]
     sized = sorted({memory[key]["memory_sized_per_step"] for key in keys})
     text = (f"Per step the loop pushes {' or '.join(str(count) for count in sized)} tensors of the memory's size "
             "(batch x N x M numbers; in the NTM cell's step: the memory M_{t-1} the step reads, 1 - w e^T and the "
             "erase product of the write), besides small ones (the controller's gates, the weightings over N, the "
-            "kernels it reads).")
-    if len(keys) < 2:
-        return text
+            "kernels it reads): the graph column.")
     counted = [i for i, key in enumerate(keys) if bptt_memory_bytes(FLAGS.batch, 1, *key) >= 256 * 1024]
     if len(counted) >= 2:
+        to_analytic = [memory[keys[i]]["tf_peak"] / analytic[i] for i in counted]
+        to_kept = [memory[keys[i]]["tf_peak"] / kept[i] for i in counted]
         intercept, slope = linear_fit([analytic[i] for i in counted], [memory[keys[i]]["tf_peak"] for i in counted])
-        text += (f" Through the configurations whose memory is 256 KiB or more (so the allocator sees it), a "
-                 f"least-squares line gives allocator peak = {_mb(intercept)} MB + {slope:.2f} x analytic:")
-        text += (" the memory matrices are what grows, and the slope is about how many memory-sized buffers per step "
-                 "the step holds at its peak. It lies between the one the analytic size counts and what the traced "
-                 "graph pushes: the graph runs after TensorFlow's rewrites, and not every pushed tensor needs a "
-                 "buffer of its own (with one write head, for one, the erase product is a product over an axis of "
-                 "size 1, which need not copy; which rewrite it is was not traced here).")
-    intercept, slope = linear_fit(analytic, [memory[key]["rss_growth"] for key in keys])
-    text += (f" The resident growth, through all the configurations: {_mb(intercept)} MB + {slope:.2f} x analytic "
-             "(least squares), above the allocator's peak: its constant is the traced graphs, the kernels and the "
-             "allocator's pools, and it counts the small allocations the allocator does not.")
+        text += (f" Where the allocator sees the memory (its matrix 256 KiB or more), its peak is "
+                 f"{min(to_analytic):.2f} to {max(to_analytic):.2f} times the analytic size and {min(to_kept):.2f} "
+                 f"to {max(to_kept):.2f} times what the graph keeps; a least-squares line gives allocator peak = "
+                 f"{_mb(intercept)} MB + {slope:.2f} x analytic. So a training step's memory grows linearly in "
+                 "N x M, as backpropagation through time predicts, but by more than one memory matrix per step: "
+                 "the loop also keeps the write's N x M intermediates of every step. It stays under what the traced "
+                 "graph pushes, which runs after TensorFlow's graph rewrites and counts the small tensors the "
+                 "allocator does not; where the ratio to the analytic size rises at the largest N, the weightings "
+                 f"over N ([batch, heads, N] floats, 256 KiB from N = {256 * 1024 // (FLAGS.batch * 2 * 4):,} at batch "
+                 f"{FLAGS.batch} with two heads) are likely what enters the allocator's count.")
+    if len(keys) >= 2:
+        intercept, slope = linear_fit(analytic, [memory[key]["rss_growth"] for key in keys])
+        text += (f" The resident growth, through all the configurations: {_mb(intercept)} MB + {slope:.2f} x "
+                 "analytic (least squares), above the allocator's peak: its constant is the traced graphs, the "
+                 "kernels and the allocator's pools, and it counts the small allocations the allocator does not.")
     return text
 
 

@@ -42,8 +42,8 @@ def test_a_child_measures_one_configuration():
 def test_a_tiny_run_writes_its_section(tmp_path):
     output = tmp_path / "performance.md"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", "--rounds=1", "--steps=1", "--batch=4", "--length=2",
-         "--sizes=16", "--noxla", "--grid=16x4,64x8", f"--output={output}"],
+        [sys.executable, "-m", "benchmarks.memory", "--rounds=1", "--steps=1", "--batch=8", "--length=4",
+         "--sizes=16", "--noxla", "--grid=16x4,64x16", f"--output={output}"],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,12 +59,12 @@ def test_a_tiny_run_writes_its_section(tmp_path):
             assert float(cells[6]) > 0 and float(cells[7]) > 0, row  # the ratios to the LSTM
     header = "| N | M | parameters | analytic BPTT memory (MB) | graph keeps (MB) | allocator peak (MB) "
     assert header in text
-    grid = [line for line in text.splitlines() if line.startswith(("| 16 | 4 |", "| 64 | 8 |"))]
+    grid = [line for line in text.splitlines() if line.startswith(("| 16 | 4 |", "| 64 | 16 |"))]
     assert len(grid) == 2, text
     for row in grid:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         n, m = int(cells[0]), int(cells[1])
-        assert cells[3] == f"{4 * 5 * n * m * 4 / 2**20:,.1f}", row  # batch 4, T = 5, float32
+        assert cells[3] == f"{8 * 9 * n * m * 4 / 2**20:,.2f}", row  # batch 8, T = 9, float32; MB, 2 decimals
         assert float(cells[4]) > 0 and float(cells[6]) > 0, row  # what the graph keeps, the resident growth
     assert "Per step the loop pushes" in text and "The resident growth, through all the configurations" in text
 
