@@ -96,9 +96,10 @@ def task_config(model="ntm_copy", model_options=None):
 
 
 def copy_batch(batch, length, seed=0):
-    """One copy batch (inputs [batch, 2 length + 1, 9], targets with the mask channel), every sequence of `length`."""
+    """One copy batch (inputs [batch, 2 length + 1, 9], targets with the mask channel), every sequence of `length`,
+    the first batch of the task's training stream at `seed`."""
     task, config = task_config()
-    config = {**config, "min_length": length, "max_length": length, "batch_size": batch}
+    config = {**config, "min_length": length, "max_length": length, "batch_size": batch, "seed": seed}
     inputs, targets, _ = next(iter(task.dataset(config, "train", batch).take(1)))
     return inputs, targets
 
@@ -165,7 +166,7 @@ def loop_pushes(step, inputs, targets):
     return pushes
 
 
-def speed_runs(inputs, targets):
+def speed_runs():
     """[(name, model, options, jit_compile)]: the runs of the speed comparison, the LSTM baseline first."""
     runs = [(f"LSTM {LSTM_UNITS}", "lstm", {"units": LSTM_UNITS}, False)]
     for n in sorted({PRESET_N, *(int(size) for size in FLAGS.sizes)}):
@@ -179,7 +180,7 @@ def speed_runs(inputs, targets):
 def measure_speed(inputs, targets):
     """{(name, xla): {"wall": [seconds per round], "cpu": [...], "parameters": int, "ops": (forward, backward)}}."""
     runs, results = {}, {}
-    for name, model_name, options, jit_compile in speed_runs(inputs, targets):
+    for name, model_name, options, jit_compile in speed_runs():
         task, config, model = build(model_name, options, inputs)
         step = train_step(task, config, model, jit_compile)
 
@@ -362,8 +363,9 @@ def _speed_explanation(speed, sweep, lstm_ms, ntm_ops, lstm_ops, time_steps):
                            "step that grows with N; rerun with more rounds.")
         text += (f" The sweep over N (width {PRESET_M}, no XLA) separates the two costs: a least-squares line "
                  f"through its points gives {intercept:,.0f} ms per step that do not depend on N, "
-                 f"{intercept / lstm_ms:.1f} times the LSTM's whole step ({lstm_ms:,.0f} ms), about the ratio of "
-                 f"their ops: the fixed cost of each op on tensors of batch {FLAGS.batch}; and {slope * 100:,.0f} ms "
+                 f"{intercept / lstm_ms:.1f} times the LSTM's whole step ({lstm_ms:,.0f} ms), of the order of the "
+                 f"ratio of their loop ops ({op_ratio:.1f}), as if each op's fixed cost, more than its arithmetic on "
+                 f"tensors of batch {FLAGS.batch}, set that part; and {slope * 100:,.0f} ms "
                  f"per 100 locations (the addressing, read, erase and add over N x M, and their gradients). At the "
                  f"preset's N = {PRESET_N} the two parts are {intercept:,.0f} and {slope * PRESET_N:,.0f} ms; from "
                  f"N = {max(1, intercept / slope):,.0f} on the memory's part is the larger.")
@@ -372,10 +374,12 @@ def _speed_explanation(speed, sweep, lstm_ms, ntm_ops, lstm_ops, time_steps):
     plain = speed.get((f"NTM {PRESET_N}x{PRESET_M}", False))
     lstm_plain = speed.get((f"LSTM {LSTM_UNITS}", False))
     if xla and lstm_xla and plain and lstm_plain:
-        text += (f" XLA fuses the step's many small ops into few kernels: it cuts the preset NTM's step "
-                 f"{statistics.median(plain['wall']) / statistics.median(xla[0][1]['wall']):.1f} times and the "
-                 f"LSTM's {statistics.median(lstm_plain['wall']) / statistics.median(lstm_xla[0]['wall']):.1f} "
-                 "times, and the NTM / LSTM ratio falls from "
+        def ms(entry):
+            return f"{statistics.median(entry['wall']) / FLAGS.steps * 1e3:,.1f} ms"
+
+        text += (" XLA fuses the step's many small ops into few kernels, which matters where there are many: it "
+                 f"takes the preset NTM's step from {ms(plain)} to {ms(xla[0][1])} and the LSTM's from "
+                 f"{ms(lstm_plain)} to {ms(lstm_xla[0])}, and the NTM / LSTM ratio from "
                  f"{report.median_ratio(plain['wall'], lstm_plain['wall']):.1f} to "
                  f"{report.median_ratio(xla[0][1]['wall'], lstm_xla[0]['wall']):.1f}.")
     return text
@@ -403,10 +407,10 @@ def memory_explanation(memory):
                  f"to {max(to_kept):.2f} times what the graph keeps; a least-squares line gives allocator peak = "
                  f"{_mb(intercept)} MB + {slope:.2f} x analytic. So a training step's memory grows linearly in "
                  "N x M, as backpropagation through time predicts, but by more than one memory matrix per step: "
-                 "the loop also keeps the write's N x M intermediates of every step. It stays under what the traced "
-                 "graph pushes, which runs after TensorFlow's graph rewrites and counts the small tensors the "
-                 "allocator does not; where the ratio to the analytic size rises at the largest N, the weightings "
-                 f"over N ([batch, heads, N] floats, 256 KiB from N = {256 * 1024 // (FLAGS.batch * 2 * 4):,} at batch "
+                 "the loop also keeps the write's N x M intermediates of every step. It stays under the graph "
+                 "column, which counts the graph as traced (TensorFlow rewrites it before it runs) and the small "
+                 "tensors the allocator does not; where the ratio to the analytic size rises at the largest N, the "
+                 f"weightings over N ([batch, heads, N] floats, 256 KiB from N = {256 * 1024 // (FLAGS.batch * 2 * 4):,} at batch "
                  f"{FLAGS.batch} with two heads) are likely what enters the allocator's count.")
     if len(keys) >= 2:
         intercept, slope = linear_fit(analytic, [memory[key]["rss_growth"] for key in keys])
@@ -440,7 +444,7 @@ def main(argv):
         raise app.UsageError(f"--sizes must be positive ints, got {','.join(FLAGS.sizes)}")
     grid = [parse_configuration(text) for text in FLAGS.grid]
     inputs, targets = copy_batch(FLAGS.batch, FLAGS.length)
-    print(f"speed: timing {len(speed_runs(inputs, targets))} runs over {FLAGS.rounds} rounds...", flush=True)
+    print(f"speed: timing {len(speed_runs())} runs over {FLAGS.rounds} rounds...", flush=True)
     speed = measure_speed(inputs, targets)
     for (name, xla), entry in speed.items():
         print(f"  {name:14s} {'XLA' if xla else '   '} {statistics.median(entry['wall']) / FLAGS.steps * 1e3:9.1f} "
