@@ -410,8 +410,9 @@ def memory_explanation(memory):
                  "the loop also keeps the write's N x M intermediates of every step. It stays under the graph "
                  "column, which counts the graph as traced (TensorFlow rewrites it before it runs) and the small "
                  "tensors the allocator does not; where the ratio to the analytic size rises at the largest N, the "
-                 f"weightings over N ([batch, heads, N] floats, 256 KiB from N = {256 * 1024 // (FLAGS.batch * 2 * 4):,} at batch "
-                 f"{FLAGS.batch} with two heads) are likely what enters the allocator's count.")
+                 "weightings over N ([batch, heads, N] floats, 256 KiB from "
+                 f"N = {256 * 1024 // (FLAGS.batch * 2 * 4):,} at batch {FLAGS.batch} with two heads) are likely what "
+                 "enters the allocator's count.")
     if len(keys) >= 2:
         intercept, slope = linear_fit(analytic, [memory[key]["rss_growth"] for key in keys])
         text += (f" The resident growth, through all the configurations: {_mb(intercept)} MB + {slope:.2f} x "
