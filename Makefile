@@ -57,6 +57,7 @@ bench: setup
 	$(PY) -m benchmarks.decoding
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.soak
+	$(PY) -m benchmarks.memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
