@@ -215,7 +215,8 @@ def generate(rng, *, max_depth=10, max_args=5, min_depth=1, min_length=1, max_le
         max_args: the most arguments of a list, >= 2 (every list has 2..max_args).
         min_depth: the least bracket nesting, 1..max_depth.
         min_length, max_length: the token count's bounds (max_length None: no bound); drawn again outside them.
-        list_p: the probability that an argument (above `max_depth`) is a list rather than a digit, in [0, 1).
+        list_p: the probability that an argument is a list rather than a digit where `max_depth` still allows a
+            list (0.25 in the release), in [0, 1).
         max_draws: how many draws to try before giving up on the length bounds.
 
     Returns:
