@@ -13,11 +13,11 @@ the leaf "It" and a node over "'s" and "fine". Whitespace between tokens is free
 parenthesis).
 
 A malformed tree is a `ValueError` naming the source (the file), the line (from 1), the column (the character position
-in the line, from 1) and what was expected, e.g. "'dev.txt', line 7, column 31: unbalanced parentheses: the line
-ends with 1 '(' never closed (the innermost at column 1); expected 1 more ')'". The cases: an empty line where a tree was
-expected, text before the first "(", an empty node "()", a missing label ("((" in a labelled tree), a label that is
-not an integer or is negative, a node with a label but no content, a second word in a leaf, a word among child nodes,
-a ")" that closes nothing, a "(" never closed, and text after the tree's last ")".
+in the line, from 1) and what was expected, e.g. "'dev.txt', line 7, column 31: unbalanced parentheses: the
+line ends with 1 '(' never closed (the innermost at column 1); expected 1 more ')'". The cases: an empty line where a
+tree was expected, text before the first "(", an empty node "()", a missing label ("((" in a labelled tree), a label
+that is not an integer or is negative, a node with a label but no content, a second word in a leaf, a word among
+child nodes, a ")" that closes nothing, a "(" never closed, and text after the tree's last ")".
 
 The batch format (`encode_tree`, `encode_batch`): a batch of B trees, each padded to N nodes (`bucket` picks N) with at
 most K children per node, as NumPy int32 arrays:
