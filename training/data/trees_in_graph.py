@@ -1,0 +1,403 @@
+"""Bracketed trees and ListOps expressions parsed inside the TensorFlow graph, into the batch format of
+`training.data.trees`, so that a tree model's SavedModel can take the tree as a string.
+
+`parse_bracketed(strings, table, max_nodes, max_children, labelled=...)` reads the layout of `trees.parse_tree` (the
+Stanford Sentiment Treebank's "(3 (2 It) (4 (2 's) (3 fine)))", or unlabelled "(It ('s fine))") and
+`parse_listops(strings, table, max_nodes, max_children)` the ListOps syntax of `training.data.listops`
+("[MAX 2 9 [MIN 4 7 ] 0 ]"); both return the dict of int32 tensors that `trees.encode_batch` returns for the same
+trees (words [B, N], children [B, N, K], heights [B, N], labels [B, N], roots [B]), with the static shapes
+[None, N(, K)], so that the tree layers and XLA see the shapes they were built for.
+
+How: the string is cut into tokens with TensorFlow string ops (parentheses spaced out by `tf.strings.regex_replace`,
+then `tf.strings.split` on whitespace), the words looked up in a `tf.lookup` table (unknown words get its default
+value: give it the vocabulary's out-of-vocabulary id), then one `tf.while_loop` over the token positions runs the
+parser of `trees.parse_tree` on every row of the batch at once: a stack of open nodes per row, kept in fixed-size
+tensors [B, N(, K)] (an open node's label, word, children so far and their largest height), a node numbered when it
+closes (a leaf when its word is read, in unlabelled trees), which is post-order. Only TensorFlow core ops are used
+(no `py_function`, no TensorFlow Text), so an export using them loads in stock TF Serving. String ops have no XLA
+kernels: the parse runs outside any `jit_compile=True` function, and the model after it can be compiled.
+
+ListOps: an operator token ("[MAX") opens a list node and is that node's first child, a leaf (label -1, as
+`listops.parse` gives it None); a digit is a leaf labelled with its value; "]" closes the list, whose label is its
+value (MIN, MAX, SM, and MED as the released generator rounds it), computed in the graph from its children's labels
+when it closes. A lone digit is a tree of one leaf, as in `listops.parse`.
+
+Differences from the Python reader: words are separated by ASCII whitespace (`tf.strings.split`), where Python's
+also splits at other Unicode spaces; a label must fit in int32 (at most nine digits after leading zeros).
+
+A malformed string is a `tf.errors.InvalidArgumentError` raised when the parse runs (a `tf.debugging.Assert`), whose
+message names the first bad row of the batch (from 0), the token (its position from 1, parentheses counted as
+tokens, and its text) and the problem, e.g. "parse_bracketed: row 2, token 9 ')': unbalanced parentheses: a ')' that
+closes nothing; expected '(' first. The string: '(2 a))'". The problems are those of `trees.parse_tree` (empty
+string, text before the first "(", empty node, missing, non-integer or negative label, a node without content, a
+second word in a leaf, a word among child nodes, a ")" that closes nothing, a "(" never closed, text after the
+tree), plus what the padding cannot hold (more than `max_nodes` nodes, a node of more than `max_children`
+children), a negative word id, and for ListOps an unknown token or a list without arguments. No garbage comes out:
+the outputs depend on the assertion.
+
+Example:
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["It", "'s", "fine"], [4, 5, 6]), 1)
+    batch = parse_bracketed(tf.constant(["(3 (2 It) (4 (2 's) (3 fine)))"]), table, 8, 2, labelled=True)
+    batch["children"][0, :5]  # [[-1, -1], [-1, -1], [-1, -1], [1, 2], [0, 3]], as trees.encode_batch gives
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from training.data import listops
+
+# Token kinds: 0 is the padding past a row's last token.
+_PAD, _OPEN, _CLOSE, _WORD = 0, 1, 2, 3
+_MISSING = -2  # the label of an open labelled node whose label has not been read yet
+
+# Error codes (0: none) and their messages; a message is followed by nothing (codes that need a number add it).
+_EMPTY, _OUTSIDE, _TRAILING, _CLOSES_NOTHING, _UNCLOSED, _EMPTY_NODE, _MISSING_LABEL, _BAD_LABEL, _NEGATIVE_LABEL, \
+    _NO_CONTENT, _SECOND_WORD, _WORD_AMONG_CHILDREN, _CHILD_AFTER_WORD, _TOO_MANY_NODES, _TOO_MANY_CHILDREN, \
+    _NEGATIVE_ID, _UNKNOWN_TOKEN, _NO_ARGUMENTS = range(1, 19)
+_MESSAGES = {
+    _EMPTY: "an empty string; expected a tree, e.g. '(3 (2 It) (4 (2 's) (3 fine)))'",
+    _OUTSIDE: "a word outside the tree; expected '(' first",
+    _TRAILING: "text after the tree's last ')'; expected one tree per string",
+    _CLOSES_NOTHING: "unbalanced parentheses: a ')' that closes nothing; expected '(' first",
+    _UNCLOSED: "unbalanced parentheses: the string ends with '(' never closed; expected one more ')' for each",
+    _EMPTY_NODE: "an empty node '()'; expected (after its label, in a labelled tree) a word or child nodes",
+    _MISSING_LABEL: "a missing label: '(' where the open node's label should be; expected an integer label after "
+                    "'(', e.g. '(2 word)'",
+    _BAD_LABEL: "a label that is not an integer of at most nine digits; expected an integer label after '(', e.g. "
+                "'(2 word)'",
+    _NEGATIVE_LABEL: "a negative label; expected a non-negative integer",
+    _NO_CONTENT: "a labelled node with no content; expected a word or child nodes before this ')'",
+    _SECOND_WORD: "a second word in a leaf; expected ')': a leaf holds one word",
+    _WORD_AMONG_CHILDREN: "a word among child nodes; expected '(' or ')': a node holds one word (a leaf) or child "
+                          "nodes, not both",
+    _CHILD_AFTER_WORD: "a child node after a leaf's word; expected ')': a leaf holds one word and no child nodes",
+    _TOO_MANY_NODES: "more nodes than max_nodes={n}; expected at most {n} nodes (raise max_nodes: see trees.bucket)",
+    _TOO_MANY_CHILDREN: "a node of more than max_children={k} children; expected at most {k} (binarize the trees or "
+                        "raise max_children)",
+    _NEGATIVE_ID: "a word whose id is negative; expected ids >= 0 (give the lookup table the out-of-vocabulary id as "
+                  "its default value)",
+    _UNKNOWN_TOKEN: "an unknown token; expected one of " + " ".join(listops.VOCABULARY),
+    _NO_ARGUMENTS: "a list with no arguments; expected at least one before ']'",
+}
+# ListOps's words for the problems its syntax names differently ("[OP" opens a list, "]" closes it).
+_LISTOPS_MESSAGES = dict(_MESSAGES)
+_LISTOPS_MESSAGES.update({
+    _EMPTY: "no tokens; expected an expression like '[MAX 2 9 ]'",
+    _TRAILING: "a token after the end of the expression; expected nothing more",
+    _CLOSES_NOTHING: "']' closes no list; expected an operator before it",
+    _UNCLOSED: "a list never closed; expected one more ']' for each",
+})
+_OPERATOR_CODES = {operator: code for code, operator in enumerate(listops.OPERATORS)}  # MIN 0, MAX 1, MED 2, SM 3
+
+
+def parse_bracketed(strings, token_table_or_fn, max_nodes, max_children, labelled=False):
+    """Parses a batch of bracketed trees in the graph (module docstring) into the batch format.
+
+    Args:
+        strings: a tf.string tensor [B] (B may be 0 or unknown), one tree per string in the layout of
+            `trees.parse_tree`.
+        token_table_or_fn: a `tf.lookup` table (e.g. `Vocabulary.lookup_table`, or a `StaticHashTable` whose default
+            value is the out-of-vocabulary id) or a callable: tf.string tensor -> integer tensor of the same shape,
+            mapping a leaf's word to its id (ids must be >= 0).
+        max_nodes: N, the padded node count (a positive int).
+        max_children: K, the most children a node may have (a positive int; 2 for binary trees).
+        labelled: True for the treebank layout (every node starts with its integer label), False for unlabelled
+            trees (bare words, labels all -1).
+
+    Returns:
+        dict of int32 tensors, equal to `trees.encode_batch` on the same trees: words [B, N], children [B, N, K],
+        heights [B, N], labels [B, N], roots [B].
+
+    Raises:
+        ValueError or TypeError: a bad argument (not a tensor of strings of rank 1, max_nodes or max_children not a
+            positive int, a table that is neither a lookup table nor callable).
+        tf.errors.InvalidArgumentError: when run, a malformed string (module docstring).
+    """
+    strings = _check_arguments(strings, token_table_or_fn, max_nodes, max_children, "parse_bracketed")
+    tokens = tf.strings.split(tf.strings.regex_replace(strings, r"([()])", r" \1 "))
+    dense = tokens.to_tensor(default_value="")
+    in_row = tf.sequence_mask(tokens.row_lengths(), tf.shape(dense)[1])
+    kinds = tf.where(in_row, tf.where(dense == "(", _OPEN, tf.where(dense == ")", _CLOSE, _WORD)), _PAD)
+    positions = tf.broadcast_to(tf.range(1, tf.shape(dense)[1] + 1), tf.shape(dense))
+    label_values, label_codes = _labels(dense)
+    no_error = tf.zeros(tf.shape(strings), tf.int32)
+    return _parse(strings, dense, kinds, positions, dense, _lookup(token_table_or_fn, dense),
+                  tf.fill(tf.shape(dense), -1), tf.fill(tf.shape(dense), -1), label_values, label_codes,
+                  no_error, no_error, max_nodes, max_children, labelled=bool(labelled), listops_mode=False,
+                  name="parse_bracketed")
+
+
+def parse_listops(strings, token_table_or_fn, max_nodes, max_children):
+    """Parses a batch of ListOps expressions in the graph into the batch format of `listops.parse`'s trees.
+
+    Args:
+        strings: a tf.string tensor [B], one expression per string ("[MAX 2 9 [MIN 4 7 ] 0 ]", tokens separated by
+            whitespace, as `listops.parse` reads them).
+        token_table_or_fn: as for `parse_bracketed`: maps the operator and digit tokens to their ids.
+        max_nodes: N, the padded node count: the expression's number of operators and digits, at least.
+        max_children: K: 1 + the most arguments of a list, at least.
+
+    Returns:
+        dict of int32 tensors, equal to `trees.encode_batch` on `listops.parse(expression)` of every string: words,
+        children, heights, labels (every list's value, computed in the graph; -1 for the operator leaves), roots.
+
+    Raises:
+        As `parse_bracketed`; when run, also an unknown token or a list without arguments.
+    """
+    strings = _check_arguments(strings, token_table_or_fn, max_nodes, max_children, "parse_listops")
+    source = tf.strings.split(strings)
+    source_dense = source.to_tensor(default_value="")
+    source_in_row = tf.sequence_mask(source.row_lengths(), tf.shape(source_dense)[1])
+    # Unknown tokens are found before the parse, in the expression's own tokens (position from 1).
+    known = tf.reduce_any(source_dense[..., None] == tf.constant(listops.VOCABULARY), axis=-1)
+    unknown = source_in_row & ~known
+    width = tf.shape(source_dense)[1]
+    first_unknown = tf.reduce_min(tf.where(unknown, tf.range(width)[None, :], width), axis=1)  # (argmax fails at 0)
+    has_unknown = tf.reduce_any(unknown, axis=1)
+    initial_errors = tf.where(has_unknown, _UNKNOWN_TOKEN, 0)
+    initial_positions = tf.where(has_unknown, first_unknown + 1, 0)
+    # The bracketed form: "[MAX" -> "( [MAX" (a list node whose first child is the operator leaf), "]" -> ")".
+    is_operator = tf.reduce_any(source_dense[..., None] == tf.constant(listops.OPERATORS), axis=-1)
+    rewritten = tf.where(is_operator, "( " + source_dense, tf.where(source_dense == listops.END, ")", source_dense))
+    rewritten = tf.strings.reduce_join(tf.where(source_in_row, rewritten, ""), axis=1, separator=" ")
+    tokens = tf.strings.split(rewritten)
+    dense = tokens.to_tensor(default_value="")
+    in_row = tf.sequence_mask(tokens.row_lengths(), tf.shape(dense)[1])
+    kinds = tf.where(in_row, tf.where(dense == "(", _OPEN, tf.where(dense == ")", _CLOSE, _WORD)), _PAD)
+    # The position of each token in the expression: a "(" stands for the operator after it.
+    opens = tf.cast(dense == "(", tf.int32)
+    positions = tf.range(tf.shape(dense)[1])[None, :] - tf.cumsum(opens, axis=1) + opens + 1
+    is_digit = tf.strings.regex_full_match(dense, "[0-9]")
+    leaf_labels = tf.where(is_digit, tf.strings.to_number(tf.where(is_digit, dense, "0"), tf.int32), -1)
+    operator_codes = tf.fill(tf.shape(dense), -1)
+    for operator, code in _OPERATOR_CODES.items():
+        operator_codes = tf.where(dense == operator, code, operator_codes)
+    zeros = tf.zeros(tf.shape(dense), tf.int32)
+    return _parse(strings, dense, kinds, positions, source_dense, _lookup(token_table_or_fn, dense), leaf_labels,
+                  operator_codes, zeros, zeros, initial_errors, initial_positions, max_nodes, max_children,
+                  labelled=False, listops_mode=True, name="parse_listops")
+
+
+def _check_arguments(strings, token_table_or_fn, max_nodes, max_children, name):
+    for argument, value in (("max_nodes", max_nodes), ("max_children", max_children)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: {argument} must be a positive int, got {value!r}")
+    if not (hasattr(token_table_or_fn, "lookup") or callable(token_table_or_fn)):
+        raise TypeError(f"{name}: token_table_or_fn must be a tf.lookup table or a callable strings -> ids, got "
+                        f"{type(token_table_or_fn).__name__}")
+    strings = tf.convert_to_tensor(strings)
+    if strings.dtype != tf.string or strings.shape.rank not in (None, 1):
+        raise ValueError(f"{name}: strings must be a tf.string tensor of rank 1 [batch], got {strings.dtype.name} of "
+                         f"shape {strings.shape}")
+    return strings
+
+
+def _lookup(token_table_or_fn, tokens):
+    """The int32 id of every token (parentheses and padding too: those ids are never used)."""
+    if hasattr(token_table_or_fn, "lookup"):
+        ids = token_table_or_fn.lookup(tokens)
+    else:
+        ids = token_table_or_fn(tokens)
+    return tf.cast(ids, tf.int32)
+
+
+def _labels(tokens):
+    """Every token read as a label: (value, 0 or the error code of a token that is not a valid label)."""
+    integer = tf.strings.regex_full_match(tokens, r"[+-]?0*[0-9]{1,9}")
+    negative = tf.strings.regex_full_match(tokens, r"-0*[1-9][0-9]*")
+    digits = tf.strings.regex_replace(tokens, r"^[+-]", "")
+    values = tf.strings.to_number(tf.where(integer & ~negative, digits, "0"), tf.int32)
+    codes = tf.where(negative, _NEGATIVE_LABEL, tf.where(integer, 0, _BAD_LABEL))
+    return values, codes
+
+
+def _first(checks):
+    """The code of the first true condition of `checks` ([(bool [B], code or int [B])]), 0 where none is."""
+    code = 0
+    for condition, value in reversed(checks):
+        code = tf.where(condition, value, code)
+    return code
+
+
+def _set(array, mask, value):
+    """`array` [B, N] (or [B, N, K]) with the rows of `mask` [B, N] set to `value` [B] (or [B, K])."""
+    if array.shape.rank == 3:
+        return tf.where(mask[:, :, None], value[:, None, :] if value.shape.rank == 2 else value[:, None, None], array)
+    return tf.where(mask, value[:, None], array)
+
+
+def _listops_values(children, count, labels, operators, max_children):
+    """The value of each list node about to close: children [B, K] (the operator leaf first, -1 past the last),
+    count [B] its number of children, labels and operators [B, N] of the nodes numbered so far."""
+    safe = tf.maximum(children, 0)
+    child_labels = tf.gather(labels, safe, batch_dims=1)
+    operator = tf.gather(operators, safe[:, 0], batch_dims=1)
+    argument = (children >= 0) & (tf.range(max_children) >= 1)[None, :]
+    arguments = count - 1
+    smallest = tf.reduce_min(tf.where(argument, child_labels, 99), axis=1)
+    largest = tf.reduce_max(tf.where(argument, child_labels, -1), axis=1)
+    total = tf.math.floormod(tf.reduce_sum(tf.where(argument, child_labels, 0), axis=1), 10)
+    ordered = tf.sort(tf.where(argument, child_labels, 99), axis=1)  # the arguments first, ascending
+    middle = arguments // 2
+    upper = tf.gather(ordered, tf.clip_by_value(middle, 0, max_children - 1), batch_dims=1)
+    lower = tf.gather(ordered, tf.clip_by_value(middle - 1, 0, max_children - 1), batch_dims=1)
+    median = tf.where(arguments % 2 == 1, upper, (lower + upper) // 2)  # the mean of the middle two, rounded down
+    by_operator = tf.stack([smallest, largest, median, total], axis=1)  # in the order of _OPERATOR_CODES
+    return tf.gather(by_operator, tf.clip_by_value(operator, 0, 3), batch_dims=1)
+
+
+def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, operator_codes, label_values,
+           label_codes, initial_errors, initial_positions, max_nodes, max_children, *, labelled, listops_mode, name):
+    """The parser shared by both syntaxes: one tf.while_loop over token positions, every row at once.
+
+    Args:
+        strings: tf.string [B], for error messages.
+        tokens: tf.string [B, T], the tokens ("(", ")" and words), "" past each row's end.
+        kinds: int32 [B, T]: _OPEN, _CLOSE, _WORD or _PAD.
+        positions: int32 [B, T]: each token's position (from 1) in `source_tokens`, for error messages.
+        source_tokens: tf.string [B, T0]: the tokens as the string writes them, for error messages.
+        ids: int32 [B, T]: the id of each token read as a word.
+        leaf_labels: int32 [B, T]: the label of a leaf made of the token in an unlabelled tree (-1, or a digit's
+            value in ListOps).
+        operator_codes: int32 [B, T]: a ListOps operator's code (_OPERATOR_CODES), -1 for other tokens.
+        label_values, label_codes: int32 [B, T]: each token read as a label, and 0 or its error code.
+        initial_errors, initial_positions: int32 [B]: errors found before the parse (0: none), and their positions.
+        max_nodes, max_children: N and K.
+        labelled: whether every node starts with its label.
+        listops_mode: whether a list node's label is its ListOps value and a lone word may be the whole tree.
+        name: the public function's name, for error messages.
+
+    Returns:
+        the batch format dict (module docstring).
+    """
+    n, k = int(max_nodes), int(max_children)
+    batch = tf.shape(tokens)[0]
+    square = tf.stack([batch, n])
+    state = dict(
+        sp=tf.zeros([batch], tf.int32),  # the number of open nodes (the stack's depth)
+        count=tf.zeros([batch], tf.int32),  # the number of nodes numbered (closed)
+        done=tf.zeros([batch], tf.bool),  # whether the root has closed
+        error=initial_errors, position=initial_positions,
+        # The stack of open nodes, slot i the node opened at depth i + 1.
+        open_label=tf.fill(square, -1), open_word=tf.fill(square, -1), open_count=tf.zeros(square, tf.int32),
+        open_height=tf.fill(square, -1), open_children=tf.fill(tf.stack([batch, n, k]), -1),
+        # The numbered nodes: the outputs, and each node's ListOps operator code.
+        words=tf.zeros(square, tf.int32), heights=tf.fill(square, -1), labels=tf.fill(square, -1),
+        children=tf.fill(tf.stack([batch, n, k]), -1), operators=tf.fill(square, -1),
+    )
+
+    def body(t, s):
+        kind, word_id = kinds[:, t], ids[:, t]
+        sp, count = s["sp"], s["count"]
+        has_top = sp > 0
+        top = tf.maximum(sp - 1, 0)
+        top_label = tf.gather(s["open_label"], top, batch_dims=1)
+        top_word = tf.gather(s["open_word"], top, batch_dims=1)
+        top_count = tf.gather(s["open_count"], top, batch_dims=1)
+        top_height = tf.gather(s["open_height"], top, batch_dims=1)
+        top_children = tf.gather(s["open_children"], top, batch_dims=1)
+        is_open, is_close, is_word = kind == _OPEN, kind == _CLOSE, kind == _WORD
+        missing = has_top & (top_label == _MISSING)
+        reads_label = is_word & missing
+        reads_word = is_word & has_top & ~missing if labelled else tf.zeros_like(is_word)
+        makes_leaf = is_word & (has_top | listops_mode) if not labelled else tf.zeros_like(is_word)
+        # The node a numbered node joins: the one under the closing node, or the open node of a bare word.
+        parent = tf.where(is_close, sp - 2, sp - 1)
+        parent_count = tf.gather(s["open_count"], tf.maximum(parent, 0), batch_dims=1)
+        emits = (is_close & has_top) | makes_leaf
+        checks = [
+            (s["done"], _TRAILING),
+            (is_close & ~has_top, _CLOSES_NOTHING),
+            (is_word & ~has_top & (not listops_mode), _OUTSIDE),
+            (is_open & missing, _MISSING_LABEL),
+            (is_open & has_top & (top_word >= 0), _CHILD_AFTER_WORD),
+            (is_open & (count + sp + 1 > n), _TOO_MANY_NODES),  # every open node will be numbered
+            (is_close & missing, _EMPTY_NODE),
+            (is_close & (top_word < 0) & (top_count == 0), _NO_CONTENT if labelled else _EMPTY_NODE),
+            (is_close & (top_count < 2) & listops_mode, _NO_ARGUMENTS),
+            (reads_label & (label_codes[:, t] != 0), label_codes[:, t]),
+            (reads_word & (top_count > 0), _WORD_AMONG_CHILDREN),
+            (reads_word & (top_word >= 0), _SECOND_WORD),
+            ((reads_word | makes_leaf) & (word_id < 0), _NEGATIVE_ID),
+            (makes_leaf & (count + sp + 1 > n), _TOO_MANY_NODES),
+            (emits & (parent >= 0) & (parent_count >= k), _TOO_MANY_CHILDREN),
+        ]
+        code = tf.where((s["error"] == 0) & (kind != _PAD), _first(checks), 0)
+        ok = (s["error"] == 0) & (kind != _PAD) & (code == 0)
+        do_open, do_close, do_label = ok & is_open, ok & is_close, ok & reads_label
+        do_word, do_leaf = ok & reads_word, ok & makes_leaf
+        do_emit = do_close | do_leaf
+        out = dict(s)
+        out["error"] = tf.where(code != 0, code, s["error"])
+        out["position"] = tf.where(code != 0, positions[:, t], s["position"])
+
+        # Number a node: a closing node (a leaf if it holds a word), or a bare word's leaf.
+        closes_leaf = top_word >= 0
+        if listops_mode:
+            list_value = _listops_values(top_children, top_count, s["labels"], s["operators"], k)
+        else:
+            list_value = top_label
+        label = tf.where(do_close, tf.where(closes_leaf, top_label, list_value), leaf_labels[:, t])
+        height = tf.where(do_close & ~closes_leaf, top_height + 1, 0)
+        at_count = tf.one_hot(count, n, True, False) & do_emit[:, None]
+        out["words"] = _set(s["words"], at_count, tf.where(do_close, tf.maximum(top_word, 0), word_id))
+        out["heights"] = _set(s["heights"], at_count, height)
+        out["labels"] = _set(s["labels"], at_count, label)
+        out["children"] = _set(s["children"], at_count, tf.where(do_close[:, None], top_children, -1))
+        out["operators"] = _set(s["operators"], at_count, tf.where(do_close, -1, operator_codes[:, t]))
+        # ... and make it its parent's next child.
+        at_parent = tf.one_hot(tf.maximum(parent, 0), n, True, False) & (do_emit & (parent >= 0))[:, None]
+        next_slot = tf.one_hot(parent_count, k, True, False)
+        out["open_children"] = tf.where(at_parent[:, :, None] & next_slot[:, None, :], count[:, None, None],
+                                        s["open_children"])
+        out["open_count"] = s["open_count"] + tf.cast(at_parent, tf.int32)
+        out["open_height"] = tf.where(at_parent, tf.maximum(s["open_height"], height[:, None]), s["open_height"])
+        # A label or word read into the top node.
+        at_top = tf.one_hot(top, n, True, False)
+        out["open_label"] = _set(s["open_label"], at_top & do_label[:, None], label_values[:, t])
+        out["open_word"] = _set(s["open_word"], at_top & do_word[:, None], word_id)
+        # Open a node in the next slot (sp < n: the _TOO_MANY_NODES check keeps count + sp + 1 <= n).
+        at_new = tf.one_hot(sp, n, True, False) & do_open[:, None]
+        out["open_label"] = _set(out["open_label"], at_new, tf.fill([batch], _MISSING if labelled else -1))
+        out["open_word"] = _set(out["open_word"], at_new, tf.fill([batch], -1))
+        out["open_count"] = _set(out["open_count"], at_new, tf.zeros([batch], tf.int32))
+        out["open_height"] = _set(out["open_height"], at_new, tf.fill([batch], -1))
+        out["open_children"] = _set(out["open_children"], at_new, tf.fill([batch, k], -1))
+        out["count"] = count + tf.cast(do_emit, tf.int32)
+        out["sp"] = sp + tf.cast(do_open, tf.int32) - tf.cast(do_close, tf.int32)
+        out["done"] = s["done"] | (do_close & (sp == 1)) | (do_leaf & (sp == 0))
+        return t + 1, out
+
+    _, s = tf.while_loop(lambda t, s: t < tf.shape(tokens)[1], body, (tf.constant(0), state))
+    # A string that ended before its tree did: "(" never closed, or no tokens at all.
+    unfinished = (s["error"] == 0) & ~s["done"]
+    error = tf.where(unfinished, tf.where(s["sp"] > 0, _UNCLOSED, _EMPTY), s["error"])
+    position = tf.where(unfinished, 0, s["position"])
+    bad = error != 0
+    assertion = tf.debugging.Assert(
+        ~tf.reduce_any(bad),
+        [tf.cond(tf.reduce_any(bad), lambda: _message(strings, source_tokens, error, position, s["sp"], n, k, name,
+                                                                _LISTOPS_MESSAGES if listops_mode else _MESSAGES),
+                 lambda: tf.constant(""))])
+    with tf.control_dependencies([assertion]):
+        return {
+            "words": tf.identity(s["words"]), "children": tf.identity(s["children"]),
+            "heights": tf.identity(s["heights"]), "labels": tf.identity(s["labels"]),
+            "roots": tf.identity(s["count"] - 1),
+        }
+
+
+def _message(strings, source_tokens, error, position, open_count, n, k, name, table):
+    """The error message of the first bad row: "NAME: row R, token P 'TOKEN': PROBLEM. The string: 'STRING'"."""
+    row = tf.argmax(tf.cast(error != 0, tf.int32), output_type=tf.int32)
+    code, at = error[row], position[row]
+    messages = [""] + [table[c].format(n=n, k=k) for c in range(1, len(table) + 1)]
+    problem = tf.gather(tf.constant(messages), code)
+    problem = tf.where(code == _UNCLOSED,
+                       tf.strings.join([problem, " (", tf.strings.as_string(open_count[row]), " open)"]), problem)
+    token = tf.gather(tf.concat([source_tokens[row], [""]], 0), tf.maximum(at - 1, 0))  # a row may have no tokens
+    where = tf.where(at > 0, tf.strings.join(["token ", tf.strings.as_string(at), " '", token, "'"]),
+                     "at the end of the string")
+    text = tf.strings.substr(strings[row], 0, 200)
+    return tf.strings.join([name, ": row ", tf.strings.as_string(row), ", ", where, ": ", problem, ". The string: '",
+                            text, "'"])
