@@ -27,13 +27,13 @@ also splits at other Unicode spaces; a label must fit in int32 (at most nine dig
 
 A malformed string is a `tf.errors.InvalidArgumentError` raised when the parse runs (a `tf.debugging.Assert`), whose
 message names the first bad row of the batch (from 0), the token (its position from 1, parentheses counted as
-tokens, and its text) and the problem, e.g. "parse_bracketed: row 2, token 9 ')': unbalanced parentheses: a ')' that
-closes nothing; expected '(' first. The string: '(2 a))'". The problems are those of `trees.parse_tree` (empty
-string, text before the first "(", empty node, missing, non-integer or negative label, a node without content, a
-second word in a leaf, a word among child nodes, a ")" that closes nothing, a "(" never closed, text after the
-tree), plus what the padding cannot hold (more than `max_nodes` nodes, a node of more than `max_children`
-children), a negative word id, and for ListOps an unknown token or a list without arguments. No garbage comes out:
-the outputs depend on the assertion.
+tokens, and its text) and the problem, e.g. "parse_bracketed: row 2, token 1 `)`: unbalanced parentheses: a `)` that
+closes nothing; expected `(` first. The string: `)(2 a)`" (backticks: in a graph the Assert op escapes quotes). The
+problems are those of `trees.parse_tree` (empty string, text before the first "(", empty node, missing, non-integer
+or negative label, a node without content, a second word in a leaf, a word among child nodes, a ")" that closes
+nothing, a "(" never closed, text after the tree), plus what the padding cannot hold (more than `max_nodes` nodes, a
+node of more than `max_children` children), a negative word id, and for ListOps an unknown token or a list without
+arguments. No garbage comes out: the outputs depend on the assertion.
 
 Example:
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["It", "'s", "fine"], [4, 5, 6]), 1)
@@ -54,38 +54,40 @@ _MISSING = -2  # the label of an open labelled node whose label has not been rea
 _EMPTY, _OUTSIDE, _TRAILING, _CLOSES_NOTHING, _UNCLOSED, _EMPTY_NODE, _MISSING_LABEL, _BAD_LABEL, _NEGATIVE_LABEL, \
     _NO_CONTENT, _SECOND_WORD, _WORD_AMONG_CHILDREN, _CHILD_AFTER_WORD, _TOO_MANY_NODES, _TOO_MANY_CHILDREN, \
     _NEGATIVE_ID, _UNKNOWN_TOKEN, _NO_ARGUMENTS = range(1, 19)
+# The messages are printed by the graph's Assert, which escapes quotes (\'): they quote with backticks, and have no
+# apostrophes.
 _MESSAGES = {
-    _EMPTY: "an empty string; expected a tree, e.g. '(3 (2 It) (4 (2 's) (3 fine)))'",
-    _OUTSIDE: "a word outside the tree; expected '(' first",
-    _TRAILING: "text after the tree's last ')'; expected one tree per string",
-    _CLOSES_NOTHING: "unbalanced parentheses: a ')' that closes nothing; expected '(' first",
-    _UNCLOSED: "unbalanced parentheses: the string ends with '(' never closed; expected one more ')' for each",
-    _EMPTY_NODE: "an empty node '()'; expected (after its label, in a labelled tree) a word or child nodes",
-    _MISSING_LABEL: "a missing label: '(' where the open node's label should be; expected an integer label after "
-                    "'(', e.g. '(2 word)'",
-    _BAD_LABEL: "a label that is not an integer of at most nine digits; expected an integer label after '(', e.g. "
-                "'(2 word)'",
+    _EMPTY: "an empty string; expected a tree, e.g. `(3 (2 It) (3 fine))`",
+    _OUTSIDE: "a word outside the tree; expected `(` first",
+    _TRAILING: "text after the last `)` of the tree; expected one tree per string",
+    _CLOSES_NOTHING: "unbalanced parentheses: a `)` that closes nothing; expected `(` first",
+    _UNCLOSED: "unbalanced parentheses: the string ends with `(` never closed; expected one more `)` for each",
+    _EMPTY_NODE: "an empty node `()`; expected (after its label, in a labelled tree) a word or child nodes",
+    _MISSING_LABEL: "a missing label: `(` where the label of the open node should be; expected an integer label "
+                    "after `(`, e.g. `(2 word)`",
+    _BAD_LABEL: "a label that is not an integer of at most nine digits; expected an integer label after `(`, e.g. "
+                "`(2 word)`",
     _NEGATIVE_LABEL: "a negative label; expected a non-negative integer",
-    _NO_CONTENT: "a labelled node with no content; expected a word or child nodes before this ')'",
-    _SECOND_WORD: "a second word in a leaf; expected ')': a leaf holds one word",
-    _WORD_AMONG_CHILDREN: "a word among child nodes; expected '(' or ')': a node holds one word (a leaf) or child "
+    _NO_CONTENT: "a labelled node with no content; expected a word or child nodes before this `)`",
+    _SECOND_WORD: "a second word in a leaf; expected `)`: a leaf holds one word",
+    _WORD_AMONG_CHILDREN: "a word among child nodes; expected `(` or `)`: a node holds one word (a leaf) or child "
                           "nodes, not both",
-    _CHILD_AFTER_WORD: "a child node after a leaf's word; expected ')': a leaf holds one word and no child nodes",
+    _CHILD_AFTER_WORD: "a child node after the word of a leaf; expected `)`: a leaf holds one word and no child nodes",
     _TOO_MANY_NODES: "more nodes than max_nodes={n}; expected at most {n} nodes (raise max_nodes: see trees.bucket)",
     _TOO_MANY_CHILDREN: "a node of more than max_children={k} children; expected at most {k} (binarize the trees or "
                         "raise max_children)",
     _NEGATIVE_ID: "a word whose id is negative; expected ids >= 0 (give the lookup table the out-of-vocabulary id as "
                   "its default value)",
     _UNKNOWN_TOKEN: "an unknown token; expected one of " + " ".join(listops.VOCABULARY),
-    _NO_ARGUMENTS: "a list with no arguments; expected at least one before ']'",
+    _NO_ARGUMENTS: "a list with no arguments; expected at least one before `]`",
 }
-# ListOps's words for the problems its syntax names differently ("[OP" opens a list, "]" closes it).
+# The words of ListOps for the problems its syntax names differently (`[OP` opens a list, `]` closes it).
 _LISTOPS_MESSAGES = dict(_MESSAGES)
 _LISTOPS_MESSAGES.update({
-    _EMPTY: "no tokens; expected an expression like '[MAX 2 9 ]'",
+    _EMPTY: "no tokens; expected an expression like `[MAX 2 9 ]`",
     _TRAILING: "a token after the end of the expression; expected nothing more",
-    _CLOSES_NOTHING: "']' closes no list; expected an operator before it",
-    _UNCLOSED: "a list never closed; expected one more ']' for each",
+    _CLOSES_NOTHING: "`]` closes no list; expected an operator before it",
+    _UNCLOSED: "a list never closed; expected one more `]` for each",
 })
 _OPERATOR_CODES = {operator: code for code, operator in enumerate(listops.OPERATORS)}  # MIN 0, MAX 1, MED 2, SM 3
 
@@ -368,7 +370,11 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         out["done"] = s["done"] | (do_close & (sp == 1)) | (do_leaf & (sp == 0))
         return t + 1, out
 
-    _, s = tf.while_loop(lambda t, s: t < tf.shape(tokens)[1], body, (tf.constant(0), state))
+    # The batch axis of the state may be static (a constant input) while the body's results are not: let it vary.
+    invariants = (tf.TensorShape([]), {key: tf.TensorShape([None]).concatenate(value.shape[1:])
+                                       for key, value in state.items()})
+    _, s = tf.while_loop(lambda t, s: t < tf.shape(tokens)[1], body, (tf.constant(0), state),
+                         shape_invariants=invariants)
     # A string that ended before its tree did: "(" never closed, or no tokens at all.
     unfinished = (s["error"] == 0) & ~s["done"]
     error = tf.where(unfinished, tf.where(s["sp"] > 0, _UNCLOSED, _EMPTY), s["error"])
@@ -388,7 +394,7 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
 
 
 def _message(strings, source_tokens, error, position, open_count, n, k, name, table):
-    """The error message of the first bad row: "NAME: row R, token P 'TOKEN': PROBLEM. The string: 'STRING'"."""
+    """The error message of the first bad row: "NAME: row R, token P `TOKEN`: PROBLEM. The string: `STRING`"."""
     row = tf.argmax(tf.cast(error != 0, tf.int32), output_type=tf.int32)
     code, at = error[row], position[row]
     messages = [""] + [table[c].format(n=n, k=k) for c in range(1, len(table) + 1)]
@@ -396,8 +402,8 @@ def _message(strings, source_tokens, error, position, open_count, n, k, name, ta
     problem = tf.where(code == _UNCLOSED,
                        tf.strings.join([problem, " (", tf.strings.as_string(open_count[row]), " open)"]), problem)
     token = tf.gather(tf.concat([source_tokens[row], [""]], 0), tf.maximum(at - 1, 0))  # a row may have no tokens
-    where = tf.where(at > 0, tf.strings.join(["token ", tf.strings.as_string(at), " '", token, "'"]),
+    where = tf.where(at > 0, tf.strings.join(["token ", tf.strings.as_string(at), " `", token, "`"]),
                      "at the end of the string")
     text = tf.strings.substr(strings[row], 0, 200)
-    return tf.strings.join([name, ": row ", tf.strings.as_string(row), ", ", where, ": ", problem, ". The string: '",
-                            text, "'"])
+    return tf.strings.join([name, ": row ", tf.strings.as_string(row), ", ", where, ": ", problem, ". The string: `",
+                            text, "`"])
