@@ -222,9 +222,9 @@ def _first(checks):
 
 
 def _set(array, mask, value):
-    """`array` [B, N] (or [B, N, K]) with the rows of `mask` [B, N] set to `value` [B] (or [B, K])."""
+    """`array` [B, N] (or [B, N, K]) with the entries (rows) where `mask` [B, N] holds set to `value` [B] (or [B, K])."""
     if array.shape.rank == 3:
-        return tf.where(mask[:, :, None], value[:, None, :] if value.shape.rank == 2 else value[:, None, None], array)
+        return tf.where(mask[:, :, None], value[:, None, :], array)
     return tf.where(mask, value[:, None], array)
 
 
