@@ -5,6 +5,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from serving.server.errors import ServingError
+from serving.server.servable import Servable
 from tests.helpers import saved_model
 from training.data import listops, trees, trees_in_graph
 from training.data.trees import Tree
@@ -263,8 +265,9 @@ def graph_op_types(path):
 
 def test_saved_model_in_both_loaders(tmp_path):
     """Exported in a tf.Module, the parse gives encode_batch's arrays through tf.saved_model.load and through the
-    TF1 session loader that TF Serving uses, for a batch of mixed sizes and an empty batch; a malformed string fails
-    in both; the graph holds TensorFlow core ops only, no Python-function ops (which TF Serving cannot run)."""
+    TF1 session loader that TF Serving uses (and the model server's `Servable`), for a batch of mixed sizes and an
+    empty batch; a malformed string fails in each; the graph holds TensorFlow core ops only, no Python-function ops
+    (which TF Serving cannot run)."""
     path = str(tmp_path / "parser")
     module = TreeParser()
     tf.saved_model.save(module, path, signatures={"serving_default": module.parse})
@@ -288,3 +291,11 @@ def test_saved_model_in_both_loaders(tmp_path):
         signature(trees=tf.constant(bad))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"row 1, at the end of the string: unbalanced"):
         saved_model.load_with_session(path, {"trees": np.array(bad, object)})
+
+    # The model server's loader (TF Serving's way: the serve meta graph in a session): same arrays, and the malformed
+    # string an INVALID_ARGUMENT whose message names the row.
+    servable = Servable("parser", 1, path)
+    assert_batch_equal(servable.predict("serving_default", {"trees": np.array(strings, object)}), expected)
+    with pytest.raises(ServingError) as error:
+        servable.predict("serving_default", {"trees": np.array(bad, object)})
+    assert error.value.code == "INVALID_ARGUMENT" and "parse_bracketed: row 1, at the end" in error.value.message
