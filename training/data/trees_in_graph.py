@@ -15,7 +15,8 @@ parser of `trees.parse_tree` on every row of the batch at once: a stack of open 
 tensors [B, N(, K)] (an open node's label, word, children so far and their largest height), a node numbered when it
 closes (a leaf when its word is read, in unlabelled trees), which is post-order. Only TensorFlow core ops are used
 (no `py_function`, no TensorFlow Text), so an export using them loads in stock TF Serving. String ops have no XLA
-kernels: the parse runs outside any `jit_compile=True` function, and the model after it can be compiled.
+kernels: the parse runs outside any `jit_compile=True` function, and the model after it can be compiled. Cost: one
+loop step per token of the batch's longest string, each step O(B N K) element-wise work.
 
 ListOps: an operator token ("[MAX") opens a list node and is that node's first child, a leaf (label -1, as
 `listops.parse` gives it None); a digit is a leaf labelled with its value; "]" closes the list, whose label is its
@@ -33,7 +34,8 @@ problems are those of `trees.parse_tree` (empty string, text before the first "(
 or negative label, a node without content, a second word in a leaf, a word among child nodes, a ")" that closes
 nothing, a "(" never closed, text after the tree), plus what the padding cannot hold (more than `max_nodes` nodes, a
 node of more than `max_children` children), a negative word id, and for ListOps an unknown token or a list without
-arguments. No garbage comes out: the outputs depend on the assertion.
+arguments. No garbage comes out: the outputs depend on the assertion. Through TF Serving the error is the request's
+INVALID_ARGUMENT, with the same message.
 
 Example:
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["It", "'s", "fine"], [4, 5, 6]), 1)
@@ -50,7 +52,8 @@ from training.data import listops
 _PAD, _OPEN, _CLOSE, _WORD = 0, 1, 2, 3
 _MISSING = -2  # the label of an open labelled node whose label has not been read yet
 
-# Error codes (0: none) and their messages; a message is followed by nothing (codes that need a number add it).
+# Error codes (0: none) and their messages ({n} and {k} become max_nodes and max_children; _UNCLOSED gets the number
+# of open nodes appended).
 _EMPTY, _OUTSIDE, _TRAILING, _CLOSES_NOTHING, _UNCLOSED, _EMPTY_NODE, _MISSING_LABEL, _BAD_LABEL, _NEGATIVE_LABEL, \
     _NO_CONTENT, _SECOND_WORD, _WORD_AMONG_CHILDREN, _CHILD_AFTER_WORD, _TOO_MANY_NODES, _TOO_MANY_CHILDREN, \
     _NEGATIVE_ID, _UNKNOWN_TOKEN, _NO_ARGUMENTS = range(1, 19)
@@ -222,7 +225,8 @@ def _first(checks):
 
 
 def _set(array, mask, value):
-    """`array` [B, N] (or [B, N, K]) with the entries (rows) where `mask` [B, N] holds set to `value` [B] (or [B, K])."""
+    """`array` [B, N] (or [B, N, K]) with its entries (rows) where `mask` [B, N] holds set to `value` [B] (or
+    [B, K])."""
     if array.shape.rank == 3:
         return tf.where(mask[:, :, None], value[:, None, :], array)
     return tf.where(mask, value[:, None], array)
