@@ -190,7 +190,7 @@ def _check_arguments(strings, token_table_or_fn, max_nodes, max_children, name):
     if not (hasattr(token_table_or_fn, "lookup") or callable(token_table_or_fn)):
         raise TypeError(f"{name}: token_table_or_fn must be a tf.lookup table or a callable strings -> ids, got "
                         f"{type(token_table_or_fn).__name__}")
-    strings = tf.convert_to_tensor(strings)
+    strings = tf.convert_to_tensor(strings, dtype_hint=tf.string)  # an empty Python list is an empty batch
     if strings.dtype != tf.string or strings.shape.rank not in (None, 1):
         raise ValueError(f"{name}: strings must be a tf.string tensor of rank 1 [batch], got {strings.dtype.name} of "
                          f"shape {strings.shape}")

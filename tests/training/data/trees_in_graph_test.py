@@ -123,7 +123,7 @@ def test_empty_batch():
         result = parse_in_graph(tf.constant([], tf.string), table(VOCABULARY, OOV), 8, 2, labelled)
         assert {key: value.shape.as_list() for key, value in result.items()} == {
             "words": [0, 8], "children": [0, 8, 2], "heights": [0, 8], "labels": [0, 8], "roots": [0]}
-    result = trees_in_graph.parse_listops(tf.constant([], tf.string), table(LISTOPS_IDS, 0), 8, 3)
+    result = trees_in_graph.parse_listops([], table(LISTOPS_IDS, 0), 8, 3)  # a Python list, too
     assert result["children"].shape.as_list() == [0, 8, 3]
 
 
