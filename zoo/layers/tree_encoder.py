@@ -120,10 +120,9 @@ class TreeEncoder(keras.layers.Layer):
 
     def call(self, inputs, children, heights):
         for tensor, what in ((children, "children"), (heights, "heights")):
-            if "int" not in keras.backend.standardize_dtype(tensor.dtype):
-                raise ValueError(
-                    f"TreeEncoder expects {what} as integers (node indices and heights), got dtype {tensor.dtype}"
-                )
+            dtype = keras.backend.standardize_dtype(tensor.dtype)
+            if "int" not in dtype:
+                raise ValueError(f"TreeEncoder expects {what} as integers (node indices and heights), got dtype {dtype}")
         children, heights = ops.cast(children, "int32"), ops.cast(heights, "int32")
         nodes = ops.shape(inputs)[1]
         present = ops.logical_and(children >= 0, children < nodes)
