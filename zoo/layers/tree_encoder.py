@@ -57,7 +57,9 @@ class TreeEncoder(keras.layers.Layer):
         h [batch, N, units]: every node's state, zeros at padding nodes; with `return_states`, the list of every
         state of the composition, each [batch, N, units].
 
-    Masking: padding nodes and empty child slots never change a real node's result, whatever their inputs hold.
+    Masking: padding nodes and empty child slots never change a real node's result, whatever their inputs hold. The
+    heights say which nodes are real, so a Keras mask on `inputs` (e.g. from `Embedding(mask_zero=True)`, which would
+    mask the internal nodes' id 0) is not used.
 
     Example:
         ```python
@@ -116,6 +118,11 @@ class TreeEncoder(keras.layers.Layer):
         if not self.composition.built:
             self.composition.build(
                 (None, inputs_shape[-1]), [(None, arity, units)] * len(self.composition.state_size), (None, arity)
+            )
+        elif (self.composition.input_dim, self.composition.arity) != (inputs_shape[-1], arity):
+            raise ValueError(
+                f"TreeEncoder got a composition built for input_dim={self.composition.input_dim} and "
+                f"K={self.composition.arity}, but inputs of shape {inputs_shape} and children of shape {children_shape}"
             )
 
     def call(self, inputs, children, heights):

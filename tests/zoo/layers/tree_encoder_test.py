@@ -261,6 +261,11 @@ def test_bad_shapes():
         encoder()(np.zeros((2, 5, 3), "float32"), np.zeros((2, 5, 2), "int32"), np.zeros((3, 5), "int32"))
     with pytest.raises(ValueError, match=r"TreeEncoder expects children as integers .* got dtype float32"):
         encoder()(np.zeros((2, 5, 3), "float32"), np.zeros((2, 5, 2), "float32"), np.zeros((2, 5), "int32"))
+    built = BinaryTreeLSTMComposition(UNITS)
+    built.build((None, 3), [(None, 2, UNITS)] * 2)
+    with pytest.raises(ValueError, match=r"a composition built for input_dim=3 and K=2, but inputs of shape "
+                                         r"\(None, 5, 3\) and children of shape \(None, 5, 3\)"):
+        TreeEncoder(built, 3).build((None, 5, 3), (None, 5, 3), (None, 5))
     with pytest.raises(ValueError, match=r"inputs must have units=4 features, got input_dim=3"):
         TreeEncoder(TreeRNNComposition(UNITS), 3)(np.zeros((2, 5, 3), "float32"), np.zeros((2, 5, 2), "int32"),
                                                   np.zeros((2, 5), "int32"))
