@@ -109,7 +109,7 @@ class TreeCompositionContract:
         layer = self.make()
         x, children, mask = self.data()
         expected = self.call(layer, x, children, mask)
-        _, garbage, _ = self.data(garbage=1e4)
+        _, garbage, _ = self.data(garbage=np.nan)
         for m in (mask, mask.astype("float32"), mask.astype("int32")):  # bool or 0/1 numbers
             for a, e in zip(self.call(layer, x, garbage, m), expected):
                 np.testing.assert_allclose(a, e, atol=1e-6)

@@ -102,7 +102,8 @@ class TreeComposition(keras.layers.Layer):
     def call(self, inputs, children_states, children_mask=None):
         children_states = list(children_states)
         mask = children_mask_or_all(children_mask, children_states[0])
-        return self.compose(inputs, [s * mask for s in children_states], mask)
+        # `where`, not a product: an absent slot holding inf or NaN must not leak into the result.
+        return self.compose(inputs, [ops.where(mask > 0, s, ops.zeros_like(s)) for s in children_states], mask)
 
     def compose(self, inputs, children_states, mask):
         """The nodes' new states from their inputs [nodes, input_dim], their children's states (each [nodes, K,
