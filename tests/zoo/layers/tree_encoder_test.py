@@ -62,12 +62,13 @@ def embedding(case, seed=0):
 
 
 def batch_inputs(case, trees, nodes=None, seed=0, dtype="float32"):
-    """(inputs, children, heights, the batch dict): x = the word's embedding where a node reads one, large garbage at
-    every other row (internal nodes without input, padding), which must never matter."""
+    """(inputs, children, heights, the batch dict): x = the word's embedding where a node reads one, garbage at every
+    other row (large values at internal nodes without input, NaN at padding), which must never matter."""
     _, _, input_dim, _, arity, internal_inputs = CASES[case]
     batch = tree_batch(trees, nodes, arity)
     reads = (batch["heights"] == 0) | (internal_inputs & (batch["heights"] > 0))
     garbage = np.random.default_rng(seed + 100).uniform(50, 100, size=(*batch["words"].shape, input_dim))
+    garbage[batch["heights"] < 0] = np.nan
     inputs = np.where(reads[..., None], embedding(case)[batch["words"]], garbage).astype(dtype)
     return inputs, batch["children"], batch["heights"], batch
 
@@ -193,7 +194,7 @@ def test_gradients_float64():
     trees = [((1, 2), (3,)), 4]
     encoder = make_encoder(case, max_height=2, dtype="float64", return_states=True)
     inputs, children, heights, _ = batch_inputs(case, trees, nodes=6, dtype="float64")
-    inputs = np.where(heights[..., None] == 0, inputs, 0.0)  # finite differences of x at ignored rows are 0 anyway
+    inputs = np.where(heights[..., None] == 0, inputs, 0.0)  # no NaN in the finite differences: x is read at leaves
     rng = np.random.default_rng(1)
     projections = [tf.constant(rng.normal(size=(*heights.shape, UNITS))) for _ in range(2)]
 
