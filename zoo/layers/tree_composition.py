@@ -27,6 +27,18 @@ def children_mask_or_all(children_mask, children_h):
     return ops.expand_dims(ops.cast(ops.cast(children_mask, "bool"), children_h.dtype), -1)
 
 
+def forget_bias_ones(units, bias_initializer, forget_index=1, gates=4):
+    """An initializer of a [gates * units] bias that starts the forget gate's block at 1 and the others with
+    `bias_initializer` (Jozefowicz et al. 2015: the cell remembers by default)."""
+
+    def initializer(shape, dtype=None):
+        blocks = [bias_initializer((units,), dtype=dtype) for _ in range(gates)]
+        blocks[forget_index] = keras.initializers.Ones()((units,), dtype=dtype)
+        return ops.concatenate(blocks)
+
+    return initializer
+
+
 class TreeComposition(keras.layers.Layer):
     """Base of the zoo's tree composition functions: children's states and the node's input -> the node's state.
 
@@ -120,18 +132,6 @@ class TreeComposition(keras.layers.Layer):
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
-
-
-def forget_bias_ones(units, bias_initializer, forget_index=1, gates=4):
-    """An initializer of a [gates * units] bias that starts the forget gate's block at 1 and the others with
-    `bias_initializer` (Jozefowicz et al. 2015: the cell remembers by default)."""
-
-    def initializer(shape, dtype=None):
-        blocks = [bias_initializer((units,), dtype=dtype) for _ in range(gates)]
-        blocks[forget_index] = keras.initializers.Ones()((units,), dtype=dtype)
-        return ops.concatenate(blocks)
-
-    return initializer
 
 
 class TreeLSTMComposition(TreeComposition):
