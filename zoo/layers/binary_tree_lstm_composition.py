@@ -8,24 +8,22 @@ from keras import ops
 from zoo.layers.tree_composition import TreeLSTMComposition
 
 
-def nary_tree_lstm_step(x, children_h, children_c, kernel, recurrent_kernel, bias, activation,
-                        recurrent_activation):
+def nary_tree_lstm_step(z_x, children_h, children_c, recurrent_kernel, activation, recurrent_activation):
     """One N-ary Tree-LSTM composition.
 
     Args:
-        x: [nodes, input_dim], the nodes' inputs (zeros where a node has none).
+        z_x: [nodes, 4 * units], x W + b: the gates' terms in the nodes' inputs x, in the order i, f, u, o (x W^(i) +
+            b^(i), x W^(f) + b^(f), ...).
         children_h, children_c: [nodes, K, units], the children's states in slot order, zero at absent children.
-        kernel: [input_dim, 4 * units], W^(i), W^(f), W^(u), W^(o) side by side.
         recurrent_kernel: [K * units, (K + 3) * units]: rows l * units:(l + 1) * units act on h_l; columns in blocks
             i, f_1, ..., f_K, u, o, so block (f_k, rows of l) is U^(f)_{kl}.
-        bias: [4 * units], b^(i), b^(f), b^(u), b^(o).
         activation: tanh.      recurrent_activation: sigmoid.
 
     Returns:
         (h [nodes, units], c [nodes, units]).
     """
     arity, units = children_h.shape[1], children_h.shape[2]
-    z_i, z_f, z_u, z_o = ops.split(ops.matmul(x, kernel) + bias, 4, axis=-1)
+    z_i, z_f, z_u, z_o = ops.split(z_x, 4, axis=-1)
     recurrent = ops.split(ops.matmul(ops.reshape(children_h, (-1, arity * units)), recurrent_kernel), arity + 3,
                           axis=-1)
     r_i, r_f, r_u, r_o = recurrent[0], recurrent[1:arity + 1], recurrent[arity + 1], recurrent[arity + 2]
@@ -98,7 +96,7 @@ class BinaryTreeLSTMComposition(TreeLSTMComposition):
             initializer=self.recurrent_initializer,
         )
 
-    def compose(self, inputs, children_states, mask):
+    def compose_states(self, projected_inputs, children_states, mask):
         children_h, children_c = children_states
-        return list(nary_tree_lstm_step(inputs, children_h, children_c, self.kernel, self.recurrent_kernel, self.bias,
+        return list(nary_tree_lstm_step(projected_inputs, children_h, children_c, self.recurrent_kernel,
                                         self.activation, self.recurrent_activation))

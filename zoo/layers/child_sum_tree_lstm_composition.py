@@ -8,23 +8,20 @@ from keras import ops
 from zoo.layers.tree_composition import TreeLSTMComposition
 
 
-def child_sum_tree_lstm_step(x, children_h, children_c, kernel, recurrent_kernel, bias, activation,
-                             recurrent_activation):
+def child_sum_tree_lstm_step(z_x, children_h, children_c, recurrent_kernel, activation, recurrent_activation):
     """One Child-Sum Tree-LSTM composition.
 
     Args:
-        x: [nodes, input_dim], the nodes' inputs.
+        z_x: [nodes, 4 * units], x W + b: the gates' terms in the nodes' inputs x, in the order i, f, u, o.
         children_h, children_c: [nodes, K, units], the children's states, zero at absent children.
-        kernel: [input_dim, 4 * units], W^(i), W^(f), W^(u), W^(o) side by side.
         recurrent_kernel: [units, 4 * units], U^(i), U^(f), U^(u), U^(o) side by side.
-        bias: [4 * units].
         activation: tanh.      recurrent_activation: sigmoid.
 
     Returns:
         (h [nodes, units], c [nodes, units]).
     """
     units = children_h.shape[2]
-    z_i, z_f, z_u, z_o = ops.split(ops.matmul(x, kernel) + bias, 4, axis=-1)
+    z_i, z_f, z_u, z_o = ops.split(z_x, 4, axis=-1)
     u_i, u_f, u_u, u_o = ops.split(recurrent_kernel, 4, axis=-1)
     h_sum = ops.sum(children_h, axis=1)
     i = recurrent_activation(z_i + ops.matmul(h_sum, u_i))
@@ -92,7 +89,7 @@ class ChildSumTreeLSTMComposition(TreeLSTMComposition):
             shape=(self.units, 4 * self.units), name="recurrent_kernel", initializer=self.recurrent_initializer
         )
 
-    def compose(self, inputs, children_states, mask):
+    def compose_states(self, projected_inputs, children_states, mask):
         children_h, children_c = children_states
-        return list(child_sum_tree_lstm_step(inputs, children_h, children_c, self.kernel, self.recurrent_kernel,
-                                             self.bias, self.activation, self.recurrent_activation))
+        return list(child_sum_tree_lstm_step(projected_inputs, children_h, children_c, self.recurrent_kernel,
+                                             self.activation, self.recurrent_activation))

@@ -43,7 +43,9 @@ class TreeComposition(keras.layers.Layer):
     """Base of the zoo's tree composition functions: children's states and the node's input -> the node's state.
 
     A subclass lists its states in `state_size` (like a Keras cell: `[units]` for h, `[units, units]` for h and c),
-    creates its weights in `build_weights(input_dim, arity)` and computes the new states in `compose`. The base class
+    creates its weights in `build_weights(input_dim, arity)`, computes the terms in x alone in `project_inputs` and the
+    new states in `compose_states`. The call is `compose(project_inputs(inputs), children_states, children_mask)`,
+    in two steps so that `zoo.layers.TreeEncoder` projects each node's x once for all levels. The base class
     checks the shapes, zeroes the states of absent children before `compose` sees them (so whatever sits in an absent
     child's slot never changes a result) and serializes the arguments it owns.
 
@@ -112,15 +114,28 @@ class TreeComposition(keras.layers.Layer):
         raise NotImplementedError(f"{type(self).__name__} must create its weights in build_weights")
 
     def call(self, inputs, children_states, children_mask=None):
+        return self.compose(self.project_inputs(inputs), children_states, children_mask)
+
+    def project_inputs(self, inputs):
+        """What the composition computes from x alone, [nodes, ...]: it does not change from one level of a tree to the
+        next, so `zoo.layers.TreeEncoder` computes it once per node, not once per level (as an attention mechanism
+        computes its keys once per source). x itself by default."""
+        return inputs
+
+    def compose(self, projected_inputs, children_states, children_mask=None):
+        """The nodes' new states from `project_inputs(inputs)` and their children's states and mask (the call's
+        arguments): the call without the input projection. Absent children's states are zeroed here."""
         children_states = list(children_states)
         mask = children_mask_or_all(children_mask, children_states[0])
         # `where`, not a product: an absent slot holding inf or NaN must not leak into the result.
-        return self.compose(inputs, [ops.where(mask > 0, s, ops.zeros_like(s)) for s in children_states], mask)
+        zeroed = [ops.where(mask > 0, s, ops.zeros_like(s)) for s in children_states]
+        return self.compose_states(projected_inputs, zeroed, mask)
 
-    def compose(self, inputs, children_states, mask):
-        """The nodes' new states from their inputs [nodes, input_dim], their children's states (each [nodes, K,
-        units], zero at absent children) and the children mask [nodes, K, 1] (float 0/1): a list of [nodes, units]."""
-        raise NotImplementedError(f"{type(self).__name__} must compute its states in compose")
+    def compose_states(self, projected_inputs, children_states, mask):
+        """The subclass's equations: the nodes' new states from `project_inputs(inputs)`, their children's states
+        (each [nodes, K, units], zero at absent children) and the children mask [nodes, K, 1] (float 0/1); a list of
+        [nodes, units] tensors."""
+        raise NotImplementedError(f"{type(self).__name__} must compute its states in compose_states")
 
     def compute_output_shape(self, inputs_shape, children_states_shape, children_mask_shape=None):
         return [(inputs_shape[0], size) for size in self.state_size]
@@ -155,6 +170,10 @@ class TreeLSTMComposition(TreeComposition):
         self.unit_forget_bias = arguments.boolean("unit_forget_bias", unit_forget_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.state_size = [self.units, self.units]
+
+    def project_inputs(self, inputs):
+        """x W + b, [nodes, 4 * units]: the gates' terms in x, in the order i, f, u, o."""
+        return ops.matmul(inputs, self.kernel) + self.bias
 
     def build_input_weights(self, input_dim):
         """`kernel` [input_dim, 4 * units] and `bias` [4 * units], the gates' terms in x (order i, f, u, o)."""

@@ -139,7 +139,7 @@ class TreeEncoder(keras.layers.Layer):
         if self.internal_inputs:
             reads = heights >= 0
         x = ops.where(ops.expand_dims(reads, -1), inputs, ops.zeros_like(inputs))
-        x = ops.reshape(x, (-1, inputs.shape[-1]))
+        projected = self.composition.project_inputs(ops.reshape(x, (-1, inputs.shape[-1])))  # once for all levels
         units = self.composition.units
         zeros = ops.zeros((ops.shape(inputs)[0], nodes, units), dtype=self.compute_dtype)
         states = [zeros for _ in self.composition.state_size]
@@ -147,7 +147,7 @@ class TreeEncoder(keras.layers.Layer):
             children_states = [
                 ops.reshape(gather_children(s, children), (-1, children.shape[-1], units)) for s in states
             ]
-            new_states = self.composition(x, children_states, children_mask=mask)
+            new_states = self.composition.compose(projected, children_states, children_mask=mask)
             at_level = ops.expand_dims(heights == level, -1)
             states = [
                 ops.where(at_level, ops.reshape(new, ops.shape(old)), old) for new, old in zip(new_states, states)

@@ -84,7 +84,7 @@ class TreeRNNComposition(TreeComposition):
         )
         self.bias = self.add_weight(shape=(self.units,), name="bias", initializer=self.bias_initializer)
 
-    def compose(self, inputs, children_states, mask):
+    def compose_states(self, inputs, children_states, mask):
         has_child = ops.max(mask, axis=1)
         return [tree_rnn_step(inputs, children_states[0], has_child, self.recurrent_kernel, self.bias,
                               self.activation)]
