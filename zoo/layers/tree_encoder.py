@@ -26,10 +26,12 @@ class TreeEncoder(keras.layers.Layer):
     same tree, -1 for an empty slot) and the height `heights[b, n]` (0 for a leaf, 1 + its children's largest height
     for an internal node, -1 for padding). Level ℓ = 0, 1, ..., `max_height` in turn, the encoder gathers the states of
     every node's children, applies the composition to all B * N nodes at once, and keeps the result at the nodes of
-    height ℓ: their children, all lower, are final by then. So a batch takes `max_height + 1` batched compositions,
-    whatever its number of trees and nodes, instead of one composition per node; the loop is a static Python loop
-    and every shape is static but the batch and node counts, so the encoder runs under `jit_compile=True` and exports
-    to a SavedModel.
+    height ℓ: their children, all lower, are final by then. So a batch takes `max_height + 1` batched compositions in
+    sequence, whatever its number of trees and nodes, instead of one composition per node; the loop is a static
+    Python loop and every shape is static but the batch and node counts, so the encoder runs under
+    `jit_compile=True` and exports to a SavedModel. The price of static shapes is arithmetic: each level composes all
+    B * N node slots and keeps those of its height, (max_height + 1) * B * N compositions in all; the terms in x
+    (`project_inputs`) are computed once per node, not per level.
 
     Inputs: x of a node is `inputs[b, n]` at a leaf; at internal nodes it is 0 (constituency trees, where only the
     words carry input: Tai et al.'s binary Tree-LSTM), unless `internal_inputs=True` (dependency trees, where every
