@@ -15,8 +15,9 @@ def nary_tree_lstm_step(z_x, children_h, children_c, recurrent_kernel, activatio
         z_x: [nodes, 4 * units], x W + b: the gates' terms in the nodes' inputs x, in the order i, f, u, o (x W^(i) +
             b^(i), x W^(f) + b^(f), ...).
         children_h, children_c: [nodes, K, units], the children's states in slot order, zero at absent children.
-        recurrent_kernel: [K * units, (K + 3) * units]: rows l * units:(l + 1) * units act on h_l; columns in blocks
-            i, f_1, ..., f_K, u, o, so block (f_k, rows of l) is U^(f)_{kl}.
+        recurrent_kernel: [K * units, (K + 3) * units]: rows (l - 1) * units : l * units act on h_l (l = 1..K);
+            columns in blocks i, f_1, ..., f_K, u, o, so the block at the rows of l and the columns of f_k is
+            U^(f)_{kl}.
         activation: tanh.      recurrent_activation: sigmoid.
 
     Returns:
