@@ -8,7 +8,6 @@ from zoo import arguments
 from zoo.layers.tree_composition import TreeComposition
 
 
-
 def level_width(batch, nodes, level):
     """The most nodes of height `level` a batch of `batch` trees of `nodes` node slots holds: B * (N // (level + 1)).
 
@@ -22,19 +21,24 @@ def level_width(batch, nodes, level):
     # At least one place (the spare row), so a level no tree reaches still composes a non-empty batch.
     return max(width, 1) if isinstance(width, int) else ops.maximum(width, 1)
 
+
 @keras.saving.register_keras_serializable(package="zoo")
 class TreeEncoder(keras.layers.Layer):
     """Runs a tree composition over every node of a batch of trees, bottom-up, one height level at a time.
 
     Every tree of the batch is padded to N nodes; node n of tree b has the children `children[b, n]` (indices into the
     same tree, -1 for an empty slot) and the height `heights[b, n]` (0 for a leaf, 1 + its children's largest height
-    for an internal node, -1 for padding). Level ℓ = 0, 1, ..., `max_height` in turn, the encoder gathers the states of
-    every node's children, applies the composition to all B * N nodes at once, and keeps the result at the nodes of
-    height ℓ: their children, all lower, are final by then. So a batch takes `max_height + 1` batched compositions in
-    sequence, whatever its number of trees and nodes, instead of one composition per node; the loop is a static
-    Python loop and every shape is static but the batch and node counts, so the encoder runs under
-    `jit_compile=True` and exports to a SavedModel. The price of static shapes is arithmetic: each level composes all
-    B * N node slots and keeps those of its height, (max_height + 1) * B * N compositions in all; the terms in x
+    for an internal node, -1 for padding). The encoder sorts the batch's nodes by height once; then, level ℓ = 0, 1,
+    ..., `max_height` in turn, it takes the nodes of height ℓ from every tree (a slice of the sorted nodes), gathers
+    their children's states, which are final since the children are lower, composes them all in one call, and
+    scatters the new states back. So a batch takes `max_height + 1` batched compositions in sequence, whatever its
+    number of trees and nodes, instead of one composition per node.
+
+    Static shapes: the loop over levels is a static Python loop, and each level composes a fixed number of places,
+    `level_width` = B * (N // (ℓ + 1)), the most nodes of height ℓ that B trees of N nodes can hold (unused places
+    compose a spare row that nothing reads). Every shape follows from B, N and K, so the encoder runs under
+    `jit_compile=True` and exports to a SavedModel with the batch and node counts left open. The price is arithmetic:
+    about B * N * ln(max_height + 1) compositions in all, for at most B * N real nodes; the terms in x
     (`project_inputs`) are computed once per node, not per level.
 
     Inputs: x of a node is `inputs[b, n]` at a leaf; at internal nodes it is 0 (constituency trees, where only the
