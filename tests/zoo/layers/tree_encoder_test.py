@@ -33,6 +33,8 @@ DEPENDENCY_TREES = [
     8,
     node(node(node(1, word=2), word=3), 9, word=7),
     node(1, 2, 3, word=5),
+    # 3 nodes of height 1 among 7: as many as `level_width` allows (7 // 2) when the tree is alone, unpadded.
+    node(node(1, word=2), node(3, word=4), node(5, word=6), word=7),
 ]
 
 # name: (composition class, its NumPy equations, input_dim, trees, K, internal_inputs)
