@@ -8,14 +8,18 @@ from zoo import arguments
 from zoo.layers.tree_composition import TreeComposition
 
 
-def gather_children(states, children):
-    """The states of every node's children: [batch, N, K, units] from states [batch, N, units] and the children's
-    indices [batch, N, K] (already clipped to 0..N-1; the caller masks absent children)."""
-    batch, nodes, arity = ops.shape(children)[0], ops.shape(children)[1], children.shape[2]
-    offsets = ops.reshape(ops.arange(batch, dtype=children.dtype) * ops.cast(nodes, children.dtype), (-1, 1, 1))
-    flat_states = ops.reshape(states, (-1, states.shape[-1]))
-    gathered = ops.take(flat_states, ops.reshape(children + offsets, (-1,)), axis=0)
-    return ops.reshape(gathered, (batch, nodes, arity, states.shape[-1]))
+def level_width(batch, nodes, level):
+    """The most nodes of height `level` a batch of `batch` trees of `nodes` node slots holds: B * (N // (level + 1)).
+
+    Two nodes of the same height are never one above the other, so their subtrees are disjoint, and the subtree of a
+    node of height ℓ holds at least ℓ + 1 nodes (a path down to a leaf): a tree of N nodes has at most N // (ℓ + 1)
+    nodes of height ℓ. The bound holds for every tree (unary chains included) and depends on shapes only, so it is
+    static under XLA; summed over the levels it is B * N * (1 + 1/2 + ... + 1/(L + 1)), about B * N * ln(L + 1),
+    instead of B * N * (L + 1) for composing every node slot at every level.
+    """
+    width = batch * (nodes // (level + 1))
+    # At least one place (the spare row), so a level no tree reaches still composes a non-empty batch.
+    return max(width, 1) if isinstance(width, int) else ops.maximum(width, 1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -24,13 +28,17 @@ class TreeEncoder(keras.layers.Layer):
 
     Every tree of the batch is padded to N nodes; node n of tree b has the children `children[b, n]` (indices into the
     same tree, -1 for an empty slot) and the height `heights[b, n]` (0 for a leaf, 1 + its children's largest height
-    for an internal node, -1 for padding). Level ℓ = 0, 1, ..., `max_height` in turn, the encoder gathers the states of
-    every node's children, applies the composition to all B * N nodes at once, and keeps the result at the nodes of
-    height ℓ: their children, all lower, are final by then. So a batch takes `max_height + 1` batched compositions in
-    sequence, whatever its number of trees and nodes, instead of one composition per node; the loop is a static
-    Python loop and every shape is static but the batch and node counts, so the encoder runs under
-    `jit_compile=True` and exports to a SavedModel. The price of static shapes is arithmetic: each level composes all
-    B * N node slots and keeps those of its height, (max_height + 1) * B * N compositions in all; the terms in x
+    for an internal node, -1 for padding). The encoder sorts the batch's nodes by height once; then, level ℓ = 0, 1,
+    ..., `max_height` in turn, it takes the nodes of height ℓ from every tree (a slice of the sorted nodes), gathers
+    their children's states, which are final since the children are lower, composes them all in one call, and
+    scatters the new states back. So a batch takes `max_height + 1` batched compositions in sequence, whatever its
+    number of trees and nodes, instead of one composition per node.
+
+    Static shapes: the loop over levels is a static Python loop, and each level composes a fixed number of places,
+    `level_width` = B * (N // (ℓ + 1)), the most nodes of height ℓ that B trees of N nodes can hold (unused places
+    compose a spare row that nothing reads). Every shape follows from B, N and K, so the encoder runs under
+    `jit_compile=True` and exports to a SavedModel with the batch and node counts left open. The price is arithmetic:
+    about B * N * ln(max_height + 1) compositions in all, for at most B * N real nodes; the terms in x
     (`project_inputs`) are computed once per node, not per level.
 
     Inputs: x of a node is `inputs[b, n]` at a leaf; at internal nodes it is 0 (constituency trees, where only the
@@ -133,27 +141,41 @@ class TreeEncoder(keras.layers.Layer):
             if "int" not in dtype:
                 raise ValueError(f"TreeEncoder expects {what} as integers (node indices and heights), got dtype {dtype}")
         children, heights = ops.cast(children, "int32"), ops.cast(heights, "int32")
-        nodes = ops.shape(inputs)[1]
+        batch, nodes, arity = ops.shape(inputs)[0], ops.shape(inputs)[1], children.shape[-1]
+        total = batch * nodes
+        # Every node of the batch gets a flat index b * N + n; index `total` is a spare row that absent children and
+        # the unused places of a level point at (its states are never read unmasked, never returned).
         present = ops.logical_and(children >= 0, children < nodes)
-        children = ops.where(present, children, ops.zeros_like(children))
-        mask = ops.reshape(present, (-1, children.shape[-1]))
+        offsets = ops.reshape(ops.arange(batch, dtype="int32") * nodes, (-1, 1, 1))
+        flat_children = ops.reshape(ops.where(present, children + offsets, total), (-1, arity))
+        flat_children = ops.concatenate([flat_children, ops.full((1, arity), total, "int32")], axis=0)
+        flat_present = ops.concatenate([ops.reshape(present, (-1, arity)), ops.zeros((1, arity), "bool")], axis=0)
         reads = heights == 0
         if self.internal_inputs:
             reads = heights >= 0
         x = ops.where(ops.expand_dims(reads, -1), inputs, ops.zeros_like(inputs))
-        projected = self.composition.project_inputs(ops.reshape(x, (-1, inputs.shape[-1])))  # once for all levels
+        x = ops.concatenate([ops.reshape(x, (-1, inputs.shape[-1])), ops.zeros((1, inputs.shape[-1]), x.dtype)], 0)
+        projected = self.composition.project_inputs(x)  # once for all levels
+        # The nodes sorted by height: each level's nodes sit side by side, from the number of lower nodes on (padding,
+        # height -1, first); the tail of spare indices lets a level's slice run past the end.
+        flat_heights = ops.reshape(heights, (-1,))
+        order = ops.concatenate([ops.cast(ops.argsort(flat_heights), "int32"), ops.full((total,), total, "int32")], 0)
         units = self.composition.units
-        zeros = ops.zeros((ops.shape(inputs)[0], nodes, units), dtype=self.compute_dtype)
-        states = [zeros for _ in self.composition.state_size]
+        states = [ops.zeros((total + 1, units), dtype=self.compute_dtype) for _ in self.composition.state_size]
         for level in range(self.max_height + 1):
+            start = ops.sum(ops.cast(flat_heights < level, "int32"))
+            count = ops.sum(ops.cast(flat_heights == level, "int32"))
+            places = ops.arange(level_width(batch, nodes, level), dtype="int32")
+            rows = ops.where(places < count, ops.take(order, start + places), total)  # this level's nodes, or spare
+            kids = ops.take(flat_children, rows, axis=0)
             children_states = [
-                ops.reshape(gather_children(s, children), (-1, children.shape[-1], units)) for s in states
+                ops.reshape(ops.take(s, ops.reshape(kids, (-1,)), axis=0), (-1, arity, units)) for s in states
             ]
-            new_states = self.composition.compose(projected, children_states, children_mask=mask)
-            at_level = ops.expand_dims(heights == level, -1)
-            states = [
-                ops.where(at_level, ops.reshape(new, ops.shape(old)), old) for new, old in zip(new_states, states)
-            ]
+            new_states = self.composition.compose(
+                ops.take(projected, rows, axis=0), children_states, children_mask=ops.take(flat_present, rows, axis=0)
+            )
+            states = [ops.scatter_update(s, ops.expand_dims(rows, -1), new) for s, new in zip(states, new_states)]
+        states = [ops.reshape(s[:-1], (batch, nodes, units)) for s in states]
         return states if self.return_states else states[0]
 
     def compute_output_shape(self, inputs_shape, children_shape, heights_shape):

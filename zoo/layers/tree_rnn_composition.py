@@ -14,7 +14,7 @@ def tree_rnn_step(x, children_h, has_child, recurrent_kernel, bias, activation):
     Args:
         x: [nodes, units], the leaves' word vectors.
         children_h: [nodes, K, units], the children's states, zero at absent children.
-        has_child: [nodes, 1] float 0/1, whether the node has at least one child.
+        has_child: [nodes, 1] float, the node's number of children (> 0: not a leaf).
         recurrent_kernel: [K * units, units], W.      bias: [units], b.
 
     Returns:
@@ -85,7 +85,7 @@ class TreeRNNComposition(TreeComposition):
         self.bias = self.add_weight(shape=(self.units,), name="bias", initializer=self.bias_initializer)
 
     def compose_states(self, inputs, children_states, mask):
-        has_child = ops.max(mask, axis=1)
+        has_child = ops.sum(mask, axis=1)
         return [tree_rnn_step(inputs, children_states[0], has_child, self.recurrent_kernel, self.bias,
                               self.activation)]
 
