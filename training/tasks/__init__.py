@@ -7,6 +7,7 @@ from training.tasks.forecasting import ForecastingTask
 from training.tasks.labelling import LabellingTask
 from training.tasks.language_model import LanguageModelTask
 from training.tasks.latching import LatchingTask
+from training.tasks.listops import ListOpsTask
 from training.tasks.ntm import NTMTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
@@ -14,7 +15,7 @@ from training.tasks.translation import TranslationTask
 _TASKS = {
     task.name: task
     for task in (AddingTask(), BabiTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(),
-                 LatchingTask(), NTMTask(), TranslationTask())
+                 LatchingTask(), ListOpsTask(), NTMTask(), TranslationTask())
 }
 
 
@@ -30,4 +31,4 @@ def get(name):
 
 
 __all__ = ["AddingTask", "BabiTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask",
-           "LatchingTask", "NTMTask", "Task", "TranslationTask", "get", "names"]
+           "LatchingTask", "ListOpsTask", "NTMTask", "Task", "TranslationTask", "get", "names"]
