@@ -41,6 +41,7 @@ from training.data import trees
 from training.tasks.tree_task import SPLITS
 from training.tasks.tree_task import TreeData
 from training.tasks.tree_task import TreeTask
+from zoo.models.stacked_rnn.stacked_rnn_presets import STACKED_RNN_PRESETS
 
 PAD = "<pad>"
 TOKEN_IDS = {PAD: 0, **{token: index + 1 for index, token in enumerate(listops_data.VOCABULARY)}}
@@ -92,10 +93,11 @@ class ListOpsTask(TreeTask):
         return "composition" in zoo.models.preset(config["model"])
 
     def check_config(self, config):
-        if config["model"] in zoo.models.names() and not self.is_tree_model(config):
-            if config["model"] != "lstm" and zoo.models.preset(config["model"]).get("cell") is None:
-                raise ValueError(f"model must be a tree model preset ('tree_lstm', 'tree_rnn', "
-                                 f"'child_sum_tree_lstm') or a StackedRNN preset such as 'lstm', got {config['model']!r}")
+        if config["model"] not in zoo.models.names() or not self.is_tree_model(config):
+            if config["model"] not in STACKED_RNN_PRESETS:
+                raise ValueError(f"model must be a tree model preset ('tree_lstm', 'tree_rnn', 'child_sum_tree_lstm') "
+                                 f"or a StackedRNN preset such as 'lstm' (the sequence baseline), got "
+                                 f"{config['model']!r}")
             super(TreeTask, self).check_config(config)  # Task's: the tree checks do not apply
         else:
             super().check_config(config)
