@@ -64,6 +64,8 @@ class SentimentTreesTask(TreeTask):
         super().check_config(config)
         if not isinstance(config["binary"], bool):
             raise ValueError(f"binary must be true or false, got {config['binary']!r}")
+
+    def tree_splits(self, config):
         if config["data_dir"] is None:
             raise ValueError("sentiment_trees reads the treebank from files: pass --data_dir=DIR, a directory holding "
                              "train.txt, dev.txt and test.txt (one bracketed tree a line, e.g. "
@@ -72,9 +74,6 @@ class SentimentTreesTask(TreeTask):
         if missing:
             raise ValueError(f"data_dir {config['data_dir']!r} lacks {missing}; expected train.txt, dev.txt and "
                              "test.txt (the Stanford Sentiment Treebank layout)")
-
-    def tree_splits(self, config):
-        self.check_config(config)
         split_trees = {}
         for split, name in FILES.items():
             labelled = [trees.sentiment_labels(tree, binary=config["binary"])

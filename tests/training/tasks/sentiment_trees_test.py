@@ -102,13 +102,14 @@ def test_training_stream_resumes_exactly(tmp_path):
 
 def test_bad_configs_and_files_are_errors_that_name_them(tmp_path):
     task, config = runs.make_config("sentiment_trees", "fine")
+    task.check_config(config)  # the presets pass without files; reading the data needs them
     with pytest.raises(ValueError, match=r"pass --data_dir=DIR, a directory holding train.txt, dev.txt and test.txt"):
-        task.check_config(config)
+        task.data(config)
     empty = tmp_path / "empty"
     empty.mkdir()
     task, config = make_config(empty)
     with pytest.raises(ValueError, match=r"lacks \['train.txt', 'dev.txt', 'test.txt'\]"):
-        task.check_config(config)
+        task.data(config)
     broken = write_treebank(str(tmp_path / "broken"), extra={"dev.txt": ["(3 (2 It) (4 (2 's) (3 fine))"]})
     task, config = make_config(broken)
     with pytest.raises(ValueError, match=r"dev.txt', line 61, column \d+: unbalanced parentheses"):
