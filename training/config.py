@@ -29,6 +29,7 @@ POSITIVE = ("a number > 0", lambda v: _real(v) and v > 0)
 POSITIVE_OR_NONE = ("a number > 0 or None (off)", lambda v: v is None or (_real(v) and v > 0))
 NON_NEGATIVE = ("a number >= 0", lambda v: _real(v) and v >= 0)
 RATE = ("a float in [0, 1)", lambda v: _real(v) and 0 <= v < 1)
+NON_NEGATIVE_INT_OR_NONE = ("an int >= 0 or None", lambda v: v is None or (_integer(v) and v >= 0))
 
 # What every numeric config value must be, by key: a key means the same thing in every task and at any depth (so
 # `model_options={"dropout": ...}` is checked too). Keys that hold names or options (model, cell, corpus, tokenizer,
@@ -84,6 +85,15 @@ NUMERIC = {
     "validation_fraction": RATE,
     "memory_size": POSITIVE_INT,
     "random_noise": ("a fraction in [0, 1] (0 = off)", lambda v: _real(v) and 0 <= v <= 1),
+    "max_depth": POSITIVE_INT,
+    "test_min_depth": POSITIVE_INT,
+    "test_max_depth": POSITIVE_INT,
+    "test_max_length": POSITIVE_INT,
+    "max_args": POSITIVE_INT,
+    "list_p": RATE,
+    "node_loss_weight": NON_NEGATIVE,
+    "max_height": NON_NEGATIVE_INT_OR_NONE,
+    "sort_window": POSITIVE_INT,
     # The losses.
     "label_smoothing": RATE,
     # The models' sizes and rates (the zoo checks them again when it builds the model).

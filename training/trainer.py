@@ -165,9 +165,11 @@ class Trainer:
             with self.strategy.scope():
                 self.model = self.task.build_model(self.config)
                 inputs = self.task.split_data(self.config)["train"][0]
-                # One training example as a batch of one (each column of a tuple of columns, e.g. source and
-                # decoder input ids): the call builds the model's weights.
-                if isinstance(inputs, tuple):
+                # One training example as a batch of one (each column of a tuple or dict of columns, e.g. source and
+                # decoder input ids, or a tree's words, children and heights): the call builds the model's weights.
+                if isinstance(inputs, dict):
+                    self.model({key: np.asarray(column[0])[None] for key, column in inputs.items()})
+                elif isinstance(inputs, tuple):
                     self.model(tuple(np.asarray(column[0])[None] for column in inputs))
                 else:
                     self.model(np.asarray(inputs[0])[None])

@@ -135,6 +135,10 @@ def test_the_dense_outputs_check_catches_ragged_and_sparse_outputs(tmp_path, kin
 
 # Every export through keras.layers.TFSMLayer, in a process that has only tensorflow and tensorflow-text.
 
+# Tasks without an export so far: the tree export (a bracketed tree string parsed in the graph) comes with
+# trees_in_graph; remove them from here with their tiny runs added.
+NOT_EXPORTED_YET = {"listops", "sentiment_trees"}
+
 TINY_RUNS = {  # task: (preset, overrides) of a two-step run
     "adding": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "babi": ("memn2n_small", {"tasks": [1], "train_questions": 100, "test_questions": 20}),
@@ -265,7 +269,8 @@ with open(sys.argv[2], "wb") as f:
 def through_tfsm_layer(tiny_run, tmp_path_factory):
     """Exports every task's tiny run, runs every endpoint through TFSMLayer in one isolated process, and returns
     ({task: (path, {signature: (endpoint, inputs, in-process outputs)})}, the process's report)."""
-    assert sorted(TINY_RUNS) == sorted(tasks.names()), "every task's export goes through this test: add a tiny run"
+    assert sorted(TINY_RUNS) == sorted(set(tasks.names()) - NOT_EXPORTED_YET), (
+        "every task's export goes through this test: add a tiny run")
     work = tmp_path_factory.mktemp("tfsm")
     exports, cases = {}, []
     for task_name in TINY_RUNS:

@@ -7,14 +7,17 @@ from training.tasks.forecasting import ForecastingTask
 from training.tasks.labelling import LabellingTask
 from training.tasks.language_model import LanguageModelTask
 from training.tasks.latching import LatchingTask
+from training.tasks.listops import ListOpsTask
 from training.tasks.ntm import NTMTask
+from training.tasks.sentiment_trees import SentimentTreesTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
 
 _TASKS = {
     task.name: task
     for task in (AddingTask(), BabiTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(),
-                 LatchingTask(), NTMTask(), TranslationTask())
+                 LatchingTask(), ListOpsTask(), NTMTask(), SentimentTreesTask(),
+                 TranslationTask())
 }
 
 
@@ -30,4 +33,4 @@ def get(name):
 
 
 __all__ = ["AddingTask", "BabiTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask",
-           "LatchingTask", "NTMTask", "Task", "TranslationTask", "get", "names"]
+           "LatchingTask", "ListOpsTask", "NTMTask", "SentimentTreesTask", "Task", "TranslationTask", "get", "names"]

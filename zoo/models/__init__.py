@@ -24,6 +24,8 @@ from zoo.models.sequence_labeller.sequence_labeller import SequenceLabeller
 from zoo.models.sequence_labeller.sequence_labeller_presets import SEQUENCE_LABELLER_PRESETS
 from zoo.models.stacked_rnn.stacked_rnn import StackedRNN
 from zoo.models.stacked_rnn.stacked_rnn_presets import STACKED_RNN_PRESETS
+from zoo.models.tree.tree_model import TreeModel
+from zoo.models.tree.tree_presets import TREE_PRESETS
 
 # preset name -> (model class, preset arguments)
 _PRESETS = {
@@ -38,6 +40,7 @@ _PRESETS = {
         (Seq2Seq, SEQ2SEQ_PRESETS),
         (MemN2N, MEMN2N_PRESETS),
         (NTM, NTM_PRESETS),
+        (TreeModel, TREE_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -79,6 +82,6 @@ def _lookup(name):
 
 __all__ = [
     "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "NTM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
-    "arguments_of",
+    "TreeModel", "arguments_of",
     "get", "names", "preset",
 ]

@@ -16,7 +16,7 @@ def resolved(name, **overrides):
 
 def test_registry_lists_the_valid_tasks():
     names = ["adding", "babi", "copy_memory", "forecasting", "labelling", "language_model", "latching",
-             "ntm", "translation"]
+             "listops", "ntm", "sentiment_trees", "translation"]
     assert tasks.names() == names
     with pytest.raises(ValueError, match=r"unknown task 'add'; valid tasks: \['adding', 'babi', 'copy_memory', "):
         tasks.get("add")

@@ -1,0 +1,3 @@
+from zoo.models.tree.tree_model import TreeModel
+
+__all__ = ["TreeModel"]
