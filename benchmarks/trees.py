@@ -4,9 +4,8 @@
     python -m benchmarks.trees --rounds=2 --compositions=binary_tree_lstm --output=   # a quick look, nothing written
 
 Trees: a seeded batch of `--batch` (25, the minibatch of Tai et al. 2015) SST-like random binary trees, each with a
-number of leaves drawn uniformly in [`--min_leaves`, `--max_leaves`] (20..50: the Stanford Sentiment Treebank's
-sentences run about 19 words on average, with a long tail), bracketed by splitting every span of leaves at a uniformly
-drawn point (so a tree is neither a chain nor balanced), with a random word id (vocabulary `--vocabulary`) at every
+number of leaves drawn uniformly in [`--min_leaves`, `--max_leaves`] (20..50: a sentence's words), bracketed by
+splitting every span of leaves at a uniformly drawn point (so a tree is neither a chain nor balanced), with a random word id (vocabulary `--vocabulary`) at every
 leaf and a random one of 5 classes at every node (the fine-grained task's loss is on every node). Both methods get the
 same trees.
 
@@ -22,10 +21,11 @@ weight (embedding, composition, head) and the optimizer's update. The methods sh
   Python recursion over each tree in post-order that calls the same composition layer on one node at a time (its
   children's states stacked, zeros and a False mask in empty slots), the trees one after another, the head on each
   tree's stacked node states, inside `tf.GradientTape`, eager;
-- the same recursion traced into one `tf.function` per batch (`--graph_baseline`): a graph with one composition per
-  node. Its trees are Python structure, not tensors, so every new batch traces a new graph: the row "traced per
-  batch" counts a new trace and its first run each time (what training on new batches pays), the row "trace
-  excluded" reruns the traced graph on the same batch (the cost of the graph alone).
+- the same recursion traced into one `tf.function` (`--graph_baseline`, by default for the binary Tree-LSTM alone:
+  its trace takes minutes): a graph with one composition per node. Its trees are Python structure, not tensors, so
+  every new batch traces a new graph. The row "recursion, tf.function" reruns the traced graph on the same batch
+  (the graph's cost alone, trace excluded); the row "traced per batch" is its first call, a trace and one run, timed
+  once (not in the rounds: it is what each new batch costs it in training).
 
 `tests/benchmarks/trees_test.py` checks that the level-wise and the recursive steps give the same loss and gradients
 (1e-5) on the same trees, so the two compute the same thing. All runs are interleaved in one process (each round
@@ -229,12 +229,13 @@ def make_steps(parts, batch, graph_baseline=True):
 
     steps = {}
     for jit_compile in (False, True):
-        compiled = tf.function(apply(lambda *a: levelwise_loss(parts, *a)), jit_compile=jit_compile)
-        # The step's arguments are tensors, so one trace serves every batch of this shape.
+        # The step's arguments are tensors, so one trace serves every batch of this shape. No tensor decides any
+        # Python branch here or in the recursion, so AutoGraph has nothing to convert.
+        compiled = tf.function(apply(lambda *a: levelwise_loss(parts, *a)), jit_compile=jit_compile, autograph=False)
         steps[f"level-wise{', XLA' if jit_compile else ''}"] = lambda compiled=compiled: compiled(*arrays)
     steps[EAGER] = apply(lambda: recursive_loss(parts, batch))
     if graph_baseline:
-        steps[GRAPH] = tf.function(apply(lambda: recursive_loss(parts, batch)))
+        steps[GRAPH] = tf.function(apply(lambda: recursive_loss(parts, batch)), autograph=False)
     return steps
 
 
@@ -311,8 +312,8 @@ def section(results, batch):
         f"{FLAGS.rounds} interleaved rounds; the ratio is recursion time / level-wise time, the median of per-round "
         "ratios.",
         "",
-        "| composition | run | ms/batch | trees/s | eager recursion / this | target | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| composition | run | ms/batch | trees/s | eager recursion / this | per-round range | target | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for composition, (times, first) in results.items():
         display = COMPOSITIONS[composition][1]
@@ -322,12 +323,14 @@ def section(results, batch):
             levelwise = name.startswith("level-wise")
             target = f">= {TARGET:g}x" if levelwise else "—"
             verdict = ("meets" if ratio >= TARGET else "**misses**") if levelwise else "—"
+            ratios = [e / t for e, t in zip(times[EAGER], seconds)]
+            spread = "—" if name == EAGER else f"{min(ratios):.1f}–{max(ratios):.1f}"
             lines.append(f"| {display} | {name} | {median * 1e3:,.0f} | {b / median:,.1f} | "
-                         f"{'—' if name == EAGER else f'{ratio:.1f}'} | {target} | {verdict} |")
+                         f"{'—' if name == EAGER else f'{ratio:.1f}'} | {spread} | {target} | {verdict} |")
         if first is not None:
             lines.append(f"| {display} | {GRAPH}, traced per batch (one new trace and its first run, timed once) | "
                          f"{first * 1e3:,.0f} | {b / first:,.2f} | {statistics.median(times[EAGER]) / first:.2f} "
-                         "| — | — |")
+                         "| — | — | — |")
     lines += ["", explanation(results, batch), ""]
     return "\n".join(lines)
 
@@ -346,8 +349,8 @@ def explanation(results, batch):
                        key=lambda name: statistics.median(times[name]))
             text += (f" The recursion traced into one graph ({COMPOSITIONS[composition][1]}) removes the Python "
                      f"overhead: rerun on the same batch it takes {statistics.median(times[GRAPH]) * 1e3:,.0f} ms "
-                     f"against the level-wise {statistics.median(times[best]) * 1e3:,.0f} ms ({best}), but its "
-                     f"graph holds one composition per node of this batch's trees, so a new batch is a new trace: "
+                     f"against the faster level-wise run's {statistics.median(times[best]) * 1e3:,.0f} ms ({best}), "
+                     f"but its graph holds one composition per node of this batch's trees, so a new batch is a new trace: "
                      f"{first:,.0f} s the first time, {first / statistics.median(times[EAGER]):,.0f} times an eager "
                      "step.")
     return text
