@@ -5,9 +5,9 @@
 
 Trees: a seeded batch of `--batch` (25, the minibatch of Tai et al. 2015) SST-like random binary trees, each with a
 number of leaves drawn uniformly in [`--min_leaves`, `--max_leaves`] (20..50: a sentence's words), bracketed by
-splitting every span of leaves at a uniformly drawn point (so a tree is neither a chain nor balanced), with a random word id (vocabulary `--vocabulary`) at every
-leaf and a random one of 5 classes at every node (the fine-grained task's loss is on every node). Both methods get the
-same trees.
+splitting every span of leaves at a uniformly drawn point (so a tree is neither a chain nor balanced), with a random
+word id (vocabulary `--vocabulary`) at every leaf and a random one of 5 classes at every node (the fine-grained task's
+loss is on every node). Both methods get the same trees.
 
 The model (Tai et al.'s sentiment setting by default): an embedding of `--input_dim` (300) features, a composition of
 `--units` (150) units, and a softmax head of 5 classes on every node; the loss is the mean cross-entropy over the
@@ -347,10 +347,11 @@ def explanation(results, batch):
         if GRAPH in times:
             best = min((name for name in times if name.startswith("level-wise")),
                        key=lambda name: statistics.median(times[name]))
-            text += (f" The recursion traced into one graph ({COMPOSITIONS[composition][1]}) removes the Python "
-                     f"overhead: rerun on the same batch it takes {statistics.median(times[GRAPH]) * 1e3:,.0f} ms "
-                     f"against the faster level-wise run's {statistics.median(times[best]) * 1e3:,.0f} ms ({best}), "
-                     f"but its graph holds one composition per node of this batch's trees, so a new batch is a new trace: "
+            graph_ms, best_ms = (statistics.median(times[name]) * 1e3 for name in (GRAPH, best))
+            text += (f" The recursion traced into one graph ({COMPOSITIONS[composition][1]}) removes the "
+                     f"Python overhead: rerun on the same batch it takes {graph_ms:,.0f} ms against the faster "
+                     f"level-wise run's {best_ms:,.0f} ms ({best}), but its graph holds one composition per node of "
+                     "this batch's trees, so a new batch is a new trace: "
                      f"{first:,.0f} s the first time, {first / statistics.median(times[EAGER]):,.0f} times an eager "
                      "step.")
     return text
