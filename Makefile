@@ -58,6 +58,7 @@ bench: setup
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.soak
 	$(PY) -m benchmarks.memory
+	$(PY) -m benchmarks.trees
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
