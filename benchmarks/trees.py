@@ -53,6 +53,7 @@ from training.data import trees  # noqa: E402
 from zoo.layers.binary_tree_lstm_composition import BinaryTreeLSTMComposition  # noqa: E402
 from zoo.layers.child_sum_tree_lstm_composition import ChildSumTreeLSTMComposition  # noqa: E402
 from zoo.layers.tree_encoder import TreeEncoder  # noqa: E402
+from zoo.layers.tree_encoder import level_width  # noqa: E402
 from zoo.layers.tree_rnn_composition import TreeRNNComposition  # noqa: E402
 
 CLASSES = 5  # the Stanford Sentiment Treebank's fine-grained classes
@@ -269,12 +270,12 @@ def measure(composition, batch, rounds, input_dim, units, vocabulary, seed=0, gr
 
 
 def batch_summary(batch):
-    """(trees, real nodes, N, the largest height, node slots the level-wise encoder composes): (max_height + 1) * B *
-    N, as it composes every slot at every level."""
+    """(trees, real nodes, N, the largest height, node slots the level-wise encoder composes): the sum over levels
+    0..max_height of `zoo.layers.tree_encoder.level_width` (B * (N // (level + 1)), the static width of a level)."""
     real = int((batch["heights"] >= 0).sum())
     b, n = batch["words"].shape
     height = int(batch["heights"].max())
-    return b, real, n, height, (height + 1) * b * n
+    return b, real, n, height, sum(level_width(b, n, level) for level in range(height + 1))
 
 
 def _command():
@@ -340,8 +341,9 @@ def explanation(results, batch):
     b, real, n, height, slots = batch_summary(batch)
     text = (f"Why: the recursion composes only the {real} real nodes, but one at a time, each a handful of small ops "
             f"(eager: each dispatched from Python with its gradient taped); the level-wise encoder runs "
-            f"{height + 1} batched compositions (one per height), but each over all {b} x {n} node slots, so "
-            f"{slots:,} node compositions, {slots / real:.0f} times the real nodes (the price of static shapes, "
+            f"{height + 1} batched compositions (one per height), each over the static width of its level (B x "
+            f"(N // (height + 1)) slots, the most nodes of that height {b} trees of {n} nodes can hold), so "
+            f"{slots:,} node compositions, {slots / real:.1f} times the real nodes (the price of static shapes, "
             "which let it train under XLA and export): its time is arithmetic, the recursion's is overhead.")
     for composition, (times, first) in results.items():
         if GRAPH in times:
