@@ -45,18 +45,24 @@ from benchmarks import report  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 5, "Interleaved rounds of the speed comparison; figures are medians over rounds.",
-                     lower_bound=1)
-flags.DEFINE_integer("steps", 3, "Training steps per timed run (speed) and per subprocess (memory).", lower_bound=1)
-flags.DEFINE_integer("length", 20, "Copy length L of every sequence of the batch (T = 2 L + 1 steps).", lower_bound=1)
-flags.DEFINE_integer("batch", 32, "Sequences per batch (the task's 32).", lower_bound=1)
-flags.DEFINE_list("sizes", ["32", "128", "512"], "Memory sizes N (width 20) the NTM is timed at without XLA.")
-flags.DEFINE_list("grid", ["32x20", "128x20", "512x20", "2048x20", "32x64", "128x64", "512x64", "2048x64"],
-                  "Memory configurations NxM whose training-step memory is measured, each in its own subprocess.")
-flags.DEFINE_bool("xla", True, "Also time the NTM and the LSTM with XLA (jit_compile).")
-flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
-flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
-flags.DEFINE_string("child", "", "Internal: measure one NxM configuration's memory and print it as JSON.")
+
+
+def define_flags():
+    """The command's flags, defined when it runs as a program (not on import), so that a test process imports
+    its functions beside other benchmarks whose flags share names."""
+    flags.DEFINE_integer("rounds", 5, "Interleaved rounds of the speed comparison; figures are medians over rounds.",
+                         lower_bound=1)
+    flags.DEFINE_integer("steps", 3, "Training steps per timed run (speed) and per subprocess (memory).", lower_bound=1)
+    flags.DEFINE_integer("length", 20, "Copy length L of every sequence of the batch (T = 2 L + 1 steps).",
+                         lower_bound=1)
+    flags.DEFINE_integer("batch", 32, "Sequences per batch (the task's 32).", lower_bound=1)
+    flags.DEFINE_list("sizes", ["32", "128", "512"], "Memory sizes N (width 20) the NTM is timed at without XLA.")
+    flags.DEFINE_list("grid", ["32x20", "128x20", "512x20", "2048x20", "32x64", "128x64", "512x64", "2048x64"],
+                      "Memory configurations NxM whose training-step memory is measured, each in its own subprocess.")
+    flags.DEFINE_bool("xla", True, "Also time the NTM and the LSTM with XLA (jit_compile).")
+    flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
+    flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
+    flags.DEFINE_string("child", "", "Internal: measure one NxM configuration's memory and print it as JSON.")
 
 PRESET_N, PRESET_M = 128, 20
 LSTM_UNITS = 120  # the task's baseline: 63,368 parameters with the copy head, against the NTM's 62,536
@@ -460,4 +466,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run(main)

@@ -69,19 +69,24 @@ COMPOSITIONS = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch", 25, "Trees per batch (Tai et al.'s minibatch).", lower_bound=1)
-flags.DEFINE_integer("min_leaves", 20, "The fewest leaves of a tree.", lower_bound=1)
-flags.DEFINE_integer("max_leaves", 50, "The most leaves of a tree.", lower_bound=1)
-flags.DEFINE_integer("input_dim", 300, "Word vector size (the Tree-RNN uses --units instead).", lower_bound=1)
-flags.DEFINE_integer("units", 150, "Composition units.", lower_bound=1)
-flags.DEFINE_integer("vocabulary", 1000, "Word ids drawn at the leaves (the embedding's rows).", lower_bound=2)
-flags.DEFINE_list("compositions", list(COMPOSITIONS), f"Compositions to measure, of {', '.join(COMPOSITIONS)}.")
-flags.DEFINE_list("graph_baseline", ["binary_tree_lstm"], "Compositions whose recursion is also timed traced into "
-                  "one tf.function (its trace takes minutes at the defaults); empty: none.")
-flags.DEFINE_integer("rounds", 5, "Interleaved rounds; figures are medians over rounds.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of the trees, the weights and the round order.")
-flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
-flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
+
+
+def define_flags():
+    """The command's flags, defined when it runs as a program (not on import), so that a test process imports
+    its functions beside other benchmarks whose flags share names."""
+    flags.DEFINE_integer("batch", 25, "Trees per batch (Tai et al.'s minibatch).", lower_bound=1)
+    flags.DEFINE_integer("min_leaves", 20, "The fewest leaves of a tree.", lower_bound=1)
+    flags.DEFINE_integer("max_leaves", 50, "The most leaves of a tree.", lower_bound=1)
+    flags.DEFINE_integer("input_dim", 300, "Word vector size (the Tree-RNN uses --units instead).", lower_bound=1)
+    flags.DEFINE_integer("units", 150, "Composition units.", lower_bound=1)
+    flags.DEFINE_integer("vocabulary", 1000, "Word ids drawn at the leaves (the embedding's rows).", lower_bound=2)
+    flags.DEFINE_list("compositions", list(COMPOSITIONS), f"Compositions to measure, of {', '.join(COMPOSITIONS)}.")
+    flags.DEFINE_list("graph_baseline", ["binary_tree_lstm"], "Compositions whose recursion is also timed traced into "
+                      "one tf.function (its trace takes minutes at the defaults); empty: none.")
+    flags.DEFINE_integer("rounds", 5, "Interleaved rounds; figures are medians over rounds.", lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Seed of the trees, the weights and the round order.")
+    flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
+    flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
 
 
 def random_binary_tree(rng, leaves, vocabulary, classes=CLASSES):
@@ -386,4 +391,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run(main)
