@@ -69,7 +69,7 @@ def test_the_report_has_its_verdict_table_and_figures(tiny_experiment, tmp_path)
                   "## Accuracy by depth"):
         assert title in text
     # Without Tree-LSTM runs the target is said to be unmeasured, not met or missed.
-    assert "Not measured: the `tree_lstm` runs were not part of this experiment." in text
+    assert "Not measured: no Tree-LSTM runs (`tree_lstm`, `tree_lstm_nodes`) were part of this experiment." in text
     rows = [line for line in text.splitlines() if line.startswith("| Tree-RNN") or line.startswith("| LSTM")]
     assert [row.split(" | ")[0] for row in rows] == ["| Tree-RNN (left-binarised trees) (`tree_rnn`)",
                                                      "| LSTM over the flattened string (`lstm`)"]
@@ -85,6 +85,10 @@ def test_the_target_verdict_counts_the_seeds_that_met_it():
     def runs(*accuracies):
         return [{"seed": k, "test": {"root_accuracy": a}} for k, a in enumerate(accuracies)]
 
-    assert "**met** (95.0%, 99.0% over seeds 0, 1)" in recursive.verdict_section({"tree_lstm": runs(0.95, 0.99)})
+    assert "(`tree_lstm`): **met** (95.0%, 99.0% over seeds 0, 1)" in recursive.verdict_section(
+        {"tree_lstm": runs(0.95, 0.99)})
     assert "**met by 1 of 2 seeds**" in recursive.verdict_section({"tree_lstm": runs(0.949, 0.99)})
-    assert "**missed** (80.0%" in recursive.verdict_section({"tree_lstm": runs(0.8)})
+    # Each Tree-LSTM variant gets its own verdict; the other models are compared in one line.
+    text = recursive.verdict_section({"tree_lstm": runs(0.8), "tree_lstm_nodes": runs(0.97), "lstm": runs(0.6)})
+    assert "(`tree_lstm`): **missed** (80.0%" in text and "(`tree_lstm_nodes`): **met** (97.0%" in text
+    assert "LSTM over the flattened string 60.0%" in text
