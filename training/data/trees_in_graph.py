@@ -131,7 +131,7 @@ def parse_bracketed(strings, token_table_or_fn, max_nodes, max_children, labelle
     return _parse(strings, dense, kinds, positions, dense, _lookup(token_table_or_fn, dense),
                   tf.fill(tf.shape(dense), -1), tf.fill(tf.shape(dense), -1), label_values, label_codes,
                   no_error, no_error, max_nodes, max_children, labelled=bool(labelled), listops_mode=False,
-                  fold_left=False, spans=bool(spans), name="parse_bracketed")
+                  binarize=None, spans=bool(spans), name="parse_bracketed")
 
 
 def parse_listops(strings, token_table_or_fn, max_nodes, max_children, binarize=None, spans=False):
@@ -161,9 +161,9 @@ def parse_listops(strings, token_table_or_fn, max_nodes, max_children, binarize=
         max_children < 2); when run, also an unknown token or a list without arguments.
     """
     strings = _check_arguments(strings, token_table_or_fn, max_nodes, max_children, "parse_listops")
-    if binarize not in (None, "left"):
-        raise ValueError(f"parse_listops: binarize must be None (the n-ary tree) or 'left' (left-branching, as "
-                         f"trees.binarize(tree, how='left')), got {binarize!r}")
+    if binarize not in (None, "left", "right"):
+        raise ValueError(f"parse_listops: binarize must be None (the n-ary tree), 'left' or 'right' (as "
+                         f"trees.binarize(tree, how=...)), got {binarize!r}")
     if binarize is not None and max_children < 2:
         raise ValueError(f"parse_listops: max_children must be >= 2 for a binarised tree, got {max_children}")
     source = tf.strings.split(strings)
@@ -196,7 +196,7 @@ def parse_listops(strings, token_table_or_fn, max_nodes, max_children, binarize=
     zeros = tf.zeros(tf.shape(dense), tf.int32)
     return _parse(strings, dense, kinds, positions, source_dense, _lookup(token_table_or_fn, dense), leaf_labels,
                   operator_codes, zeros, zeros, initial_errors, initial_positions, max_nodes, max_children,
-                  labelled=False, listops_mode=True, fold_left=binarize == "left", spans=bool(spans),
+                  labelled=False, listops_mode=True, binarize=binarize, spans=bool(spans),
                   name="parse_listops")
 
 
@@ -273,7 +273,7 @@ def _listops_values(histogram, operator):
 
 def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, operator_codes, label_values,
            label_codes, initial_errors, initial_positions, max_nodes, max_children, *, labelled, listops_mode,
-           fold_left, spans, name):
+           binarize, spans, name):
     """The parser shared by both syntaxes: one tf.while_loop over token positions, every row at once.
 
     Args:
@@ -292,8 +292,12 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         max_nodes, max_children: N and K.
         labelled: whether every node starts with its label.
         listops_mode: whether a list node's label is its ListOps value and a lone word may be the whole tree.
-        fold_left: whether an open node's two children are folded into a new unlabelled node whenever another
-            child follows (the left-branching binarisation, `trees.binarize(tree, how="left")`); needs K >= 2.
+        binarize: None, or (ListOps) the binarisation of `trees.binarize(tree, how=...)` done while parsing, which
+            needs K >= 2. "left": an open node's two children are folded into a new unlabelled node, numbered next,
+            whenever another child follows. "right": a node numbered while its parent has a child already and
+            another child follows is held by a new open unlabelled node pushed on the stack (whose second child
+            will be the rest of the list), and the list's "]" closes those nodes, one loop step each, before the
+            list (that row's token position waits meanwhile: each row has its own).
         spans: whether to return the nodes' "starts" and "ends": in ListOps the nodes' first and last token
             positions (from 0) in `source_tokens`, otherwise their first and last leaves (from 0).
         name: the public function's name, for error messages.
@@ -302,7 +306,8 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         the batch format dict (module docstring).
     """
     n, k = int(max_nodes), int(max_children)
-    batch = tf.shape(tokens)[0]
+    fold_left, push_right = binarize == "left", binarize == "right"
+    batch, width = tf.shape(tokens)[0], tf.shape(tokens)[1]
     square = tf.stack([batch, n])
     # Whether the token after each one closes a node (a fold waits when it does: that child is the node's last).
     next_closes = tf.concat([kinds[:, 1:], tf.fill([batch, 1], _PAD)], axis=1) == _CLOSE
@@ -321,12 +326,21 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         # The numbered nodes: the outputs.
         words=tf.zeros(square, tf.int32), heights=tf.fill(square, -1), labels=tf.fill(square, -1),
         children=tf.fill(tf.stack([batch, n, k]), -1), starts=tf.fill(square, -1), ends=tf.fill(square, -1),
+        # Right-branching: whether an open node is one of a list's new nodes, and the slot of the list it is in.
+        open_inner=tf.zeros(square, tf.bool), open_list=tf.zeros(square, tf.int32),
     )
     if not listops_mode:
         del state["open_operator"], state["open_values"]
+    if not push_right:
+        del state["open_inner"], state["open_list"]
 
     def body(t, s):
-        kind, word_id = kinds[:, t], ids[:, t]
+        # t [B]: each row's token position (rows part ways where a right-branching list closes its new nodes).
+
+        def at_t(array):
+            return tf.gather(array, tf.minimum(t, width - 1), batch_dims=1)
+
+        kind, word_id = tf.where(t < width, at_t(kinds), _PAD), at_t(ids)
         sp, count = s["sp"], s["count"]
         has_top = sp > 0
         top = tf.maximum(sp - 1, 0)
@@ -348,8 +362,14 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         emits = (is_close & has_top) | makes_leaf
         # Left-branching: the numbered node is its parent's second child and another child follows, so the two
         # become the children of a new node, numbered next, which is then the parent's first child.
-        folds = emits & (parent >= 0) & (parent_count == 1) & ~next_closes[:, t] if fold_left else tf.zeros_like(
+        folds = emits & (parent >= 0) & (parent_count == 1) & ~at_t(next_closes) if fold_left else tf.zeros_like(
             emits)
+        if push_right:
+            # The "]" of a list whose new nodes are open closes the top one first (without reading on).
+            closes_inner = is_close & has_top & tf.gather(s["open_inner"], top, batch_dims=1)
+            pushes = emits & ~closes_inner & (parent >= 0) & (parent_count >= 1) & ~at_t(next_closes)
+        else:
+            closes_inner = pushes = tf.zeros_like(emits)
         checks = [
             (s["done"], _TRAILING),
             (is_close & ~has_top, _CLOSES_NOTHING),
@@ -360,23 +380,23 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
             (is_close & missing, _EMPTY_NODE),
             (is_close & (top_word < 0) & (top_count == 0), _NO_CONTENT if labelled else _EMPTY_NODE),
             (is_close & (top_count < 2) & listops_mode, _NO_ARGUMENTS),
-            (reads_label & (label_codes[:, t] != 0), label_codes[:, t]),
+            (reads_label & (at_t(label_codes) != 0), at_t(label_codes)),
             (reads_word & (top_count > 0), _WORD_AMONG_CHILDREN),
             (reads_word & (top_word >= 0), _SECOND_WORD),
             ((reads_word | makes_leaf) & (word_id < 0), _NEGATIVE_ID),
             (makes_leaf & (count + sp + 1 > n), _TOO_MANY_NODES),
             (emits & (parent >= 0) & (parent_count >= k), _TOO_MANY_CHILDREN),
             # The fold's new node, after the numbered one (a closing node was counted among the open ones).
-            (folds & (count + sp + 2 - tf.cast(is_close, tf.int32) > n), _TOO_MANY_NODES),
+            ((folds | pushes) & (count + sp + 2 - tf.cast(is_close, tf.int32) > n), _TOO_MANY_NODES),
         ]
         code = tf.where((s["error"] == 0) & (kind != _PAD), _first(checks), 0)
         ok = (s["error"] == 0) & (kind != _PAD) & (code == 0)
         do_open, do_close, do_label = ok & is_open, ok & is_close, ok & reads_label
-        do_word, do_leaf, do_fold = ok & reads_word, ok & makes_leaf, ok & folds
+        do_word, do_leaf, do_fold, do_push = ok & reads_word, ok & makes_leaf, ok & folds, ok & pushes
         do_emit = do_close | do_leaf
         out = dict(s)
         out["error"] = tf.where(code != 0, code, s["error"])
-        out["position"] = tf.where(code != 0, positions[:, t], s["position"])
+        out["position"] = tf.where(code != 0, at_t(positions), s["position"])
 
         # Number a node: a closing node (a leaf if it holds a word), or a bare word's leaf.
         closes_leaf = top_word >= 0
@@ -385,12 +405,14 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
             list_value = _listops_values(tf.gather(s["open_values"], top, batch_dims=1), top_operator)
         else:
             list_value = top_label
-        label = tf.where(do_close, tf.where(closes_leaf, top_label, list_value), leaf_labels[:, t])
+        list_value = tf.where(closes_inner, -1, list_value)
+        label = tf.where(do_close, tf.where(closes_leaf, top_label, list_value), at_t(leaf_labels))
         height = tf.where(do_close & ~closes_leaf, top_height + 1, 0)
         # Its span: ListOps, token positions (a list runs from its operator to its "]"); bracketed trees, leaves.
         if listops_mode:
-            here = positions[:, t] - 1
+            here = at_t(positions) - 1
             start, end, opened_at = tf.where(do_close, top_start, here), here, here
+            end = tf.where(closes_inner, here - 1, end)  # a new node of a list ends before the list's "]"
         else:
             leaf = s["leaves"]
             start = tf.where(do_close, top_start, leaf)
@@ -406,7 +428,7 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         out["ends"] = _set(s["ends"], at_count, end)
         # ... and make it its parent's next child.
         joins = do_emit & (parent >= 0)
-        at_parent = tf.one_hot(safe_parent, n, True, False) & joins[:, None]
+        at_parent = tf.one_hot(safe_parent, n, True, False) & (joins & ~do_push)[:, None]
         next_slot = tf.one_hot(parent_count, k, True, False)
         out["open_children"] = tf.where(at_parent[:, :, None] & next_slot[:, None, :], count[:, None, None],
                                         s["open_children"])
@@ -414,10 +436,13 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         out["open_height"] = tf.where(at_parent, tf.maximum(s["open_height"], height[:, None]), s["open_height"])
         if listops_mode:
             # A list's operator is its first child; a digit's or a closed list's value is one more argument value.
-            out["open_operator"] = _set(s["open_operator"], at_parent & (operator_codes[:, t] >= 0)[:, None] &
-                                        do_leaf[:, None], operator_codes[:, t])
+            out["open_operator"] = _set(s["open_operator"], at_parent & (at_t(operator_codes) >= 0)[:, None] &
+                                        do_leaf[:, None], at_t(operator_codes))
             counted = tf.one_hot(label, 10, dtype=tf.int32) * tf.cast(joins & (label >= 0), tf.int32)[:, None]
-            out["open_values"] = s["open_values"] + tf.cast(at_parent, tf.int32)[:, :, None] * counted[:, None, :]
+            # The list the value counts for: the parent, or (right-branching) the list the parent is a new node of.
+            in_list = tf.gather(s["open_list"], safe_parent, batch_dims=1) if push_right else safe_parent
+            at_list = tf.one_hot(in_list, n, dtype=tf.int32)
+            out["open_values"] = s["open_values"] + at_list[:, :, None] * counted[:, None, :]
         if fold_left:
             # The folded node: children the parent's first child and the node just numbered, no label; it spans
             # from the parent's start to the numbered node's end. The parent keeps it as its one child.
@@ -440,7 +465,7 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
             out["open_height"] = _set(out["open_height"], at_parent_folds, folded_height)
         # A label or word read into the top node.
         at_top = tf.one_hot(top, n, True, False)
-        out["open_label"] = _set(s["open_label"], at_top & do_label[:, None], label_values[:, t])
+        out["open_label"] = _set(s["open_label"], at_top & do_label[:, None], at_t(label_values))
         out["open_word"] = _set(s["open_word"], at_top & do_word[:, None], word_id)
         # Open a node in the next slot (sp < n: the _TOO_MANY_NODES check keeps count + sp + 1 <= n).
         at_new = tf.one_hot(sp, n, True, False) & do_open[:, None]
@@ -450,27 +475,49 @@ def _parse(strings, tokens, kinds, positions, source_tokens, ids, leaf_labels, o
         out["open_height"] = _set(out["open_height"], at_new, tf.fill([batch], -1))
         out["open_children"] = _set(out["open_children"], at_new, tf.fill([batch, k], -1))
         out["open_start"] = _set(s["open_start"], at_new, opened_at)
+        if push_right:
+            out["open_inner"] = _set(s["open_inner"], at_new, tf.zeros([batch], tf.bool))
+            out["open_list"] = _set(s["open_list"], at_new, sp)
+            # The pushed node: in the slot above the parent, its one child the node just numbered.
+            at_pushed = tf.one_hot(parent + 1, n, True, False) & do_push[:, None]
+            out["open_label"] = _set(out["open_label"], at_pushed, tf.fill([batch], -1))
+            out["open_word"] = _set(out["open_word"], at_pushed, tf.fill([batch], -1))
+            out["open_count"] = _set(out["open_count"], at_pushed, tf.ones([batch], tf.int32))
+            out["open_height"] = _set(out["open_height"], at_pushed, height)
+            out["open_children"] = _set(out["open_children"], at_pushed,
+                                        tf.concat([count[:, None], tf.fill([batch, k - 1], -1)], 1))
+            out["open_start"] = _set(out["open_start"], at_pushed, start)
+            out["open_inner"] = _set(out["open_inner"], at_pushed, tf.ones([batch], tf.bool))
+            out["open_list"] = _set(out["open_list"], at_pushed, tf.gather(s["open_list"], safe_parent,
+                                                                           batch_dims=1))
+            if listops_mode:
+                out["open_operator"] = _set(out["open_operator"], at_pushed, tf.fill([batch], -1))
+                out["open_values"] = tf.where(at_pushed[:, :, None], 0, out["open_values"])
         if listops_mode:
             out["open_operator"] = _set(out["open_operator"], at_new, tf.fill([batch], -1))
             out["open_values"] = tf.where(at_new[:, :, None], 0, out["open_values"])
         out["count"] = count + tf.cast(do_emit, tf.int32) + tf.cast(do_fold, tf.int32)
-        out["sp"] = sp + tf.cast(do_open, tf.int32) - tf.cast(do_close, tf.int32)
+        out["sp"] = sp + tf.cast(do_open, tf.int32) - tf.cast(do_close, tf.int32) + tf.cast(do_push, tf.int32)
         out["done"] = s["done"] | (do_close & (sp == 1)) | (do_leaf & (sp == 0))
-        return t + 1, out
+        return t + tf.cast(~(do_close & closes_inner), tf.int32), out
 
     # The batch axis of the state may be static (a constant input) while the body's results are not: let it vary.
-    invariants = (tf.TensorShape([]), {key: tf.TensorShape([None]).concatenate(value.shape[1:])
+    invariants = (tf.TensorShape([None]), {key: tf.TensorShape([None]).concatenate(value.shape[1:])
                                        for key, value in state.items()})
-    _, s = tf.while_loop(lambda t, s: t < tf.shape(tokens)[1], body, (tf.constant(0), state),
+    _, s = tf.while_loop(lambda t, s: tf.reduce_any(t < width), body, (tf.zeros([batch], tf.int32), state),
                          shape_invariants=invariants)
     # A string that ended before its tree did: "(" never closed, or no tokens at all.
     unfinished = (s["error"] == 0) & ~s["done"]
     error = tf.where(unfinished, tf.where(s["sp"] > 0, _UNCLOSED, _EMPTY), s["error"])
     position = tf.where(unfinished, 0, s["position"])
     bad = error != 0
+    open_nodes = s["sp"]  # for the message of a list never closed: the new nodes of right-branching lists aside
+    if push_right:
+        open_nodes -= tf.reduce_sum(tf.cast(s["open_inner"] & (tf.range(n)[None, :] < s["sp"][:, None]), tf.int32),
+                                    axis=1)
     assertion = tf.debugging.Assert(
         ~tf.reduce_any(bad),
-        [tf.cond(tf.reduce_any(bad), lambda: _message(strings, source_tokens, error, position, s["sp"], n, k, name,
+        [tf.cond(tf.reduce_any(bad), lambda: _message(strings, source_tokens, error, position, open_nodes, n, k, name,
                                                                 _LISTOPS_MESSAGES if listops_mode else _MESSAGES),
                  lambda: tf.constant(""))])
     with tf.control_dependencies([assertion]):

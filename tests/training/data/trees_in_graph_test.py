@@ -174,7 +174,7 @@ def listops_examples(seed, count):
     return expressions + LISTOPS_HAND
 
 
-@pytest.mark.parametrize("binarize", [None, "left"])
+@pytest.mark.parametrize("binarize", [None, "left", "right"])
 def test_listops_binarized_and_spans_equal_the_python_path(binarize):
     """A few hundred generated expressions and the hand cases, parsed in a tf.function with binarize and spans:
     encode_batch of (trees.binarize of) listops.parse, same post-order numbering, inner nodes unlabelled, list
@@ -208,6 +208,25 @@ def test_listops_left_binarized_by_hand():
     np.testing.assert_array_equal(result["starts"][0], [0, 1, 0, 2, 0, 3, 0, -1])
     np.testing.assert_array_equal(result["ends"][0], [0, 1, 1, 2, 2, 3, 4, -1])
     assert int(result["roots"][0]) == 6
+
+
+def test_listops_right_binarized_by_hand():
+    """[MAX 2 9 0 ]: ([MAX (2 (9 0))), the new nodes numbered at the "]", innermost first; and a list as the last
+    argument of a list that is not the last argument of its own list, whose "]" closes new nodes and the list in
+    turn."""
+    result = trees_in_graph.parse_listops(tf.constant(["[MAX 2 9 0 ]", "[SM [MIN 1 [MAX 2 3 ] ] 4 ]"]),
+                                          table(LISTOPS_IDS, 0), 16, 2, binarize="right", spans=True)
+    np.testing.assert_array_equal(result["children"][0, :8], [[-1, -1], [-1, -1], [-1, -1], [-1, -1], [2, 3],
+                                                              [1, 4], [0, 5], [-1, -1]])
+    np.testing.assert_array_equal(result["labels"][0, :8], [-1, 2, 9, 0, -1, -1, 9, -1])
+    np.testing.assert_array_equal(result["heights"][0, :8], [0, 0, 0, 0, 1, 2, 3, -1])
+    np.testing.assert_array_equal(result["starts"][0, :8], [0, 1, 2, 3, 2, 1, 0, -1])
+    np.testing.assert_array_equal(result["ends"][0, :8], [0, 1, 2, 3, 3, 3, 4, -1])
+    # [SM, [MIN, 1, [MAX, 2, 3, (2 3), [MAX .. ], (1 [MAX ..]), [MIN .. ], 4, ([MIN ..] 4), [SM .. ]
+    np.testing.assert_array_equal(result["labels"][1, :14], [-1, -1, 1, -1, 2, 3, -1, 3, -1, 1, 4, -1, 5, -1])
+    np.testing.assert_array_equal(result["children"][1, 11:13], [[9, 10], [0, 11]])
+    np.testing.assert_array_equal(result["starts"][1, :13], [0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 8, 1, 0])
+    np.testing.assert_array_equal(result["ends"][1, :13], [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 8, 9])
 
 
 # (string, labelled, the token the message names or None for the end of the string, what the message says)
@@ -318,6 +337,29 @@ def test_malformed_listops_expressions_binarized(expression, max_nodes, token, w
     assert f"parse_listops: row 1, {token or 'at the end of the string'}: {what}" in message, message
 
 
+@pytest.mark.parametrize("expression,max_nodes,token,what", [
+    ("", 8, None, "no tokens"),
+    ("[MAX 2 ] 3", 8, "token 4 `3`", "a token after the end of the expression"),
+    ("] 3", 8, "token 1 `]`", "`]` closes no list"),
+    ("[MAX 2 [MIN 3", 8, None, "a list never closed; expected one more `]` for each (2 open)"),  # new nodes aside
+    ("[MAX [MIN ] 2 ]", 8, "token 3 `]`", "a list with no arguments"),
+    ("[MAX 2 x ]", 8, "token 3 `x`", "an unknown token"),
+    ("[MAX 2 3 ] ]", 8, "token 5 `]`", "a token after the end of the expression"),  # after the new node closed
+    # 7 nodes n-ary, 10 binarised: the push at `4` holds the 7th node open, and the list is the 8th.
+    ("[MAX 2 3 4 5 6 ]", 7, "token 4 `4`", "more nodes than max_nodes=7"),
+    # 8 nodes n-ary, 11 binarised: the push as [MIN closes (followed by 4) is the 10th node counted.
+    ("[MAX 1 [MIN 2 3 ] 4 ]", 9, "token 6 `]`", "more nodes than max_nodes=9"),
+])
+def test_malformed_listops_expressions_right_binarized(expression, max_nodes, token, what):
+    with pytest.raises(ValueError):
+        trees.encode_tree(trees.binarize(listops.parse(expression), how="right"), LISTOPS_IDS, max_nodes, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        tf.function(trees_in_graph.parse_listops)(tf.constant(["[SM 1 2 ]", expression, "[MAX 1 2 3 4 ]"]),
+                                                  table(LISTOPS_IDS, 0), max_nodes, 2, binarize="right")
+    message = error.value.message
+    assert f"parse_listops: row 1, {token or 'at the end of the string'}: {what}" in message, message
+
+
 def test_bad_arguments():
     lookup = table(VOCABULARY, OOV)
     with pytest.raises(ValueError, match="max_nodes must be a positive int, got 0"):
@@ -330,7 +372,8 @@ def test_bad_arguments():
         trees_in_graph.parse_bracketed(tf.constant([1]), lookup, 8, 2)
     with pytest.raises(TypeError, match="token_table_or_fn must be a tf.lookup table or a callable"):
         trees_in_graph.parse_bracketed(tf.constant(["(a)"]), VOCABULARY, 8, 2)
-    with pytest.raises(ValueError, match=r"binarize must be None \(the n-ary tree\) or 'left' .*got 'middle'"):
+    with pytest.raises(ValueError, match=r"binarize must be None \(the n-ary tree\), 'left' or 'right' .*got "
+                                         r"'middle'"):
         trees_in_graph.parse_listops(tf.constant(["3"]), lookup, 8, 2, binarize="middle")
     with pytest.raises(ValueError, match="max_children must be >= 2 for a binarised tree, got 1"):
         trees_in_graph.parse_listops(tf.constant(["3"]), lookup, 8, 1, binarize="left")
