@@ -1,12 +1,16 @@
 """Bracketed trees and ListOps expressions parsed inside the TensorFlow graph, into the batch format of
 `training.data.trees`, so that a tree model's SavedModel can take the tree as a string.
 
-`parse_bracketed(strings, table, max_nodes, max_children, labelled=...)` reads the layout of `trees.parse_tree` (the
-Stanford Sentiment Treebank's "(3 (2 It) (4 (2 's) (3 fine)))", or unlabelled "(It ('s fine))") and
-`parse_listops(strings, table, max_nodes, max_children)` the ListOps syntax of `training.data.listops`
-("[MAX 2 9 [MIN 4 7 ] 0 ]"); both return the dict of int32 tensors that `trees.encode_batch` returns for the same
-trees (words [B, N], children [B, N, K], heights [B, N], labels [B, N], roots [B]), with the static shapes
-[None, N(, K)], so that the tree layers and XLA see the shapes they were built for.
+`parse_bracketed(strings, table, max_nodes, max_children, labelled=..., spans=...)` reads the layout of
+`trees.parse_tree` (the Stanford Sentiment Treebank's "(3 (2 It) (4 (2 's) (3 fine)))", or unlabelled
+"(It ('s fine))") and `parse_listops(strings, table, max_nodes, max_children, binarize=..., spans=...)` the ListOps
+syntax of `training.data.listops` ("[MAX 2 9 [MIN 4 7 ] 0 ]"), as its n-ary tree or binarised ("left" or "right");
+both return the dict of int32 tensors that `trees.encode_batch` returns for the same trees (words [B, N], children
+[B, N, K], heights [B, N], labels [B, N], roots [B]), with the static shapes [None, N(, K)], so that the tree layers
+and XLA see the shapes they were built for. With `spans=True` two more [B, N] tensors, "starts" and "ends", give
+the part of the string each node covers (-1 for padding): its first and last leaf in a bracketed tree (as
+`trees.leaf_spans`), its first and last token in a ListOps expression (as `listops.token_spans`), so that a client
+can show what each node's label or prediction is about.
 
 How: the string is cut into tokens with TensorFlow string ops (parentheses spaced out by `tf.strings.regex_replace`,
 then `tf.strings.split` on whitespace), the words looked up in a `tf.lookup` table (unknown words get its default
@@ -16,12 +20,21 @@ tensors [B, N(, K)] (an open node's label, word, children so far and their large
 closes (a leaf when its word is read, in unlabelled trees), which is post-order. Only TensorFlow core ops are used
 (no `py_function`, no TensorFlow Text), so an export using them loads in stock TF Serving. String ops have no XLA
 kernels: the parse runs outside any `jit_compile=True` function, and the model after it can be compiled. Cost: one
-loop step per token of the batch's longest string, each step O(B N K) element-wise work.
+loop step per token of the batch's longest string (with `binarize="right"`, one more per node the binarisation
+adds), each step O(B N K) element-wise work.
 
 ListOps: an operator token ("[MAX") opens a list node and is that node's first child, a leaf (label -1, as
 `listops.parse` gives it None); a digit is a leaf labelled with its value; "]" closes the list, whose label is its
-value (MIN, MAX, SM, and MED as the released generator rounds it), computed in the graph from its children's labels
-when it closes. A lone digit is a tree of one leaf, as in `listops.parse`.
+value (MIN, MAX, SM, and MED as the released generator rounds it), computed in the graph when it closes from the
+counts of its arguments' values (each a digit) kept with the open list. A lone digit is a tree of one leaf, as in
+`listops.parse`. Binarised as `trees.binarize(listops.parse(e), how=...)` does it, in the same pass (the new nodes
+unlabelled, -1; the list's value on its outermost node): with "left", (((OP a1) a2) ... am), when a node is numbered
+as the second child of an open node and the next token does not close that node, the two children become those of
+a new node numbered next (the token after is a gather: all tokens are known up front); with "right",
+(OP (a1 (a2 ... (am-1 am)))), when a node is numbered while its parent has a child already and the next token does
+not close the parent, a new open node is pushed to hold it, and the list's "]" closes those new nodes, innermost
+first, before the list itself. With `binarize`, K = 2 suffices, and N must count the new nodes (one for each argument
+of a list but its last).
 
 Differences from the Python reader: words are separated by ASCII whitespace (`tf.strings.split`), where Python's
 also splits at other Unicode spaces; a label must fit in int32 (at most nine digits after leading zeros).
@@ -142,14 +155,17 @@ def parse_listops(strings, token_table_or_fn, max_nodes, max_children, binarize=
             whitespace, as `listops.parse` reads them).
         token_table_or_fn: as for `parse_bracketed`: maps the operator and digit tokens to their ids.
         max_nodes: N, the padded node count: the expression's number of operators and digits, at least (with
-            `binarize="left"`, plus one node for each argument of a list but its last).
+            `binarize`, plus one node for each argument of a list but its last).
         max_children: K: 1 + the most arguments of a list, at least (with `binarize`, at least 2).
         binarize: None for the n-ary tree of `listops.parse`; "left" for `trees.binarize(tree, how="left")` of it,
-            (((OP a1) a2) ... am): the inner nodes unlabelled (-1), the list's value on its outermost node.
+            (((OP a1) a2) ... am), the shape the binary tree models train on; "right" for `how="right"`,
+            (OP (a1 (a2 ... (am-1 am)))). The new (inner) nodes are unlabelled (-1), the list's value is on its
+            outermost node.
         spans: whether to add "starts" and "ends" [B, N]: the first and last token (from 0, among the expression's
             whitespace-separated tokens) that each node covers, as `listops.token_spans` gives them: a digit or
             operator leaf its own token, a list from its operator to its "]", an inner node of a binarised list
-            from the operator to the last token of its last argument; -1 for padding.
+            from its first token (with "left", the operator) to the last token of its last argument; -1 for
+            padding.
 
     Returns:
         dict of int32 tensors, equal to `trees.encode_batch` on `listops.parse(expression)` (binarised as asked) of
@@ -157,8 +173,8 @@ def parse_listops(strings, token_table_or_fn, max_nodes, max_children, binarize=
         operator leaves and inner nodes), roots (and starts, ends with `spans=True`).
 
     Raises:
-        As `parse_bracketed`; also ValueError for a `binarize` other than None or "left" (or "left" with
-        max_children < 2); when run, also an unknown token or a list without arguments.
+        As `parse_bracketed`; also ValueError for a `binarize` other than None, "left" or "right" (or a binarised
+        tree with max_children < 2); when run, also an unknown token or a list without arguments.
     """
     strings = _check_arguments(strings, token_table_or_fn, max_nodes, max_children, "parse_listops")
     if binarize not in (None, "left", "right"):
