@@ -437,3 +437,40 @@ def test_saved_model_in_both_loaders(tmp_path):
     with pytest.raises(ServingError) as error:
         servable.predict("serving_default", {"trees": np.array(bad, object)})
     assert error.value.code == "INVALID_ARGUMENT" and "parse_bracketed: row 1, at the end" in error.value.message
+
+
+class ListOpsParser(tf.Module):
+    """parse_listops binarised, with spans, as a SavedModel signature: what a ListOps export runs before its model."""
+
+    def __init__(self, binarize):
+        super().__init__()
+        self.table = table(LISTOPS_IDS, 0)
+        self.binarize = binarize
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="expressions")])
+    def parse(self, strings):
+        return trees_in_graph.parse_listops(strings, self.table, 32, 2, binarize=self.binarize, spans=True)
+
+
+@pytest.mark.parametrize("binarize", ["left", "right"])
+def test_listops_saved_model_in_both_loaders(tmp_path, binarize):
+    """Binarised with spans in a SavedModel: the Python path's arrays through tf.saved_model.load and TF Serving's
+    session loader, for a batch and an empty batch; a malformed expression fails with the row named."""
+    path = str(tmp_path / "listops_parser")
+    module = ListOpsParser(binarize)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.parse})
+    saved_model.assert_dense_signature_outputs(path)
+    assert not graph_op_types(path) & {"PyFunc", "EagerPyFunc", "PyFuncStateless", "NumpyFunction"}
+    expressions = ["[MAX 2 9 [MIN 4 7 ] 0 ]", "7", "[MED [SM 1 2 ] 3 [MIN 4 5 ] 8 ]", "[MAX 5 ]"]
+    parsed = [trees.binarize(listops.parse(expression), how=binarize) for expression in expressions]
+    expected = with_spans(trees.encode_batch(parsed, LISTOPS_IDS, 32, 2),
+                          [listops.token_spans(tree) for tree in parsed], 32)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    assert_batch_equal(signature(expressions=tf.constant(expressions)), expected)
+    assert_batch_equal(saved_model.load_with_session(path, {"expressions": np.array(expressions, object)}), expected)
+    empty = saved_model.load_with_session(path, {"expressions": np.array([], object)})
+    assert {key: value.shape for key, value in empty.items()} == {
+        "words": (0, 32), "children": (0, 32, 2), "heights": (0, 32), "labels": (0, 32), "roots": (0,),
+        "starts": (0, 32), "ends": (0, 32)}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"row 1, token 3 `\]`: a list with no arguments"):
+        saved_model.load_with_session(path, {"expressions": np.array(["[SM 1 ]", "[MAX [MIN ] 2 ]"], object)})
