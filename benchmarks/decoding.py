@@ -39,24 +39,13 @@ import keras  # noqa: E402
 
 import zoo  # noqa: E402
 from benchmarks import report  # noqa: E402
+from benchmarks import steps  # noqa: E402
 from training import tasks  # noqa: E402
 from zoo.decoding import beam_search  # noqa: E402
 from zoo.decoding import generate  # noqa: E402
 from zoo.decoding import gnmt_length_penalty  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 11, "Interleaved rounds.", lower_bound=1)
-flags.DEFINE_list("batch", ["1", "32"], "Batch sizes (sentences decoded per run): one table each.")
-flags.DEFINE_integer("max_length", 40, "Most tokens of a sentence of the language model (its task's "
-                     "max_new_tokens); a translation's is its task's decode_length.", lower_bound=1)
-flags.DEFINE_list("subjects", ["lm", "dates", "long"], "Models to decode with: lm (the LSTM language model), dates "
-                  "(the translation model on dates), long (the translation model on a longer sentence).")
-flags.DEFINE_integer("long_source", 100, "Source tokens of the longer sentence.", lower_bound=1)
-flags.DEFINE_integer("train_steps", 300, "Adam steps the translation model trains on dates before it decodes, so "
-                     "that its translations end with <eos> as a trained model's do (0: random weights).", lower_bound=0)
-flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
-flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
-
 VOCAB = 32  # the grammar corpus's vocabulary, as in benchmarks/language_models.py
 PAD, UNK, BOS, EOS, FIRST_WORD = 0, 1, 2, 3, 4
 BANNED = (PAD, UNK, BOS)
@@ -126,21 +115,13 @@ def translation_model(source):
     )
 
 
-def train(task, config, model, steps):
-    """`steps` Adam steps of the task's loss on batches of the training split (the preset's batch size, learning rate
+def train(task, config, model, count):
+    """`count` Adam steps of the task's loss on batches of the training split (the preset's batch size, learning rate
     and clipping), so that the model writes what a trained one writes: dates that end with <eos>."""
     (sources, target_in), target_out = task.split_data(config)["train"]
     batch = config["batch_size"]
-    optimizer = keras.optimizers.Adam(config["learning_rate"])
     model((tf.ones([1, 1], tf.int32), tf.ones([1, 1], tf.int32)))
-
-    @tf.function(reduce_retracing=True)
-    def step(inputs, targets):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(task.loss(config, targets, model(inputs, training=True)))
-        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
-        gradients, _ = tf.clip_by_global_norm(gradients, config["clip_global_norm"])
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    step = steps.train_step(task, config, model, reduce_retracing=True, dense_gradients=True)
 
     def padded(rows):
         out = np.zeros((len(rows), max(len(row) for row in rows)), "int32")
@@ -149,7 +130,7 @@ def train(task, config, model, steps):
         return tf.constant(out)
 
     rng = np.random.default_rng(0)
-    for _ in range(steps):
+    for _ in range(count):
         rows = rng.choice(len(sources), batch, replace=False)
         step((padded([sources[i] for i in rows]), padded([target_in[i] for i in rows])),
              padded([target_out[i] for i in rows]))
@@ -415,12 +396,7 @@ def section(results):
 
 
 def _make_bench():
-    defaults = all(FLAGS[name].value == FLAGS[name].default
-                   for name in ("rounds", "batch", "max_length", "subjects", "long_source", "train_steps"))
-    if not defaults:
-        return ""
-    return " (`make bench` runs these defaults, without --shared_machine)" if FLAGS.shared_machine else (
-        " (`make bench` runs these defaults)")
+    return report.make_bench_note(FLAGS, ("rounds", "batch", "max_length", "subjects", "long_source", "train_steps"))
 
 
 LOOPS = {"tf.function": "in-graph (tf.function)", "XLA": "in-graph (XLA)",
@@ -450,5 +426,23 @@ def main(argv):
     report.publish(section(results), FLAGS.output, "benchmarks.decoding")
 
 
+def define_flags():
+    """The command line's flags, defined when the module runs as a program (a test process imports several
+    benchmarks whose flags share names: --rounds, --batch, --output)."""
+    flags.DEFINE_integer("rounds", 11, "Interleaved rounds.", lower_bound=1)
+    flags.DEFINE_list("batch", ["1", "32"], "Batch sizes (sentences decoded per run): one table each.")
+    flags.DEFINE_integer("max_length", 40, "Most tokens of a sentence of the language model (its task's "
+                         "max_new_tokens); a translation's is its task's decode_length.", lower_bound=1)
+    flags.DEFINE_list("subjects", ["lm", "dates", "long"], "Models to decode with: lm (the LSTM language model), "
+                      "dates (the translation model on dates), long (the translation model on a longer sentence).")
+    flags.DEFINE_integer("long_source", 100, "Source tokens of the longer sentence.", lower_bound=1)
+    flags.DEFINE_integer("train_steps", 300, "Adam steps the translation model trains on dates before it decodes, so "
+                         "that its translations end with <eos> as a trained model's do (0: random weights).",
+                         lower_bound=0)
+    flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
+    flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
+
+
 if __name__ == "__main__":
+    define_flags()
     run(main)

@@ -394,12 +394,7 @@ def memory_explanation(memory):
 
 
 def _make_bench():
-    defaults = all(FLAGS[name].value == FLAGS[name].default
-                   for name in ("rounds", "steps", "length", "batch", "sizes", "grid", "xla"))
-    if not defaults:
-        return ""
-    return " (`make bench` runs these defaults, without --shared_machine)" if FLAGS.shared_machine else (
-        " (`make bench` runs these defaults)")
+    return report.make_bench_note(FLAGS, ("rounds", "steps", "length", "batch", "sizes", "grid", "xla"))
 
 
 def main(argv):

@@ -57,6 +57,16 @@ _PREAMBLE = ("# Performance\n\nEvery figure here is written by the benchmark nam
              "rerun it to refresh the numbers. Ratios compare runs in the same process.\n\n")
 
 
+def make_bench_note(flag_values, names):
+    """" (`make bench` runs these defaults...)" after a benchmark's command when the flags `names` of `flag_values`
+    (absl's FLAGS) all have their defaults, else ""; it says "without --shared_machine" when that flag is set."""
+    if not all(flag_values[name].value == flag_values[name].default for name in names):
+        return ""
+    if "shared_machine" in flag_values and flag_values.shared_machine:
+        return " (`make bench` runs these defaults, without --shared_machine)"
+    return " (`make bench` runs these defaults)"
+
+
 def write_section(path, section, name, preamble=_PREAMBLE):
     """Replaces (or appends) the section between `<!-- name -->` and `<!-- /name -->` in the Markdown file; a new
     file starts with `preamble`."""

@@ -260,12 +260,7 @@ def section(results):
 
 
 def _make_bench():
-    defaults = all(FLAGS[name].value == FLAGS[name].default
-                   for name in ("rounds", "steps", "sizes", "train_size"))
-    if not defaults:
-        return ""
-    return " (`make bench` runs these defaults, without --shared_machine)" if FLAGS.shared_machine else (
-        " (`make bench` runs these defaults)")
+    return report.make_bench_note(FLAGS, ("rounds", "steps", "sizes", "train_size"))
 
 
 def main(argv):

@@ -288,13 +288,8 @@ def _command():
              "graph_baseline", "rounds", "seed")
     parts = [f"--{name}={','.join(FLAGS[name].value) if isinstance(FLAGS[name].value, list) else FLAGS[name].value}"
              for name in names if FLAGS[name].value != FLAGS[name].default]
-    defaults = all(FLAGS[name].value == FLAGS[name].default for name in names)
     text = " ".join(["python -m benchmarks.trees", *parts, *(["--shared_machine"] if FLAGS.shared_machine else [])])
-    suffix = ""
-    if defaults:
-        suffix = (" (`make bench` runs these defaults, without --shared_machine)" if FLAGS.shared_machine
-                  else " (`make bench` runs these defaults)")
-    return f"`{text}`{suffix}"
+    return f"`{text}`{report.make_bench_note(FLAGS, names)}"
 
 
 def section(results, batch):

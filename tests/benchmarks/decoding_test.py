@@ -28,3 +28,14 @@ def test_an_unknown_subject_is_refused():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "--subjects must list subjects among" in result.stderr
+
+
+def test_importing_it_defines_no_flags():
+    # It defines its flags when it runs as a program (`define_flags`, under __main__): a test process imports it beside
+    # other benchmarks whose flags share its names (--rounds, --batch, --output).
+    from absl import flags
+
+    from benchmarks import decoding
+
+    assert flags.FLAGS.get_flags_for_module(decoding.__name__) == []
+    assert callable(decoding.define_flags)
