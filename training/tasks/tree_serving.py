@@ -42,11 +42,14 @@ class TreeServing(tf.Module):
         heights = batch["heights"]
         tallest = tf.reduce_max(tf.concat([heights, tf.zeros([tf.shape(heights)[0], 1], heights.dtype)], 1), axis=1)
         too_tall = tallest > self.max_height
-        row = tf.argmax(tf.cast(too_tall, tf.int32), output_type=tf.int32)
-        message = lambda: tf.strings.join([  # noqa: E731 - built only when a row is too tall
-            "tree too tall: row ", tf.strings.as_string(row), " has height ", tf.strings.as_string(tallest[row]),
-            f", more than max_height={self.max_height} (the model composes {self.max_height + 1} levels, leaves "
-            f"included, and would never reach its root); expected a tree of height at most {self.max_height}"])
+
+        def message():  # built only when a row is too tall (so never on an empty batch)
+            row = tf.argmax(tf.cast(too_tall, tf.int32), output_type=tf.int32)
+            return tf.strings.join([
+                "tree too tall: row ", tf.strings.as_string(row), " has height ", tf.strings.as_string(tallest[row]),
+                f", more than max_height={self.max_height} (the model composes {self.max_height + 1} levels, leaves "
+                f"included, and would never reach its root); expected a tree of height at most {self.max_height}"])
+
         assertion = tf.debugging.Assert(~tf.reduce_any(too_tall),
                                         [tf.cond(tf.reduce_any(too_tall), message, lambda: tf.constant(""))])
         with tf.control_dependencies([assertion]):
@@ -58,7 +61,12 @@ class TreeServing(tf.Module):
         "nodes" int32 [B]}."""
         inputs = {key: batch[key] for key in INPUT_KEYS}
         inputs["heights"] = self.checked_heights(batch)
-        logits = tf.cast(self.model(inputs, training=False), tf.float32)
+        # An empty request gives empty outputs without calling the model (its level-wise encoder gathers a spare
+        # row that an empty batch lacks).
+        logits = tf.cond(
+            tf.shape(inputs["words"])[0] > 0,
+            lambda: tf.cast(self.model(inputs, training=False), tf.float32),
+            lambda: tf.zeros([0, self.max_nodes, self.model.num_classes], tf.float32))
         roots = batch["roots"]
         root_logits = tf.gather(logits, roots, batch_dims=1)
         best = tf.argmax(logits, axis=-1, output_type=tf.int32)
