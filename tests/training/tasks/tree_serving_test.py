@@ -115,19 +115,36 @@ def listops_spans(expression, tree):
     return reference_spans(tree, positions, closes_lists=True)
 
 
-def assert_spans(outputs, expected_spans, nodes):
-    for row, spans in enumerate(expected_spans):
-        count = len(spans)
-        assert outputs["nodes"][row] == count
-        np.testing.assert_array_equal(outputs["starts"][row, :count], [s for s, _ in spans])
-        np.testing.assert_array_equal(outputs["ends"][row, :count], [e for _, e in spans])
-        assert np.all(outputs["starts"][row, count:] == -1) and np.all(outputs["ends"][row, count:] == -1)
-        assert outputs["starts"].shape[1] == nodes
-
-
 def chain(depth):
     """A ListOps expression of `depth` nested lists, each of two arguments: a tree of height `depth` (n-ary)."""
     return " ".join(["[MAX 1"] * depth + ["2"] + ["]"] * depth)
+
+
+def listops_expected(task, config, model, expressions):
+    """(the outputs of serving_default on `expressions`, computed with the Keras model on the trees parsed and encoded
+    in Python, spans from the Python trees; the encoded batch)."""
+    tree_list = model_trees(task, config, expressions)
+    batch, logits = keras_outputs(task, config, model, tree_list, TOKEN_IDS)
+    root_logits = logits[np.arange(len(tree_list)), batch["roots"]]
+    spans = [listops_spans(e, t) for e, t in zip(expressions, tree_list)]
+    return {"value": root_logits.argmax(-1), "probabilities": softmax(root_logits),
+            "node_values": np.where(batch["labels"] >= 0, logits.argmax(-1), -1),
+            "starts": padded([[s for s, _ in row] for row in spans], batch["words"].shape[1]),
+            "ends": padded([[e for _, e in row] for row in spans], batch["words"].shape[1]),
+            "nodes": batch["roots"] + 1}, batch
+
+
+def padded(rows, width):
+    return np.array([row + [-1] * (width - len(row)) for row in rows], np.int32)
+
+
+def assert_outputs(found, expected):
+    assert sorted(found) == sorted(expected)
+    for name, value in expected.items():
+        if np.asarray(value).dtype.kind == "f":
+            np.testing.assert_allclose(found[name], value, atol=1e-5, err_msg=name)
+        else:
+            np.testing.assert_array_equal(found[name], value, err_msg=name)
 
 
 # ListOps.
@@ -138,20 +155,12 @@ def test_listops_outputs_are_the_keras_models_in_both_loaders(listops_export):
     assert_dense_signature_outputs(path)
     examples = task.examples(config)["test"][:16] + [listops.generate(np.random.default_rng(1), max_depth=1)]
     expressions = [e.expression for e in examples] + ["7"]  # a lone digit is an expression too
-    tree_list = model_trees(task, config, expressions)
-    batch, logits = keras_outputs(task, config, model, tree_list, TOKEN_IDS)
-    roots = batch["roots"]
-    root_logits = logits[np.arange(len(roots)), roots]
-    nodes = task.serving_max_nodes(config)
-    assert nodes == 64  # the bucket of the largest tree of the small data (test lists of at most 60 tokens)
+    expected, batch = listops_expected(task, config, model, expressions)
+    assert batch["words"].shape[1] == 64  # N: the bucket of the largest tree of the small data (<= 60 tokens)
     for outputs in both_loaders(path, loaded, "expression", expressions):
-        np.testing.assert_allclose(outputs["probabilities"], softmax(root_logits), atol=1e-5)
-        np.testing.assert_array_equal(outputs["value"], root_logits.argmax(-1))
-        node_values = np.where(batch["labels"] >= 0, logits.argmax(-1), -1)
-        np.testing.assert_array_equal(outputs["node_values"], node_values)
-        assert outputs["node_values"].shape == (len(expressions), nodes)
-        assert_spans(outputs, [listops_spans(e, t) for e, t in zip(expressions, tree_list)], nodes)
+        assert_outputs(outputs, expected)
     # Every node with a value has one in the output, and only those: lists and digits, not operators.
+    tree_list = model_trees(task, config, expressions)
     digits_and_lists = [[node.label is not None for node in trees.postorder(tree)] for tree in tree_list]
     assert [list(row[:len(has)] >= 0) for row, has in zip(outputs["node_values"], digits_and_lists)] == \
         digits_and_lists
@@ -244,6 +253,19 @@ def sentiment_spans(tree):
     return reference_spans(tree, range(len(trees.leaves(tree))), closes_lists=False)
 
 
+def sentiment_expected(task, config, model, tree_list):
+    """The outputs of the sentiment signatures on `tree_list`, computed with the Keras model on the trees encoded in
+    Python (words missing from the vocabulary: <unk>), spans from the Python trees; and the encoded batch."""
+    batch, logits = keras_outputs(task, config, model, tree_list, task.data(config).vocabulary, unknown_id=1)
+    root_logits = logits[np.arange(len(tree_list)), batch["roots"]]
+    spans = [sentiment_spans(tree) for tree in tree_list]
+    return {"label": root_logits.argmax(-1), "probabilities": softmax(root_logits),
+            "node_labels": np.where(batch["heights"] >= 0, logits.argmax(-1), -1),
+            "starts": padded([[s for s, _ in row] for row in spans], batch["words"].shape[1]),
+            "ends": padded([[e for _, e in row] for row in spans], batch["words"].shape[1]),
+            "nodes": batch["roots"] + 1}, batch
+
+
 @pytest.mark.slow
 def test_sentiment_outputs_are_the_keras_models_in_both_loaders_and_signatures(sentiment_export):
     task, config, model, path, loaded = sentiment_export
@@ -256,24 +278,16 @@ def test_sentiment_outputs_are_the_keras_models_in_both_loaders_and_signatures(s
     chosen, unlabelled, labelled = (chosen + [extra], unlabelled + ["(zorblax (Superb fine))"],
                                     labelled + [trees.format_tree(extra)])
     assert "Superb" not in data.vocabulary and "zorblax" not in data.vocabulary
-    batch, logits = keras_outputs(task, config, model, chosen, data.vocabulary, unknown_id=1)
+    expected, batch = sentiment_expected(task, config, model, chosen)
     assert np.sum(batch["words"] == 1) == 3  # zorblax, Superb, fine
-    roots = batch["roots"]
-    root_logits = logits[np.arange(len(roots)), roots]
-    nodes = task.serving_max_nodes(config)
-    runs_of = [both_loaders(path, loaded, "tree", unlabelled),
-               both_loaders(path, loaded, "tree", labelled, signature="labelled_tree")]
-    for outputs in runs_of[0] + runs_of[1]:
-        np.testing.assert_allclose(outputs["probabilities"], softmax(root_logits), atol=1e-5)
-        np.testing.assert_array_equal(outputs["label"], root_logits.argmax(-1))
-        np.testing.assert_array_equal(outputs["node_labels"], np.where(batch["heights"] >= 0, logits.argmax(-1), -1))
-        assert_spans(outputs, [sentiment_spans(tree) for tree in chosen], nodes)
+    for outputs in (both_loaders(path, loaded, "tree", unlabelled)
+                    + both_loaders(path, loaded, "tree", labelled, signature="labelled_tree")):
+        assert_outputs(outputs, expected)
     # The labelled signature reads a one-word tree exactly as training does.
     leaf = next(tree for tree in data.trees["test"] if tree.is_leaf)
-    batch, logits = keras_outputs(task, config, model, [leaf], data.vocabulary, unknown_id=1)
+    expected, _ = sentiment_expected(task, config, model, [leaf])
     for outputs in both_loaders(path, loaded, "tree", [trees.format_tree(leaf)], signature="labelled_tree"):
-        np.testing.assert_allclose(outputs["probabilities"][0], softmax(logits[0, 0]), atol=1e-5)
-        assert outputs["nodes"][0] == 1
+        assert_outputs(outputs, expected)
 
 
 @pytest.mark.slow
@@ -344,6 +358,7 @@ def serve_and_check(path, name, input_name, texts, expected, bad_text, bad_messa
         return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
 
     def check(outputs, rows):
+        assert sorted(outputs) == sorted(expected)
         for key, value in expected.items():
             found = np.asarray(outputs[key])
             if value.dtype.kind == "f":
@@ -393,16 +408,15 @@ def processed_batches(server, name):
 
 @pytest.mark.slow
 def test_listops_served_over_rest_and_grpc_with_batching(listops_export):
-    task, config, _, path, loaded = listops_export
+    task, config, model, path, _ = listops_export
     expressions = [e.expression for e in task.examples(config)["test"][:8]]
-    expected = {k: v.numpy() for k, v in loaded.signatures["serving_default"](
-        expression=tf.constant(expressions)).items()}
+    expected, _ = listops_expected(task, config, model, expressions)
     serve_and_check(path, "listops", "expression", expressions, expected, chain(5), "tree too tall")
 
 
 @pytest.mark.slow
 def test_sentiment_served_over_rest_and_grpc_with_batching(sentiment_export):
-    task, config, _, path, loaded = sentiment_export
-    _, unlabelled, _ = sentiment_texts(task, config, 8)
-    expected = {k: v.numpy() for k, v in loaded.signatures["serving_default"](tree=tf.constant(unlabelled)).items()}
+    task, config, model, path, _ = sentiment_export
+    chosen, unlabelled, _ = sentiment_texts(task, config, 8)
+    expected, _ = sentiment_expected(task, config, model, chosen)
     serve_and_check(path, "sentiment_trees", "tree", unlabelled, expected, "(good movie", "unbalanced parentheses")
