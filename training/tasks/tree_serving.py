@@ -42,13 +42,14 @@ class TreeServing(tf.Module):
         heights = batch["heights"]
         tallest = tf.reduce_max(tf.concat([heights, tf.zeros([tf.shape(heights)[0], 1], heights.dtype)], 1), axis=1)
         too_tall = tallest > self.max_height
+        limit = (f", more than max_height={self.max_height} (the model composes {self.max_height + 1} levels, leaves "
+                 f"included, and would never reach its root); expected a tree of height at most {self.max_height}")
 
         def message():  # built only when a row is too tall (so never on an empty batch)
             row = tf.argmax(tf.cast(too_tall, tf.int32), output_type=tf.int32)
             return tf.strings.join([
                 "tree too tall: row ", tf.strings.as_string(row), " has height ", tf.strings.as_string(tallest[row]),
-                f", more than max_height={self.max_height} (the model composes {self.max_height + 1} levels, leaves "
-                f"included, and would never reach its root); expected a tree of height at most {self.max_height}"])
+                limit])
 
         assertion = tf.debugging.Assert(~tf.reduce_any(too_tall),
                                         [tf.cond(tf.reduce_any(too_tall), message, lambda: tf.constant(""))])

@@ -317,13 +317,15 @@ def test_sentiment_bad_input_fails_with_invalid_argument_naming_the_problem(sent
     task, config, _, path, loaded = sentiment_export
     nodes, height = task.serving_max_nodes(config), task.data(config).max_height
     cases = [
-        ("serving_default", "(good (movie)", "parse_bracketed: row 1, at the end of the string: unbalanced parentheses"),
+        ("serving_default", "(good (movie)",
+         "parse_bracketed: row 1, at the end of the string: unbalanced parentheses"),
         ("serving_default", "good movie", "parse_bracketed: row 1, token 1 `good`: a word outside the tree"),
         ("serving_default", "(a b c)", "a node of more than max_children=2 children"),
         ("serving_default", right_chain(["good"] * (nodes // 2 + 1)), f"more nodes than max_nodes={nodes}"),
         ("serving_default", right_chain(["good"] * (height + 2)),
          f"tree too tall: row 1 has height {height + 1}, more than max_height={height}"),
-        ("labelled_tree", "(3 (2 good) (x movie))", "parse_bracketed: row 1, token 8 `x`: a label that is not an integer"),
+        ("labelled_tree", "(3 (2 good) (x movie))",
+         "parse_bracketed: row 1, token 8 `x`: a label that is not an integer"),
     ]
     assert 2 * (height + 2) - 1 <= nodes  # the tall tree fits the node limit: its height is what fails
     for signature, text, message in cases:
