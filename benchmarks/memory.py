@@ -42,6 +42,7 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 from benchmarks import report  # noqa: E402
+from benchmarks import steps  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -119,41 +120,6 @@ def build(model, model_options, inputs):
     return task, config, built
 
 
-def train_step(task, config, model, jit_compile):
-    """The train step every run takes: the task's loss, the global-norm clip and Adam at the config's values."""
-    optimizer = keras.optimizers.Adam(config["learning_rate"])
-
-    @tf.function(jit_compile=jit_compile)
-    def step(inputs, targets):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = tf.reduce_mean(task.loss(config, targets, logits))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        gradients, _ = tf.clip_by_global_norm(gradients, config["clip_global_norm"])
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    return step
-
-
-# Graph nodes that do no work at run time: they are left out of the count of a loop body's ops.
-FREE_OPS = ("Const", "Identity", "NoOp")
-
-
-def loop_ops(step, inputs, targets):
-    """(forward, backward): the ops of the train step's recurrent loop, in its forward body (with the pushes of what
-    the gradient needs) and in its gradient's body; `Const`, `Identity` and `NoOp` left out. Raises ValueError unless
-    the graph holds exactly one loop and its gradient."""
-    library = step.get_concrete_function(inputs, targets).graph.as_graph_def().library.function
-    bodies = {f.signature.name: sum(node.op not in FREE_OPS for node in f.node_def) for f in library
-              if "while_body" in f.signature.name}
-    backward = [count for name, count in bodies.items() if "_grad_" in name]
-    forward = [count for name, count in bodies.items() if "_grad_" not in name and name.endswith("_rewritten")]
-    if len(forward) != 1 or len(backward) != 1:
-        raise ValueError(f"expected one recurrent loop body and one gradient body, got {sorted(bodies)}")
-    return forward[0], backward[0]
-
-
 def loop_pushes(step, inputs, targets):
     """[(shape, bytes)]: what the train step's recurrent loop pushes, every time step, for its gradient (the
     `TensorListPushBack` ops of its forward body): the tensors backpropagation through time keeps, per step. Raises
@@ -188,7 +154,7 @@ def measure_speed(inputs, targets):
     runs, results = {}, {}
     for name, model_name, options, jit_compile in speed_runs():
         task, config, model = build(model_name, options, inputs)
-        step = train_step(task, config, model, jit_compile)
+        step = steps.train_step(task, config, model, jit_compile=jit_compile)
 
         def timed(step=step):
             for _ in range(FLAGS.steps):
@@ -198,7 +164,7 @@ def measure_speed(inputs, targets):
         print(f"  tracing {name}{' (XLA)' if jit_compile else ''}...", flush=True)
         timed()  # trace (and compile) and warm up
         entry = results[name, jit_compile] = {"wall": [], "cpu": [], "parameters": model.count_params(),
-                                              "ops": None if jit_compile else loop_ops(step, inputs, targets)}
+                                              "ops": None if jit_compile else steps.loop_ops(step, inputs, targets)}
 
         def timed_with_cpu(timed=timed, cpu=entry["cpu"]):
             start = time.process_time()
@@ -233,21 +199,21 @@ def reset_resident_peak():
     return _status_kib("VmRSS") * 1024
 
 
-def measure_memory_here(n, m, batch, length, steps):
+def measure_memory_here(n, m, batch, length, timed_steps):
     """Measures one configuration in this process (a fresh one). Returns {"tf_peak": bytes, "rss_growth": bytes,
     "seconds_per_step": float, "parameters": int, "time_steps": T, "kept_per_step": bytes, "memory_sized_per_step":
     int}: the allocator's peak and the resident peak, both counted from just before the model is built, after a
-    traced step and `steps` timed ones; what the loop keeps for the gradient per time step (`loop_pushes`), and how
-    many of those tensors are the memory's size (batch x N x M numbers)."""
+    traced step and `timed_steps` timed ones; what the loop keeps for the gradient per time step (`loop_pushes`), and
+    how many of those tensors are the memory's size (batch x N x M numbers)."""
     inputs, targets = copy_batch(batch, length)
     tf.config.experimental.reset_memory_stats("CPU:0")
     current_before = tf.config.experimental.get_memory_info("CPU:0")["current"]
     rss_before = reset_resident_peak()
     task, config, model = build("ntm_copy", {"memory_size": n, "memory_width": m}, inputs)
-    step = train_step(task, config, model, False)
+    step = steps.train_step(task, config, model, jit_compile=False)
     float(step(inputs, targets))  # trace and warm up
     seconds = []
-    for _ in range(steps):
+    for _ in range(timed_steps):
         start = time.perf_counter()
         float(step(inputs, targets))
         seconds.append(time.perf_counter() - start)

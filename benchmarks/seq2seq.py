@@ -41,17 +41,24 @@ import keras  # noqa: E402
 
 import zoo  # noqa: E402
 from benchmarks import report  # noqa: E402
+from benchmarks import steps  # noqa: E402
 from benchmarks.keras_seq2seq import KerasSeq2Seq  # noqa: E402
 from training import tasks  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("rounds", 7, "Interleaved rounds; figures are medians over rounds.", lower_bound=1)
-flags.DEFINE_integer("steps", 10, "Training steps per timed run (each on its own batch).", lower_bound=1)
-flags.DEFINE_list("sizes", ["dates", "files"], "Model sizes to measure: dates (the presets' own), files.")
-flags.DEFINE_integer("train_size", 2000, "Pairs of the dates corpus's training split to draw batches from.",
-                     lower_bound=1)
-flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
-flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
+
+
+def define_flags():
+    """The command's flags, defined when it runs as a program (not on import), so that a test process imports
+    its functions beside other benchmarks whose flags share names."""
+    flags.DEFINE_integer("rounds", 7, "Interleaved rounds; figures are medians over rounds.", lower_bound=1)
+    flags.DEFINE_integer("steps", 10, "Training steps per timed run (each on its own batch).", lower_bound=1)
+    flags.DEFINE_list("sizes", ["dates", "files"], "Model sizes to measure: dates (the presets' own), files.")
+    flags.DEFINE_integer("train_size", 2000, "Pairs of the dates corpus's training split to draw batches from.",
+                         lower_bound=1)
+    flags.DEFINE_bool("shared_machine", False, "Say in the section that other jobs shared the machine during the run.")
+    flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose section is rewritten; empty: none.")
+
 
 TARGET = 1.1
 # The model's size options per size name (a `tiny` size keeps the benchmark's own test fast).
@@ -126,42 +133,6 @@ def models(task, config, size, preset, input_feeding):
     return ours, theirs
 
 
-def train_step(task, config, model):
-    """The train step both models run: the task's loss, the global-norm clip and Adam at the config's values."""
-    optimizer = keras.optimizers.Adam(config["learning_rate"])
-
-    @tf.function(reduce_retracing=True)
-    def step(inputs, targets):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = tf.reduce_mean(task.loss(config, targets, logits))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        gradients = [tf.convert_to_tensor(g) for g in gradients]
-        gradients, _ = tf.clip_by_global_norm(gradients, config["clip_global_norm"])
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    return step
-
-
-# Graph nodes that do no work at run time: they are left out of the count of a loop body's ops.
-FREE_OPS = ("Const", "Identity", "NoOp")
-
-
-def decoder_loop_ops(step, inputs, targets):
-    """(forward, backward): how many ops one decoder step runs in the train step's graph, in the forward loop body
-    (as rewritten for the backward pass, with its pushes of what the gradient needs) and in its gradient's body; the
-    graphs' `Const`, `Identity` and `NoOp` nodes left out."""
-    library = step.get_concrete_function(inputs, targets).graph.as_graph_def().library.function
-    bodies = {f.signature.name: sum(node.op not in FREE_OPS for node in f.node_def) for f in library
-              if "decoder" in f.signature.name and "while_body" in f.signature.name}
-    forward = [count for name, count in bodies.items() if name.endswith("_rewritten")]
-    backward = [count for name, count in bodies.items() if "_grad_" in name]
-    if len(forward) != 1 or len(backward) != 1:
-        raise ValueError(f"expected one decoder loop body and one gradient body, got {sorted(bodies)}")
-    return forward[0], backward[0]
-
-
 def check_same_function(ours, theirs, inputs):
     """The Keras model, given the zoo model's weights, must give the zoo model's logits: both do the same work."""
     theirs.copy_weights_from(ours)
@@ -171,7 +142,7 @@ def check_same_function(ours, theirs, inputs):
 
 def measure(size):
     """({(pair name, "zoo" or "keras"): [seconds per round]}, the same in process CPU seconds, {(pair name, side):
-    the decoder step's ops (see `decoder_loop_ops`)}, the real target tokens of one run), at one size."""
+    the decoder step's ops (see `steps.loop_ops`)}, the real target tokens of one run), at one size."""
     task, config = task_config()
     data, tokens = batches(config, FLAGS.steps)
     runs, cpu, loop_ops = {}, {}, {}
@@ -182,7 +153,7 @@ def measure(size):
         if not input_feeding:
             check_same_function(ours, theirs, data[0][0])
         for side, model in (("zoo", ours), ("keras", theirs)):
-            step = train_step(task, config, model)
+            step = steps.train_step(task, config, model, reduce_retracing=True, dense_gradients=True)
 
             def timed(step=step):
                 for inputs, targets in data:
@@ -191,7 +162,7 @@ def measure(size):
 
             timed()  # trace (each batch length, then one trace for any length) and warm up
             timed()
-            loop_ops[name, side] = decoder_loop_ops(step, *data[0])
+            loop_ops[name, side] = steps.loop_ops(step, *data[0], loop="decoder")
             cpu[name, side] = []
 
             def timed_with_cpu(timed=timed, seconds=cpu[name, side]):
@@ -317,4 +288,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run(main)

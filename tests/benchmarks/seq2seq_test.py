@@ -33,3 +33,14 @@ def test_an_unknown_size_is_refused():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "--sizes must list sizes among" in result.stderr
+
+
+def test_importing_it_defines_no_flags():
+    # It defines its flags when it runs as a program (`define_flags`, under __main__): a test process imports it beside
+    # other benchmarks whose flags share its names (--rounds, --steps, --output).
+    from absl import flags
+
+    from benchmarks import seq2seq
+
+    assert flags.FLAGS.get_flags_for_module(seq2seq.__name__) == []
+    assert callable(seq2seq.define_flags)

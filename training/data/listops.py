@@ -175,6 +175,43 @@ def to_expression(tree):
     return " ".join([operator.word] + [to_expression(argument) for argument in arguments] + [END])
 
 
+def token_spans(tree):
+    """The first and last token (positions from 0 among the expression's tokens, as `str.split` cuts them) that
+    every node of `tree` covers, in post-order.
+
+    `tree` is in this module's form (`parse`), or that form binarised by `trees.binarize` without `inherit_label`:
+    a leaf (operator or digit) covers its own token; a labelled internal node is a list, covering its children's
+    tokens and its "]" after them; an unlabelled internal node is a node that binarisation added inside a list,
+    covering its children's tokens (e.g. in `((([MAX 2) 9) 0)`, the node over "[MAX 2 9": from the operator to the
+    last token of its last argument).
+
+    Returns:
+        list of (first, last) int pairs, item i for `trees.postorder(tree)[i]`.
+    """
+    spans = []
+    count = 0  # the tokens met so far: post-order meets the leaves, and each list's "]" after its children
+    stack = [[tree, 0, None]]  # node, next child to visit, the first token of its first child (once known)
+    while stack:
+        frame = stack[-1]
+        node = frame[0]
+        if not node.is_leaf and frame[1] < len(node.children):
+            frame[1] += 1
+            stack.append([node.children[frame[1] - 1], 0, None])
+            continue
+        stack.pop()
+        if node.is_leaf:
+            span = (count, count)
+        elif node.label is None:
+            span = (frame[2], count - 1)  # its last child ended at the last token met
+        else:
+            span = (frame[2], count)  # and its "]"
+        count += node.is_leaf or node.label is not None
+        spans.append(span)
+        if stack and stack[-1][2] is None:  # the first child of its parent to finish is the first child
+            stack[-1][2] = span[0]
+    return spans
+
+
 def depth(tree):
     """The bracket nesting of a tree in this module's form: 0 for a digit, 1 for a list of digits."""
     if tree.is_leaf:

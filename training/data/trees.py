@@ -287,6 +287,25 @@ def leaves(tree):
     return [node.word for node in postorder(tree) if node.is_leaf]
 
 
+def leaf_spans(tree):
+    """The first and last leaf under every node of `tree`, in post-order: leaves numbered from 0, left to right.
+
+    Returns:
+        list of (first, last) int pairs, item i for `postorder(tree)[i]`: (j, j) for the leaf j, and for an internal
+        node its first child's first and its last child's last, so that `leaves(tree)[first:last + 1]` are its
+        words.
+    """
+    spans = []
+    count = 0  # the leaves met so far: post-order meets them left to right
+    for node, child_indices in _numbered(tree):
+        if node.is_leaf:
+            spans.append((count, count))
+            count += 1
+        else:
+            spans.append((spans[child_indices[0]][0], spans[child_indices[-1]][1]))
+    return spans
+
+
 def binarize(tree, how="right", *, collapse_unary=False, inherit_label=False):
     """`tree` with every node of more than two children replaced by a chain of binary nodes.
 

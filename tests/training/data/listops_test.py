@@ -76,6 +76,34 @@ def test_generated_values_agree_with_the_string_evaluator_at_every_node():
                 assert item.label == listops.evaluate(listops.to_expression(item))
 
 
+def test_token_spans_of_the_tree_and_of_its_binarised_forms():
+    expression = "[MED [SM 1 2 ] 3 [MIN 4 5 ] ]"  # tokens 0..10
+    tree = listops.parse(expression)
+    assert listops.token_spans(tree) == [(0, 0), (1, 1), (2, 2), (3, 3), (1, 4), (5, 5), (6, 6), (7, 7), (8, 8),
+                                         (6, 9), (0, 10)]
+    # Left: [SM 1 2 ] is ((SM 1) 2), its inner node "[SM 1" (1, 2); the list's inner nodes "[MED [SM 1 2 ]" (0, 4)
+    # and "[MED [SM 1 2 ] 3" (0, 5), from the operator to the last token of the last argument.
+    assert listops.token_spans(trees.binarize(tree, how="left")) == [
+        (0, 0), (1, 1), (2, 2), (1, 2), (3, 3), (1, 4), (0, 4), (5, 5), (0, 5), (6, 6), (7, 7), (6, 7), (8, 8),
+        (6, 9), (0, 10)]
+    assert listops.token_spans(trees.binarize(tree, how="right"))[-4:] == [(6, 9), (5, 9), (1, 9), (0, 10)]
+    assert listops.token_spans(listops.parse("7")) == [(0, 0)]
+    for example in listops.generate_many(np.random.default_rng(1), 200, max_depth=6, max_args=5):
+        tokens = example.expression.split()
+        spans = listops.token_spans(example.tree)
+        assert spans[-1] == (0, len(tokens) - 1)
+        for item, (first, last) in zip(trees.postorder(example.tree), spans):
+            covered = " ".join(tokens[first:last + 1])
+            assert covered == (item.word if item.is_leaf else listops.to_expression(item))
+        for how in ("left", "right"):
+            binary = trees.binarize(example.tree, how=how)
+            for item, (first, last) in zip(trees.postorder(binary), listops.token_spans(binary)):
+                # The leaves under a node are its tokens but the "]"s, which lists (labelled nodes) end with.
+                assert trees.leaves(item) == [token for token in tokens[first:last + 1] if token != listops.END]
+                if not item.is_leaf and item.label is not None:
+                    assert tokens[last] == listops.END
+
+
 def test_generation_is_reproducible_from_the_seed():
     def draw(seed):
         return [e.expression for e in listops.generate_many(np.random.default_rng(seed), 50, max_depth=5)]

@@ -53,8 +53,17 @@ def respace(text, rng):
 
 
 @tf.function
-def parse_in_graph(strings, lookup, max_nodes, max_children, labelled):
-    return trees_in_graph.parse_bracketed(strings, lookup, max_nodes, max_children, labelled=labelled)
+def parse_in_graph(strings, lookup, max_nodes, max_children, labelled, spans=False):
+    return trees_in_graph.parse_bracketed(strings, lookup, max_nodes, max_children, labelled=labelled, spans=spans)
+
+
+def with_spans(batch, spans, max_nodes):
+    """`batch` (encode_batch's dict) with "starts" and "ends" [B, N] from each tree's reference spans, -1 padded."""
+    starts = np.full([len(spans), max_nodes], -1, np.int32)
+    ends = np.full([len(spans), max_nodes], -1, np.int32)
+    for row, pairs in enumerate(spans):
+        starts[row, :len(pairs)], ends[row, :len(pairs)] = zip(*pairs)
+    return dict(batch, starts=starts, ends=ends)
 
 
 def assert_batch_equal(result, expected):
@@ -93,6 +102,9 @@ def test_random_trees_equal_encode_batch(labelled, shape):
         result = parse_in_graph(tf.constant(strings), lookup, max_nodes, max_children, labelled)
         assert result["words"].shape.as_list() == [size, max_nodes]
         assert_batch_equal(result, expected)
+        # With spans: each node's first and last leaf, as trees.leaf_spans gives them.
+        result = parse_in_graph(tf.constant(strings), lookup, max_nodes, max_children, labelled, spans=True)
+        assert_batch_equal(result, with_spans(expected, [trees.leaf_spans(tree) for tree in batch], max_nodes))
 
 
 def test_sst_lines_labels_and_a_callable_for_ids():
@@ -143,6 +155,78 @@ def test_listops_expressions_equal_the_encoding_of_listops_parse():
     assert_batch_equal(result, expected)
     roots = result["labels"].numpy()[np.arange(len(expressions)), result["roots"].numpy()]
     np.testing.assert_array_equal(roots, [listops.evaluate(expression) for expression in expressions])
+
+
+# Hand cases: one argument, a lone digit, nested lists as the first and the last argument, a list of many arguments.
+LISTOPS_HAND = ["[MAX 5 ]", "7", "[MIN [MAX 1 2 ] 3 [SM 4 5 ] ]", "[MED [MAX [MIN 1 2 3 ] 4 ] [SM 5 [MIN 6 7 ] ] ]",
+                "[SM [MED 3 ] ]", "[MED 9 0 9 0 1 2 8 ]", " [MAX  2\t9 ] "]
+
+
+def listops_examples(seed, count):
+    """`count` seeded expressions of depths 1..7 (some forced deep) and 2..5 arguments, then the hand cases."""
+    rng = np.random.default_rng(seed)
+    expressions = []
+    for index in range(count):
+        max_depth, max_args = 1 + index % 7, 2 + index % 4
+        example = listops.generate(rng, max_depth=max_depth, max_args=max_args, min_depth=max_depth if index % 3 == 0
+                                   else 1)
+        expressions.append(example.expression)
+    return expressions + LISTOPS_HAND
+
+
+@pytest.mark.parametrize("binarize", [None, "left", "right"])
+def test_listops_binarized_and_spans_equal_the_python_path(binarize):
+    """A few hundred generated expressions and the hand cases, parsed in a tf.function with binarize and spans:
+    encode_batch of (trees.binarize of) listops.parse, same post-order numbering, inner nodes unlabelled, list
+    values on the lists' outermost nodes, heights; and each node's first and last token, as listops.token_spans."""
+    expressions = listops_examples(21, 300)
+    parsed = [listops.parse(expression) for expression in expressions]
+    assert max(listops.depth(tree) for tree in parsed) == 7
+    if binarize:
+        parsed = [trees.binarize(tree, how=binarize) for tree in parsed]
+    max_nodes = trees.bucket(max(len(trees.postorder(tree)) for tree in parsed))
+    max_children = 2 if binarize else 8  # [MED 9 0 9 0 1 2 8 ]: 7 arguments
+    expected = trees.encode_batch(parsed, LISTOPS_IDS, max_nodes, max_children)
+    expected = with_spans(expected, [listops.token_spans(tree) for tree in parsed], max_nodes)
+    parse = tf.function(trees_in_graph.parse_listops)
+    lookup = table(LISTOPS_IDS, 0)
+    for rows in (slice(0, 1), slice(0, 150), slice(150, None)):  # batches of different sizes and widths
+        result = parse(tf.constant(expressions[rows]), lookup, max_nodes, max_children, binarize=binarize, spans=True)
+        assert_batch_equal(result, {key: value[rows] for key, value in expected.items()})
+    roots = result["labels"].numpy()[np.arange(len(result["roots"])), result["roots"].numpy()]
+    np.testing.assert_array_equal(roots, [listops.evaluate(expression) for expression in expressions[150:]])
+
+
+def test_listops_left_binarized_by_hand():
+    """[MAX 2 9 0 ]: ((([MAX 2) 9) 0), each inner node numbered right after its last argument."""
+    result = trees_in_graph.parse_listops(tf.constant(["[MAX 2 9 0 ]"]), table(LISTOPS_IDS, 0), 8, 2,
+                                          binarize="left", spans=True)
+    np.testing.assert_array_equal(result["children"][0], [[-1, -1], [-1, -1], [0, 1], [-1, -1], [2, 3], [-1, -1],
+                                                          [4, 5], [-1, -1]])
+    np.testing.assert_array_equal(result["labels"][0], [-1, 2, -1, 9, -1, 0, 9, -1])
+    np.testing.assert_array_equal(result["heights"][0], [0, 0, 1, 0, 2, 0, 3, -1])
+    np.testing.assert_array_equal(result["starts"][0], [0, 1, 0, 2, 0, 3, 0, -1])
+    np.testing.assert_array_equal(result["ends"][0], [0, 1, 1, 2, 2, 3, 4, -1])
+    assert int(result["roots"][0]) == 6
+
+
+def test_listops_right_binarized_by_hand():
+    """[MAX 2 9 0 ]: ([MAX (2 (9 0))), the new nodes numbered at the "]", innermost first; and a list as the last
+    argument of a list that is not the last argument of its own list, whose "]" closes new nodes and the list in
+    turn."""
+    result = trees_in_graph.parse_listops(tf.constant(["[MAX 2 9 0 ]", "[SM [MIN 1 [MAX 2 3 ] ] 4 ]"]),
+                                          table(LISTOPS_IDS, 0), 16, 2, binarize="right", spans=True)
+    np.testing.assert_array_equal(result["children"][0, :8], [[-1, -1], [-1, -1], [-1, -1], [-1, -1], [2, 3],
+                                                              [1, 4], [0, 5], [-1, -1]])
+    np.testing.assert_array_equal(result["labels"][0, :8], [-1, 2, 9, 0, -1, -1, 9, -1])
+    np.testing.assert_array_equal(result["heights"][0, :8], [0, 0, 0, 0, 1, 2, 3, -1])
+    np.testing.assert_array_equal(result["starts"][0, :8], [0, 1, 2, 3, 2, 1, 0, -1])
+    np.testing.assert_array_equal(result["ends"][0, :8], [0, 1, 2, 3, 3, 3, 4, -1])
+    # [SM, [MIN, 1, [MAX, 2, 3, (2 3), [MAX .. ], (1 [MAX ..]), [MIN .. ], 4, ([MIN ..] 4), [SM .. ]
+    np.testing.assert_array_equal(result["labels"][1, :14], [-1, -1, 1, -1, 2, 3, -1, 3, -1, 1, 4, -1, 5, -1])
+    np.testing.assert_array_equal(result["children"][1, 11:13], [[9, 10], [0, 11]])
+    np.testing.assert_array_equal(result["starts"][1, :13], [0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 8, 1, 0])
+    np.testing.assert_array_equal(result["ends"][1, :13], [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 8, 8, 9])
 
 
 # (string, labelled, the token the message names or None for the end of the string, what the message says)
@@ -227,6 +311,55 @@ def test_malformed_listops_expressions(expression, token, what):
     assert f"parse_listops: row 1, {token or 'at the end of the string'}: {what}" in message, message
 
 
+@pytest.mark.parametrize("expression,max_nodes,token,what", [
+    ("", 8, None, "no tokens"),
+    ("[MAX 2 ] 3", 8, "token 4 `3`", "a token after the end of the expression"),
+    ("] 3", 8, "token 1 `]`", "`]` closes no list"),
+    ("[MAX 2 [MIN 3", 8, None, "a list never closed; expected one more `]` for each (2 open)"),
+    ("[MAX [MIN ] 2 ]", 8, "token 3 `]`", "a list with no arguments"),
+    ("[MAX 2 x ]", 8, "token 3 `x`", "an unknown token"),
+    # The inner nodes count: 13 nodes once binarised (10 n-ary), the 9th at the open of [SM.
+    ("[MAX 2 [MIN 3 [SM 4 5 ] ] ]", 8, "token 5 `[SM`", "more nodes than max_nodes=8"),
+    # 7 nodes n-ary, 10 binarised: the fold at `4` makes the 7th, and the list is the 8th.
+    ("[MAX 2 3 4 5 6 ]", 7, "token 4 `4`", "more nodes than max_nodes=7"),
+    # 8 nodes n-ary, 11 binarised: the fold as [MIN closes (followed by 4) makes the 9th, the list the 10th.
+    ("[MAX 1 [MIN 2 3 ] 4 ]", 9, "token 6 `]`", "more nodes than max_nodes=9"),
+])
+def test_malformed_listops_expressions_binarized(expression, max_nodes, token, what):
+    """The errors of the n-ary parse, but where the binarised tree has more nodes than max_nodes (the inner nodes
+    counted), which the n-ary tree may not."""
+    with pytest.raises(ValueError):
+        trees.encode_tree(trees.binarize(listops.parse(expression), how="left"), LISTOPS_IDS, max_nodes, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        tf.function(trees_in_graph.parse_listops)(tf.constant(["[SM 1 2 ]", expression]), table(LISTOPS_IDS, 0),
+                                                  max_nodes, 2, binarize="left", spans=True)
+    message = error.value.message
+    assert f"parse_listops: row 1, {token or 'at the end of the string'}: {what}" in message, message
+
+
+@pytest.mark.parametrize("expression,max_nodes,token,what", [
+    ("", 8, None, "no tokens"),
+    ("[MAX 2 ] 3", 8, "token 4 `3`", "a token after the end of the expression"),
+    ("] 3", 8, "token 1 `]`", "`]` closes no list"),
+    ("[MAX 2 [MIN 3", 8, None, "a list never closed; expected one more `]` for each (2 open)"),  # new nodes aside
+    ("[MAX [MIN ] 2 ]", 8, "token 3 `]`", "a list with no arguments"),
+    ("[MAX 2 x ]", 8, "token 3 `x`", "an unknown token"),
+    ("[MAX 2 3 ] ]", 8, "token 5 `]`", "a token after the end of the expression"),  # after the new node closed
+    # 7 nodes n-ary, 10 binarised: the push at `4` holds the 7th node open, and the list is the 8th.
+    ("[MAX 2 3 4 5 6 ]", 7, "token 4 `4`", "more nodes than max_nodes=7"),
+    # 8 nodes n-ary, 11 binarised: the push as [MIN closes (followed by 4) is the 10th node counted.
+    ("[MAX 1 [MIN 2 3 ] 4 ]", 9, "token 6 `]`", "more nodes than max_nodes=9"),
+])
+def test_malformed_listops_expressions_right_binarized(expression, max_nodes, token, what):
+    with pytest.raises(ValueError):
+        trees.encode_tree(trees.binarize(listops.parse(expression), how="right"), LISTOPS_IDS, max_nodes, 2)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        tf.function(trees_in_graph.parse_listops)(tf.constant(["[SM 1 2 ]", expression, "[MAX 1 2 3 4 ]"]),
+                                                  table(LISTOPS_IDS, 0), max_nodes, 2, binarize="right")
+    message = error.value.message
+    assert f"parse_listops: row 1, {token or 'at the end of the string'}: {what}" in message, message
+
+
 def test_bad_arguments():
     lookup = table(VOCABULARY, OOV)
     with pytest.raises(ValueError, match="max_nodes must be a positive int, got 0"):
@@ -239,6 +372,11 @@ def test_bad_arguments():
         trees_in_graph.parse_bracketed(tf.constant([1]), lookup, 8, 2)
     with pytest.raises(TypeError, match="token_table_or_fn must be a tf.lookup table or a callable"):
         trees_in_graph.parse_bracketed(tf.constant(["(a)"]), VOCABULARY, 8, 2)
+    with pytest.raises(ValueError, match=r"binarize must be None \(the n-ary tree\), 'left' or 'right' .*got "
+                                         r"'middle'"):
+        trees_in_graph.parse_listops(tf.constant(["3"]), lookup, 8, 2, binarize="middle")
+    with pytest.raises(ValueError, match="max_children must be >= 2 for a binarised tree, got 1"):
+        trees_in_graph.parse_listops(tf.constant(["3"]), lookup, 8, 1, binarize="left")
 
 
 class TreeParser(tf.Module):
@@ -299,3 +437,40 @@ def test_saved_model_in_both_loaders(tmp_path):
     with pytest.raises(ServingError) as error:
         servable.predict("serving_default", {"trees": np.array(bad, object)})
     assert error.value.code == "INVALID_ARGUMENT" and "parse_bracketed: row 1, at the end" in error.value.message
+
+
+class ListOpsParser(tf.Module):
+    """parse_listops binarised, with spans, as a SavedModel signature: what a ListOps export runs before its model."""
+
+    def __init__(self, binarize):
+        super().__init__()
+        self.table = table(LISTOPS_IDS, 0)
+        self.binarize = binarize
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="expressions")])
+    def parse(self, strings):
+        return trees_in_graph.parse_listops(strings, self.table, 32, 2, binarize=self.binarize, spans=True)
+
+
+@pytest.mark.parametrize("binarize", ["left", "right"])
+def test_listops_saved_model_in_both_loaders(tmp_path, binarize):
+    """Binarised with spans in a SavedModel: the Python path's arrays through tf.saved_model.load and TF Serving's
+    session loader, for a batch and an empty batch; a malformed expression fails with the row named."""
+    path = str(tmp_path / "listops_parser")
+    module = ListOpsParser(binarize)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.parse})
+    saved_model.assert_dense_signature_outputs(path)
+    assert not graph_op_types(path) & {"PyFunc", "EagerPyFunc", "PyFuncStateless", "NumpyFunction"}
+    expressions = ["[MAX 2 9 [MIN 4 7 ] 0 ]", "7", "[MED [SM 1 2 ] 3 [MIN 4 5 ] 8 ]", "[MAX 5 ]"]
+    parsed = [trees.binarize(listops.parse(expression), how=binarize) for expression in expressions]
+    expected = with_spans(trees.encode_batch(parsed, LISTOPS_IDS, 32, 2),
+                          [listops.token_spans(tree) for tree in parsed], 32)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    assert_batch_equal(signature(expressions=tf.constant(expressions)), expected)
+    assert_batch_equal(saved_model.load_with_session(path, {"expressions": np.array(expressions, object)}), expected)
+    empty = saved_model.load_with_session(path, {"expressions": np.array([], object)})
+    assert {key: value.shape for key, value in empty.items()} == {
+        "words": (0, 32), "children": (0, 32, 2), "heights": (0, 32), "labels": (0, 32), "roots": (0,),
+        "starts": (0, 32), "ends": (0, 32)}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"row 1, token 3 `\]`: a list with no arguments"):
+        saved_model.load_with_session(path, {"expressions": np.array(["[SM 1 ]", "[MAX [MIN ] 2 ]"], object)})

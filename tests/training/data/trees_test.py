@@ -140,6 +140,21 @@ def test_postorder_and_heights():
     assert trees.heights(chain)[-1] == 3000 and len(trees.postorder(chain)) == 6001
 
 
+def test_leaf_spans():
+    tree = trees.parse_tree(SST[1])  # post-order: The film . is n't good . . . . . (internal nodes as ".")
+    assert trees.leaf_spans(tree) == [(0, 0), (1, 1), (0, 1), (2, 2), (3, 3), (4, 4), (3, 4), (2, 4), (5, 5),
+                                      (2, 5), (0, 5)]
+    assert trees.leaf_spans(Tree(1, "a")) == [(0, 0)]
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        tree = number_words(random_tree(rng))
+        words = trees.leaves(tree)
+        spans = trees.leaf_spans(tree)
+        assert len(spans) == len(trees.postorder(tree)) and spans[-1] == (0, len(words) - 1)
+        for item, (first, last) in zip(trees.postorder(tree), spans):
+            assert trees.leaves(item) == words[first:last + 1]
+
+
 def test_binarize_right_and_left_branching():
     tree = node(1, leaf(0, "a"), leaf(1, "b"), leaf(2, "c"), leaf(3, "d"))
     assert trees.binarize(tree) == node(1, leaf(0, "a"), node(None, leaf(1, "b"), node(None, leaf(2, "c"),
