@@ -145,7 +145,7 @@ TINY_RUNS = {  # task: (preset, overrides) of a two-step run (data_dir None: a s
     "labelling": ("feedback", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "language_model": ("lstm", {"train_size": 300, "validation_size": 30, "test_size": 30, "max_new_tokens": 5}),
     "latching": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
-    "listops": ("child_sum", {"train_size": 128, "validation_size": 16, "test_size": 16, "max_depth": 3,
+    "listops": ("tree_lstm", {"train_size": 128, "validation_size": 16, "test_size": 16, "max_depth": 3,
                               "max_length": 30, "test_min_depth": 3, "test_max_depth": 4, "test_max_length": 60,
                               "batch_size": 8, "sort_window": 4, "model_options": {"units": 8, "embedding_dim": 8}}),
     "ntm": ("copy", {"train_size": 128, "validation_size": 32, "test_size": 32}),

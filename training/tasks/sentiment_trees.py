@@ -35,7 +35,6 @@ import tensorflow as tf
 from training.data import trees
 from training.data import trees_in_graph
 from training.tasks.tree_serving import TreeServing
-from training.tasks.tree_serving import structure_spans
 from training.tasks.tree_task import TreeData
 from training.tasks.tree_task import TreeTask
 
@@ -182,10 +181,8 @@ class SentimentServing(TreeServing):
 
     def parse(self, tree, labelled=False):
         """The batch format of the trees, with `starts`/`ends`."""
-        batch = trees_in_graph.parse_bracketed(tree, self.token_ids, self.max_nodes, self.max_children,
-                                               labelled=labelled)
-        batch["starts"], batch["ends"] = structure_spans(batch, False, self.max_height)
-        return batch
+        return trees_in_graph.parse_bracketed(tree, self.token_ids, self.max_nodes, self.max_children,
+                                              labelled=labelled, spans=True)
 
     def _classify_unlabelled(self, tree):
         return self._classify(tree, labelled=False)

@@ -79,26 +79,3 @@ class TreeServing(tf.Module):
             "nodes": roots + 1,
         }
 
-
-def structure_spans(batch, token_per_node, max_height):
-    """Spans computed from a parsed batch's structure: (starts, ends) int32 [B, N], -1 on padding.
-
-    With `token_per_node` (a ListOps tree as written, not binarised: node j is the expression's token j, its list's
-    "]" for a list node) a leaf covers its own token and a list node runs from its operator to its "]"; otherwise
-    (bracketed trees) a leaf covers its own word (its rank among the leaves, left to right) and an internal node the
-    words of its first to its last child."""
-    heights, children = batch["heights"], batch["children"]
-    nodes = tf.shape(heights)[1]
-    node_index = tf.broadcast_to(tf.range(nodes)[None, :], tf.shape(heights))
-    leaf = tf.equal(heights, 0)
-    leaf_position = node_index if token_per_node else tf.cumsum(tf.cast(leaf, tf.int32), axis=1, exclusive=True)
-    starts = tf.where(leaf, leaf_position, -1)
-    ends = tf.where(leaf, leaf_position, -1)
-    first = tf.maximum(children[:, :, 0], 0)
-    last_slot = tf.maximum(tf.reduce_sum(tf.cast(children >= 0, tf.int32), axis=2) - 1, 0)
-    last = tf.maximum(tf.gather(children, last_slot, batch_dims=2), 0)
-    internal = heights > 0
-    for _ in range(max_height):  # a node's span is final once its children's are: max_height passes at most
-        starts = tf.where(internal, tf.gather(starts, first, batch_dims=1), starts)
-        ends = tf.where(internal, node_index if token_per_node else tf.gather(ends, last, batch_dims=1), ends)
-    return starts, ends

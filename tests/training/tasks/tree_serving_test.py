@@ -26,8 +26,7 @@ from training.tasks.listops import BINARY_COMPOSITIONS
 from training.tasks.listops import TOKEN_IDS
 from training.tasks.sentiment_trees import unlabelled_text
 
-# Small ListOps data: training lists of depth 1..3, test lists of depth 3..4 (the export's N: the bucket of the
-# largest tree, 64 nodes). Three epochs with every node's value supervised give a model sure of most digits' values
+# Small ListOps data: training lists of depth 1..3, test lists of depth 3..4. Three epochs with every node's value supervised give a model sure of most digits' values
 # (so that no argmax is a near-tie between the export and the Keras model); about 10 s on 2 cores.
 LISTOPS = {"train_size": 256, "validation_size": 32, "test_size": 32, "max_depth": 3, "max_length": 30,
            "test_min_depth": 3, "test_max_depth": 4, "test_max_length": 60, "batch_size": 8, "sort_window": 4,
@@ -46,7 +45,7 @@ def export_run(tmp_path_factory, task_name, preset, **overrides):
     return task, trainer.config, trainer.model, path, tf.saved_model.load(path)
 
 
-@pytest.fixture(scope="module", params=["child_sum"])
+@pytest.fixture(scope="module", params=["tree_lstm", "child_sum"])
 def listops_export(request, tmp_path_factory):
     small = {"units": 16, "embedding_dim": 16}
     return export_run(tmp_path_factory, "listops", request.param, model_options=small, **LISTOPS)
@@ -156,7 +155,8 @@ def test_listops_outputs_are_the_keras_models_in_both_loaders(listops_export):
     examples = task.examples(config)["test"][:16] + [listops.generate(np.random.default_rng(1), max_depth=1)]
     expressions = [e.expression for e in examples] + ["7"]  # a lone digit is an expression too
     expected, batch = listops_expected(task, config, model, expressions)
-    assert batch["words"].shape[1] == 64  # N: the bucket of the largest tree of the small data (<= 60 tokens)
+    largest = max(len(item["words"]) for items in task.data(config).encoded.values() for item in items)
+    assert batch["words"].shape[1] == trees.bucket(largest)  # N: serving_max_nodes's default
     for outputs in both_loaders(path, loaded, "expression", expressions):
         assert_outputs(outputs, expected)
     # Every node with a value has one in the output, and only those: lists and digits, not operators.
@@ -185,36 +185,47 @@ def test_listops_padding_never_changes_a_result(listops_export):
                 np.testing.assert_array_equal(batched[name][1], value[0], err_msg=name)
 
 
+def chain_of_height(task, config, height):
+    """`chain(depth)` whose tree, as the model reads it (binarised or not), has the height `height`."""
+    for depth in range(1, height + 1):
+        (tree,) = model_trees(task, config, [chain(depth)])
+        if trees.heights(tree)[-1] == height:
+            return chain(depth)
+    raise AssertionError(f"no chain of height {height}")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("expression, message", [
-    ("[MAX 2 9", "parse_listops: row 0, at the end of the string: a list never closed"),
-    ("[MAX 2 x ]", "parse_listops: row 0, token 3 `x`: an unknown token"),
-    ("", "parse_listops: row 0, at the end of the string: no tokens"),
-    ("[MAX 2 9 ] ]", "parse_listops: row 0, token 5 `]`: a token after the end of the expression"),
-    (chain(22), "more nodes than max_nodes=64"),  # 67 nodes
-    (" ".join(["[SM"] + ["1"] * 9 + ["]"]), "a node of more than max_children=6 children"),
-    (chain(5), "tree too tall: row 0 has height 5, more than max_height=4"),
-])
-def test_listops_bad_input_fails_with_invalid_argument_naming_the_problem(listops_export, expression, message):
-    _, config, _, path, loaded = listops_export
-    assert config["max_args"] + 1 == 6
-    for texts in ([expression], ["[MIN 1 2 ]", expression]):  # the first bad row is named, whatever its neighbours
-        row = len(texts) - 1
-        expected = message.replace("row 0", f"row {row}")
-        with pytest.raises(tf.errors.InvalidArgumentError, match=expected.replace("[", "\\[")):
-            loaded.signatures["serving_default"](expression=tf.constant(texts))
-        with pytest.raises(tf.errors.InvalidArgumentError, match=expected.replace("[", "\\[")):
-            load_with_session(path, {"expression": np.array(texts, dtype=object)})
+def test_listops_bad_input_fails_with_invalid_argument_naming_the_problem(listops_export):
+    task, config, _, path, loaded = listops_export
+    nodes, height = task.serving_max_nodes(config), task.data(config).max_height
+    cases = [
+        ("[MAX 2 9", "parse_listops: row 0, at the end of the string: a list never closed"),
+        ("[MAX 2 x ]", "parse_listops: row 0, token 3 `x`: an unknown token"),
+        ("", "parse_listops: row 0, at the end of the string: no tokens"),
+        ("[MAX 2 9 ] ]", "parse_listops: row 0, token 5 `]`: a token after the end of the expression"),
+        (chain(nodes), f"more nodes than max_nodes={nodes}"),
+        (chain_of_height(task, config, height + 1),
+         f"tree too tall: row 0 has height {height + 1}, more than max_height={height}"),
+    ]
+    if task.composition(config) not in BINARY_COMPOSITIONS:  # the n-ary trees hold lists of up to max_args arguments
+        assert config["max_args"] + 1 == 6
+        cases.append((" ".join(["[SM"] + ["1"] * 9 + ["]"]), "a node of more than max_children=6 children"))
+    for expression, message in cases:
+        for texts in ([expression], ["[MIN 1 2 ]", expression]):  # the first bad row is named
+            expected = message.replace("row 0", f"row {len(texts) - 1}").replace("[", "\\[")
+            with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+                loaded.signatures["serving_default"](expression=tf.constant(texts))
+            with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+                load_with_session(path, {"expression": np.array(texts, dtype=object)})
 
 
 @pytest.mark.slow
 def test_listops_a_tree_as_tall_as_the_limit_is_answered(listops_export):
     task, config, model, path, loaded = listops_export
-    assert task.data(config).max_height == 4
-    tree_list = model_trees(task, config, [chain(4)])
-    batch, logits = keras_outputs(task, config, model, tree_list, TOKEN_IDS)
-    for outputs in both_loaders(path, loaded, "expression", [chain(4)]):
-        np.testing.assert_allclose(outputs["probabilities"][0], softmax(logits[0, batch["roots"][0]]), atol=1e-5)
+    expressions = [chain_of_height(task, config, task.data(config).max_height)]
+    expected, _ = listops_expected(task, config, model, expressions)
+    for outputs in both_loaders(path, loaded, "expression", expressions):
+        assert_outputs(outputs, expected)
 
 
 @pytest.mark.slow
@@ -413,7 +424,8 @@ def test_listops_served_over_rest_and_grpc_with_batching(listops_export):
     task, config, model, path, _ = listops_export
     expressions = [e.expression for e in task.examples(config)["test"][:8]]
     expected, _ = listops_expected(task, config, model, expressions)
-    serve_and_check(path, "listops", "expression", expressions, expected, chain(5), "tree too tall")
+    too_tall = chain_of_height(task, config, task.data(config).max_height + 1)
+    serve_and_check(path, "listops", "expression", expressions, expected, too_tall, "tree too tall")
 
 
 @pytest.mark.slow
