@@ -42,7 +42,6 @@ from training.data import listops as listops_data
 from training.data import trees
 from training.data import trees_in_graph
 from training.tasks.tree_serving import TreeServing
-from training.tasks.tree_serving import structure_spans
 from training.tasks.tree_task import SPLITS
 from training.tasks.tree_task import TreeData
 from training.tasks.tree_task import TreeTask
@@ -290,9 +289,8 @@ class ListOpsServing(TreeServing):
 
     def parse(self, expression):
         """The batch format of the expressions' trees, as the model was trained on them, with `starts`/`ends`."""
-        batch = trees_in_graph.parse_listops(expression, self.token_ids, self.max_nodes, self.max_children)
-        batch["starts"], batch["ends"] = structure_spans(batch, True, self.max_height)
-        return batch
+        return trees_in_graph.parse_listops(expression, self.token_ids, self.max_nodes, self.max_children,
+                                            binarize=self.binarize, spans=True)
 
     def _evaluate(self, expression):
         batch = self.parse(expression)
