@@ -198,14 +198,17 @@ def list_values(rest):
     print(f"  REST {EXPRESSION!r} -> {value} (p {float(outputs['probabilities'][0][value]):.3f})   correct "
           f"{listops.evaluate(EXPRESSION)}")
     print("  the value at each node (post-order: every node after its children):")
+    rows = []
     for node in range(int(outputs["nodes"][0])):
         computed = int(outputs["node_values"][0][node])
         if computed < 0:  # an operator, or the inner node of a binarised list: no value of its own
             continue
         text = " ".join(tokens[int(outputs["starts"][0][node]) : int(outputs["ends"][0][node]) + 1])
-        correct = listops.evaluate(text)
+        rows.append((text, computed, listops.evaluate(text)))
+    width = max(len(text) for text, _, _ in rows)
+    for text, computed, correct in rows:
         mark = "" if computed == correct else "   (wrong)"
-        print(f"    {text:36} model {computed}   correct {correct}{mark}")
+        print(f"    {text:{width}} model {computed}   correct {correct}{mark}")
 
 
 def _shown(argument):

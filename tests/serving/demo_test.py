@@ -100,8 +100,8 @@ def test_train_export_serve_query(tmp_path):
     assert [int(right) for _, _, right, _ in nodes] == [node.label for node in valued], output
     assert all((model != right) == bool(wrong) for _, model, right, wrong in nodes), output
     assert nodes[-1][0] == expression and nodes[-1][1] == value, output
-    # A digit's value is its own (every run measured, seed 0: all nine right, and all but the root's sum modulo 10
-    # among the lists): the model reads its leaves.
+    # A digit's value is its own: the model reads its leaves (measured, seed 0: the nine digits and the three inner
+    # lists right, the root, a sum modulo 10 of four values, wrong: 6 for 5).
     assert all(model == right for text, model, right, _ in nodes if text.isdigit()), output
     assert "server stopped" in output
 

@@ -31,6 +31,11 @@ tree 373 nodes), so training compiles under `--jit_compile`.
 The `lstm` preset is the sequence baseline: the zoo's `lstm` (StackedRNN, one LSTM layer, `model_options` units 128)
 over the flattened expression, every token ("]" included) one-hot ([T, 15] floats; padding steps all zero, masked),
 the last state classified into the 10 values; same data, same optimization and epochs as the tree presets.
+
+Export: a tree model's `serving_default` (`ListOpsServing`) takes the expression as a string, parses it in the graph
+into the tree the model trains on (binarised as `binarize` says for the binary compositions), and returns the value,
+its probabilities, the model's value at every list and digit node and each node's token span; the `lstm` preset's
+(`_SequenceServing`) takes the same string and returns the value and its probabilities.
 """
 
 import numpy as np
