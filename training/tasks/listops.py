@@ -237,13 +237,13 @@ class ListOpsTask(TreeTask):
         return _SequenceServing(model)
 
     def warmup_inputs(self, config, count=2):
-        """The first `count` test expressions (of those that fit the signature's `max_nodes`, for a tree model)."""
+        """The first `count` test expressions (for a tree model, of those that fit the signature's `max_nodes`: none
+        with a `serving_max_nodes` below every test tree, an empty request)."""
         examples = self.examples(config)["test"]
         if self.is_tree_model(config):
             data, limit = self.data(config), self.serving_max_nodes(config)
-            examples = [e for e, item in zip(examples, data.encoded["test"]) if len(item["words"]) <= limit] or [
-                min(examples, key=lambda e: len(e.expression))]
-        return {"expression": tf.constant([e.expression for e in examples[:count]])}
+            examples = [e for e, item in zip(examples, data.encoded["test"]) if len(item["words"]) <= limit]
+        return {"expression": tf.constant([e.expression for e in examples[:count]], tf.string)}
 
 
 class _SequenceData:

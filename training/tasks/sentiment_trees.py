@@ -106,10 +106,12 @@ class SentimentTreesTask(TreeTask):
         return SentimentServing(self, config, model)
 
     def warmup_inputs(self, config, count=2):
-        """The first `count` test trees (of those that fit the signature's `max_nodes`), written unlabelled."""
+        """The first `count` test trees of more than one node that fit the signature's `max_nodes` (none: an empty
+        request), written unlabelled."""
         data, limit = self.data(config), self.serving_max_nodes(config)
-        fitting = [tree for tree, item in zip(data.trees["test"], data.encoded["test"]) if len(item["words"]) <= limit]
-        return {"tree": tf.constant([unlabelled_text(tree) for tree in fitting[:count]])}
+        fitting = [tree for tree, item in zip(data.trees["test"], data.encoded["test"])
+                   if 1 < len(item["words"]) <= limit]
+        return {"tree": tf.constant([unlabelled_text(tree) for tree in fitting[:count]], tf.string)}
 
 
 def unlabelled_text(tree):

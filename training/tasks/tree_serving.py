@@ -78,4 +78,3 @@ class TreeServing(tf.Module):
             "best": tf.where(batch["heights"] >= 0, best, -1),
             "nodes": roots + 1,
         }
-
