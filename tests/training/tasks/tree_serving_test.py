@@ -434,3 +434,23 @@ def test_sentiment_served_over_rest_and_grpc_with_batching(sentiment_export):
     chosen, unlabelled, _ = sentiment_texts(task, config, 8)
     expected, _ = sentiment_expected(task, config, model, chosen)
     serve_and_check(path, "sentiment_trees", "tree", unlabelled, expected, "(good movie", "unbalanced parentheses")
+
+
+def test_serving_max_nodes_sets_the_signatures_node_axis_and_its_limit():
+    task, config = runs.make_config("listops", "tree_lstm", model_options={"units": 8, "embedding_dim": 8},
+                                    serving_max_nodes=16, **LISTOPS)
+    task.check_config(config)
+    serving = task.serving_module(config, task.build_model(config))
+    evaluate = serving.functions["serving_default"]
+    fits, too_large = "[MAX 2 9 [MIN 4 7 ] 0 ]", "[MAX 2 9 [MIN 4 7 ] 0 1 3 5 ]"
+    sizes = [len(trees.postorder(tree)) for tree in model_trees(task, config, [fits, too_large])]
+    assert sizes == [13, 19]  # binarised: one node per argument of each list, and the leaves
+    outputs = evaluate(expression=tf.constant([fits]))
+    assert outputs["node_values"].shape == (1, 16) and int(outputs["nodes"][0]) == 13
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more nodes than max_nodes=16"):
+        evaluate(expression=tf.constant([too_large]))
+    warmup = task.warmup_inputs(config, 2)["expression"]  # only test lists that fit
+    assert np.all(evaluate(expression=warmup)["nodes"].numpy() <= 16)
+    for bad in (0, -1, 2.5, "64"):
+        with pytest.raises(ValueError, match="serving_max_nodes must be a positive int or None"):
+            task.check_config({**config, "serving_max_nodes": bad})
