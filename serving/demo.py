@@ -4,8 +4,8 @@ and gRPC, print the answers, and stop it (or, with --serve, keep serving and pri
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
     seqzoo-demo [--serve] ...          (the same command, from any directory)
 
-It expects `adding`, `latching`, `lm`, `dates` and `babi` exports under --export_base (the Makefile trains and exports
-them first).
+It expects `adding`, `latching`, `lm`, `dates`, `babi` and `listops` exports under --export_base (the Makefile trains
+and exports them first).
 """
 
 import datetime
@@ -30,9 +30,10 @@ from serving.client import ServingClientError  # noqa: E402
 from serving.commands import module_command  # noqa: E402
 from training import tasks  # noqa: E402
 from training.data import dates as dates_data  # noqa: E402
+from training.data import listops  # noqa: E402
 
 FLAGS = flags.FLAGS
-MODELS = ("adding", "latching", "lm", "dates", "babi")
+MODELS = ("adding", "latching", "lm", "dates", "babi", "listops")
 # Dates the translator has never seen (its test dates are drawn from the same range; these are written by hand).
 HUMAN_DATES = ("25 November 2026", "nov 25 '26", "Wednesday, 25.11.2026", "2026/11/25", "le 1er mars 1999",
                "am 9. Oktober 1977", "jueves, 3 de junio de 2049")
@@ -45,6 +46,8 @@ ODD_DATES = ("25 Nov", "November 2026", "31.02.2026", "11/25/2026", "tomorrow", 
 STORY = ("Mary moved to the bathroom.\nJohn went to the hallway.\nMary travelled to the office.\n"
          "Daniel journeyed to the garden.\nJohn went back to the kitchen.")
 QUESTIONS = ("Where is Mary?", "Where is John?")
+# A ListOps expression of depth 3, written by hand: every operator once, lists of two to four arguments (value 5).
+EXPRESSION = "[SM 2 [MIN 9 7 ] [MAX 3 5 [MED 1 8 6 ] ] 0 ]"
 # The batching and monitoring configs, read from the installed package (package data), not the current directory.
 CONFIGS = importlib.resources.files("serving") / "configs"
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
@@ -119,6 +122,7 @@ def queries():
         print(f"  REST score    {sentence!r:36} perplexity {float(perplexity):.2f}")
     dates(rest, grpc)
     memory(rest)
+    list_values(rest)
     print("\nstatus over REST:", json.dumps(rest.status("adding")))
     with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
@@ -184,6 +188,29 @@ def memory(rest):
             print(f"    hop {hop}: {shown}")
 
 
+def list_values(rest):
+    """The ListOps Tree-LSTM: one expression over REST, its answer and the value the model computed at every node
+    that has one (lists and digits, children before their parents), each beside the correct value."""
+    print("\nlistops: a Tree-LSTM computes a nested list expression's value, composing over its tree")
+    outputs = rest.predict("listops", {"expression": np.array([EXPRESSION], dtype=object)})
+    tokens = EXPRESSION.split()
+    value = int(outputs["value"][0])
+    print(f"  REST {EXPRESSION!r} -> {value} (p {float(outputs['probabilities'][0][value]):.3f})   correct "
+          f"{listops.evaluate(EXPRESSION)}")
+    print("  the value at each node (post-order: every node after its children):")
+    rows = []
+    for node in range(int(outputs["nodes"][0])):
+        computed = int(outputs["node_values"][0][node])
+        if computed < 0:  # an operator, or the inner node of a binarised list: no value of its own
+            continue
+        text = " ".join(tokens[int(outputs["starts"][0][node]) : int(outputs["ends"][0][node]) + 1])
+        rows.append((text, computed, listops.evaluate(text)))
+    width = max(len(text) for text, _, _ in rows)
+    for text, computed, correct in rows:
+        mark = "" if computed == correct else "   (wrong)"
+        print(f"    {text:{width}} model {computed}   correct {correct}{mark}")
+
+
 def _shown(argument):
     """A flag as the echoed command shows it: a path inside the current directory made relative."""
     name, sep, value = argument.partition("=")
@@ -220,6 +247,8 @@ def main(argv):
                   f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/babi:predict "
                   "-d '{\"instances\": [{\"story\": \"Mary moved to the bathroom.\\nJohn went to the hallway.\", "
                   "\"question\": \"Where is Mary?\"}]}'\n"
+                  f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/listops:predict "
+                  "-d '{\"instances\": [\"[MAX 2 9 [MIN 4 7 ] 0 ]\"]}'\n"
                   f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
             server.wait()
     except KeyboardInterrupt:

@@ -5,9 +5,11 @@
 
 Writes `<export_base>/<name>/<version>/` (version: the next integer unless given) with the task's signatures:
 `serving_default` (dense tensors in and out; strings in and out for text tasks: the bAbI memory network takes a story,
-one sentence a line, and a question and returns the answer with each hop's attention over the story's sentences) plus
-the task's own (`regress` for adding, `classify` for latching, over serialized tf.Examples; `sample` and `score` for a
-language model; `translate` and `nbest` for translation), warmup requests in
+one sentence a line, and a question and returns the answer with each hop's attention over the story's sentences; the
+tree models take a tree as a string, a ListOps expression or an unlabelled parse, and return the root's class, its
+probabilities and every node's class with its span) plus the task's own (`regress` for adding, `classify` for
+latching, over serialized tf.Examples; `sample` and `score` for a language model; `translate` and `nbest` for
+translation; `labelled_tree` for sentiment trees, over the treebank's labelled lines), warmup requests in
 `assets.extra/tf_serving_warmup_requests`, and adds the model to `<export_base>/models.config`. The version directory
 is written under a temporary name and renamed into place, so a polling server never sees half a version, and nothing
 is left outside it. The SavedModel holds the model's raw `tf.Variable`s, which the TF1 session loader (and so TF
@@ -15,14 +17,15 @@ Serving) needs.
 
 Every signature also has an endpoint that takes its inputs as one dict, which `keras.layers.TFSMLayer` calls:
 `serve` for `serving_default` (Keras's default endpoint name) and `serve_<signature>` for the others (`serve_sample`,
-`serve_score`, `serve_regress`, `serve_classify`, `serve_translate`, `serve_nbest`), each returning the signature's
-outputs.
+`serve_score`, `serve_regress`, `serve_classify`, `serve_translate`, `serve_nbest`, `serve_labelled_tree`), each
+returning the signature's outputs.
 
 Ops: the language model's export tokenizes with TensorFlow Text ops, and so does a translation export whose tokenizer
 splits words (the `files` preset), so a Python program that loads them must `import tensorflow_text` first (pip
 package tensorflow-text; stock TensorFlow Serving has the ops built in). The `dates` translators (characters in and
-out), the bAbI memory network (tokenised with TensorFlow's regex ops) and every other task's export use TensorFlow's
-core ops alone and load with tensorflow alone.
+out), the bAbI memory network (tokenised with TensorFlow's regex ops), the tree models (parsed with TensorFlow's
+string ops and a while loop) and every other task's export use TensorFlow's core ops alone and load with tensorflow
+alone.
 """
 
 import io

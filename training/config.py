@@ -68,6 +68,7 @@ NUMERIC = {
     "min_count": POSITIVE_INT,
     "max_vocab_size": POSITIVE_INT,
     "max_new_tokens": POSITIVE_INT,
+    "serving_max_nodes": POSITIVE_INT_OR_NONE,
     "decode_length": POSITIVE_INT,
     "beam_size": POSITIVE_INT,
     "length_penalty": NON_NEGATIVE,

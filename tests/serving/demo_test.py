@@ -1,5 +1,6 @@
 """`make demo`'s chain: train, export, serve, query over REST and gRPC (here on free ports and a scratch base)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -7,6 +8,10 @@ import sys
 import pytest
 
 from tests.serving.server.conftest import free_port
+from training.data import listops
+from training.data import trees
+
+MAKEFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "Makefile")
 
 
 def run(*args):
@@ -29,6 +34,9 @@ def test_train_export_serve_query(tmp_path):
     run("training.train", "--task=babi", "--preset=memn2n_small", f"--model_dir={tmp_path / 'babi'}",
         "--override=tasks=[1]")
     run("serving.export", f"--model_dir={tmp_path / 'babi'}", "--name=babi", f"--export_base={base}")
+    run("training.train", "--task=listops", "--preset=tree_lstm", f"--model_dir={tmp_path / 'listops'}",
+        f"--override={listops_demo_overrides()}", "--epochs=10")
+    run("serving.export", f"--model_dir={tmp_path / 'listops'}", "--name=listops", f"--export_base={base}")
     output = run("serving.demo", f"--export_base={base}", f"--port={free_port()}", f"--rest_api_port={free_port()}")
     sums = re.findall(r"= (\d\.\d+)\s+REST :predict (\d\.\d+)\s+gRPC Predict (\d\.\d+)", output)
     assert len(sums) == 3, output
@@ -81,4 +89,26 @@ def test_train_export_serve_query(tmp_path):
     assert all(0.0 < float(weight) <= 1.0 for _, _, _, weight in hops), output
     # The last hop reads the supporting fact, the actor's last move (measured: weight 1.00 for both, seed 0).
     assert [line for hop, line, _, _ in hops if hop == "3"] == ["3", "5"], output
+    # The ListOps Tree-LSTM: the answer, then every node with a value (digits and lists, in post-order) with its
+    # sub-expression, the model's value and the correct one, marked where they differ.
+    ((expression, value, probability, correct),) = re.findall(
+        r"^  REST '(\[.*\])' -> (\d) \(p ([\d.]+)\)   correct (\d)$", output, re.M)
+    assert correct == str(listops.evaluate(expression)) and 0.0 < float(probability) <= 1.0, output
+    nodes = re.findall(r"^    (\S.*?) +model (\d)   correct (\d)(   \(wrong\))?$", output, re.M)
+    valued = [node for node in trees.postorder(listops.parse(expression)) if node.label is not None]
+    assert [text for text, _, _, _ in nodes] == [listops.to_expression(node) for node in valued], output
+    assert [int(right) for _, _, right, _ in nodes] == [node.label for node in valued], output
+    assert all((model != right) == bool(wrong) for _, model, right, wrong in nodes), output
+    assert nodes[-1][0] == expression and nodes[-1][1] == value, output
+    # A digit's value is its own: the model reads its leaves (measured, seed 0: the nine digits and the three inner
+    # lists right, the root, a sum modulo 10 of four values, wrong: 6 for 5).
+    assert all(model == right for text, model, right, _ in nodes if text.isdigit()), output
     assert "server stopped" in output
+
+
+def listops_demo_overrides():
+    """The ListOps demo model's --override, as the Makefile's LISTOPS_DEMO writes it."""
+    with open(MAKEFILE) as f:
+        text = f.read()
+    (value,) = re.findall(r"^LISTOPS_DEMO := ((?:.*\\\n)*.*)$", text, re.M)
+    return " ".join(part.strip() for part in value.split("\\\n"))

@@ -21,7 +21,9 @@ from tests.helpers.saved_model import assert_dense_signature_outputs
 from tests.helpers.saved_model import load_with_session
 from tests.serving.server.conftest import free_port
 from tests.training.tasks import runs
+from tests.training.tasks.sentiment_trees_test import write_treebank
 from training import tasks
+from training.data import trees
 from training.trainer import Trainer
 
 RUN_OVERRIDES = "--override=train_size=512,validation_size=64,test_size=64"
@@ -135,11 +137,7 @@ def test_the_dense_outputs_check_catches_ragged_and_sparse_outputs(tmp_path, kin
 
 # Every export through keras.layers.TFSMLayer, in a process that has only tensorflow and tensorflow-text.
 
-# Tasks without an export so far: the tree export (a bracketed tree string parsed in the graph) comes with
-# trees_in_graph; remove them from here with their tiny runs added.
-NOT_EXPORTED_YET = {"listops", "sentiment_trees"}
-
-TINY_RUNS = {  # task: (preset, overrides) of a two-step run
+TINY_RUNS = {  # task: (preset, overrides) of a two-step run (data_dir None: a small treebank written for the run)
     "adding": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "babi": ("memn2n_small", {"tasks": [1], "train_questions": 100, "test_questions": 20}),
     "copy_memory": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
@@ -147,7 +145,12 @@ TINY_RUNS = {  # task: (preset, overrides) of a two-step run
     "labelling": ("feedback", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "language_model": ("lstm", {"train_size": 300, "validation_size": 30, "test_size": 30, "max_new_tokens": 5}),
     "latching": ("short", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "listops": ("tree_lstm", {"train_size": 128, "validation_size": 16, "test_size": 16, "max_depth": 3,
+                              "max_length": 30, "test_min_depth": 3, "test_max_depth": 4, "test_max_length": 60,
+                              "batch_size": 8, "sort_window": 4, "model_options": {"units": 8, "embedding_dim": 8}}),
     "ntm": ("copy", {"train_size": 128, "validation_size": 32, "test_size": 32}),
+    "sentiment_trees": ("fine", {"data_dir": None, "batch_size": 8, "sort_window": 4,
+                                 "model_options": {"units": 8, "embedding_dim": 8}}),
     "translation": ("dates", {"train_size": 128, "validation_size": 32, "test_size": 32}),
 }
 
@@ -161,8 +164,11 @@ def tiny_run(tmp_path_factory):
     def make(task_name):
         if task_name not in made:
             preset, overrides = TINY_RUNS[task_name]
+            work = tmp_path_factory.mktemp(task_name)
+            if "data_dir" in overrides:
+                overrides = {**overrides, "data_dir": write_treebank(str(work / "data"))}
             task, config = runs.make_config(task_name, preset, steps=2, **overrides)
-            model_dir = str(tmp_path_factory.mktemp(task_name) / "run")
+            model_dir = str(work / "run")
             made[task_name] = (task, config, model_dir, runs.train_best(task, config, model_dir))
         return made[task_name]
 
@@ -194,6 +200,8 @@ def signature_inputs(task, config, signature):
     if signature == "translate":
         return {"source": np.array([b"25 November 2026", b"nov 25 '26", b""], dtype=object),
                 "beam_size": np.array([4, 1, 2], "int32"), "max_length": np.array([12, 5, 12], "int32")}
+    if signature == "labelled_tree":
+        return {"tree": np.array([trees.format_tree(t) for t in task.data(config).trees["test"][:3]], dtype=object)}
     if signature == "nbest":
         return {"source": np.array([b"2026/11/25", b"Wednesday, 25.11.2026"], dtype=object)}
     raise AssertionError(f"no test inputs for the signature {signature!r}: add them to signature_inputs")
@@ -269,7 +277,7 @@ with open(sys.argv[2], "wb") as f:
 def through_tfsm_layer(tiny_run, tmp_path_factory):
     """Exports every task's tiny run, runs every endpoint through TFSMLayer in one isolated process, and returns
     ({task: (path, {signature: (endpoint, inputs, in-process outputs)})}, the process's report)."""
-    assert sorted(TINY_RUNS) == sorted(set(tasks.names()) - NOT_EXPORTED_YET), (
+    assert sorted(TINY_RUNS) == sorted(tasks.names()), (
         "every task's export goes through this test: add a tiny run")
     work = tmp_path_factory.mktemp("tfsm")
     exports, cases = {}, []

@@ -31,6 +31,11 @@ tree 373 nodes), so training compiles under `--jit_compile`.
 The `lstm` preset is the sequence baseline: the zoo's `lstm` (StackedRNN, one LSTM layer, `model_options` units 128)
 over the flattened expression, every token ("]" included) one-hot ([T, 15] floats; padding steps all zero, masked),
 the last state classified into the 10 values; same data, same optimization and epochs as the tree presets.
+
+Export: a tree model's `serving_default` (`ListOpsServing`) takes the expression as a string, parses it in the graph
+into the tree the model trains on (binarised as `binarize` says for the binary compositions), and returns the value,
+its probabilities, the model's value at every list and digit node and each node's token span; the `lstm` preset's
+(`_SequenceServing`) takes the same string and returns the value and its probabilities.
 """
 
 import numpy as np
@@ -40,6 +45,8 @@ import zoo
 from training.data import batching
 from training.data import listops as listops_data
 from training.data import trees
+from training.data import trees_in_graph
+from training.tasks.tree_serving import TreeServing
 from training.tasks.tree_task import SPLITS
 from training.tasks.tree_task import TreeData
 from training.tasks.tree_task import TreeTask
@@ -66,6 +73,7 @@ _COMMON = {
     "max_height": None,
     "sort_window": 8,
     "buckets": None,
+    "serving_max_nodes": None,
     "batch_size": 64,
     "epochs": 20,
     "optimizer": "adam",
@@ -221,6 +229,22 @@ class ListOpsTask(TreeTask):
         majority = max(set(values), key=values.count)
         return {"root_accuracy": float(np.mean([e.value == majority for e in self.examples(config)["test"]]))}
 
+    # Serving.
+
+    def serving_module(self, config, model):
+        if self.is_tree_model(config):
+            return ListOpsServing(self, config, model)
+        return _SequenceServing(model)
+
+    def warmup_inputs(self, config, count=2):
+        """The first `count` test expressions (for a tree model, of those that fit the signature's `max_nodes`: none
+        with a `serving_max_nodes` below every test tree, an empty request)."""
+        examples = self.examples(config)["test"]
+        if self.is_tree_model(config):
+            data, limit = self.data(config), self.serving_max_nodes(config)
+            examples = [e for e, item in zip(examples, data.encoded["test"]) if len(item["words"]) <= limit]
+        return {"expression": tf.constant([e.expression for e in examples[:count]], tf.string)}
+
 
 class _SequenceData:
     """The sequence baseline's data: `splits` {split: (list of one-hot [T, 15] float32 arrays, values [count])}."""
@@ -233,3 +257,103 @@ class _SequenceData:
                     np.array([e.value for e in items], np.int32))
             for split, items in examples.items()
         }
+
+
+class ListOpsServing(TreeServing):
+    """The signature of an exported ListOps tree model: the expression is parsed in the graph
+    (`trees_in_graph.parse_listops`, binarised as in training), composed by the model, and read out at every node.
+
+    serving_default(expression: string [batch]) -> with N the signature's `max_nodes` (the config's
+        `serving_max_nodes`; None: `trees.bucket` of the data's largest tree):
+        value: int32 [batch], the expression's value as the model computes it (the argmax at the root);
+        probabilities: float32 [batch, 10], the root's softmax over the values 0..9;
+        node_values: int32 [batch, N], the model's value (argmax) at every node that has one, lists and digits, in
+            post-order (the root is node `nodes - 1`); -1 at the operator leaves, at the inner nodes of a binarised
+            list (they hold part of a list, which has no value of its own) and on padding;
+        starts, ends: int32 [batch, N], the first and last token (0-based, tokens split at white space) of each
+            node's sub-expression: a digit or an operator its own token, a list from its operator to its "]"; -1 on
+            padding;
+        nodes: int32 [batch], the tree's real node count.
+
+    A malformed expression (an unknown token, a list never closed or without arguments, text after the end), one of
+    more nodes than N or with a list of more arguments than the model's trees hold (the n-ary `child_sum` preset:
+    `max_args`), or a tree taller than the model's `max_height` fails the request with INVALID_ARGUMENT naming the
+    problem and the limit.
+    """
+
+    def __init__(self, task, config, model):
+        data = task.data(config)
+        super().__init__(model, task.serving_max_nodes(config), data.max_children, data.max_height)
+        self.binarize = config["binarize"] if task.composition(config) in BINARY_COMPOSITIONS else None
+        tokens = [token for token in TOKEN_IDS if token != PAD]
+        self.token_ids = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tokens, [TOKEN_IDS[token] for token in tokens], tf.string, tf.int64),
+            default_value=tf.constant(-1, tf.int64))
+        self.functions = {"serving_default": tf.function(self._evaluate, input_signature=[
+            tf.TensorSpec([None], tf.string, name="expression")])}
+
+    def parse(self, expression):
+        """The batch format of the expressions' trees, as the model was trained on them, with `starts`/`ends`."""
+        return trees_in_graph.parse_listops(expression, self.token_ids, self.max_nodes, self.max_children,
+                                            binarize=self.binarize, spans=True)
+
+    def _evaluate(self, expression):
+        batch = self.parse(expression)
+        outputs = self.read_out(batch)
+        return {
+            "value": outputs["root"],
+            "probabilities": outputs["probabilities"],
+            "node_values": tf.where(batch["labels"] >= 0, outputs["best"], -1),
+            "starts": batch["starts"],
+            "ends": batch["ends"],
+            "nodes": outputs["nodes"],
+        }
+
+
+class _SequenceServing(tf.Module):
+    """The signature of the `lstm` preset's export (the sequence baseline), which reads the flattened expression:
+
+    serving_default(expression: string [batch]) -> value int32 [batch] (the argmax of the model's logits) and
+        probabilities float32 [batch, 10].
+
+    Every token is one-hot over `listops.VOCABULARY` as in training (padding steps all zero, masked). An expression
+    without tokens, with a token outside the vocabulary, or whose brackets do not balance fails with
+    INVALID_ARGUMENT; the list structure is not checked further (the model reads any token sequence)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        vocabulary = list(listops_data.VOCABULARY)
+        self.token_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(vocabulary, list(range(len(vocabulary))), tf.string, tf.int64),
+            default_value=tf.constant(-1, tf.int64))
+        self.functions = {"serving_default": tf.function(self._evaluate, input_signature=[
+            tf.TensorSpec([None], tf.string, name="expression")])}
+
+    def close(self):
+        """Nothing to remove: the vocabulary is a constant of the graph."""
+
+    def _evaluate(self, expression):
+        tokens = tf.strings.split(expression)
+        dense = tokens.to_tensor(default_value="")
+        in_row = tf.sequence_mask(tokens.row_lengths(), tf.shape(dense)[1])
+        index = tf.cast(self.token_index.lookup(dense), tf.int32)
+        opens = tf.reduce_any(dense[..., None] == tf.constant(listops_data.OPERATORS), axis=-1)
+        steps = tf.where(in_row, tf.cast(opens, tf.int32) - tf.cast(dense == listops_data.END, tf.int32), 0)
+        depth = tf.cumsum(steps, axis=1)  # open lists after each token
+        balanced = tf.reduce_all(depth >= 0, axis=1) & tf.equal(tf.reduce_sum(steps, axis=1), 0)
+        checks = [
+            tf.debugging.assert_positive(tokens.row_lengths(), message="expression: an expression without tokens; "
+                                                                       "expected one like [MAX 2 9 ]"),
+            tf.debugging.assert_equal(tf.reduce_all((index >= 0) | ~in_row), True, message=(
+                "expression: an unknown token; expected tokens separated by white space, each one of "
+                + " ".join(listops_data.VOCABULARY))),
+            tf.debugging.assert_equal(tf.reduce_all(balanced), True, message=(
+                "expression: unbalanced brackets; expected one ] closing each list, after its operator")),
+        ]
+        with tf.control_dependencies(checks):
+            index = tf.identity(index)
+        onehot = tf.one_hot(tf.where(in_row, index, -1), len(listops_data.VOCABULARY), dtype=tf.float32)
+        logits = tf.cast(self.model(onehot, training=False), tf.float32)
+        return {"value": tf.argmax(logits, axis=-1, output_type=tf.int32),
+                "probabilities": tf.nn.softmax(logits, axis=-1)}

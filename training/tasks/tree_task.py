@@ -10,6 +10,10 @@ config's `max_height` is None (the default: the tallest tree of the three splits
 an int, the limit: a tree taller than it is an error at data time naming the split, the tree's index and its height
 (trees are never dropped silently; raise the limit or leave the tree out of the data).
 
+Serving (`training.tasks.tree_serving`): the export parses a tree string in the graph into N = `serving_max_nodes`
+nodes (None, the default: `trees.bucket` of the data's largest tree); a request with more nodes fails, naming the
+limit.
+
 Metrics: `root_accuracy` (the roots with a label whose argmax is right, over those roots: a root without a label,
 e.g. a neutral sentence in the binary sentiment task, counts in neither) and `node_accuracy` (the same over every
 labelled node of the split, a micro average: each node counts once, whatever its tree's size). The trainer averages
@@ -138,6 +142,13 @@ class TreeTask(Task):
 
     def input_features(self, config):
         return None
+
+    def serving_max_nodes(self, config):
+        """N of the export's parsed trees: the config's `serving_max_nodes`, or (None, the default) `trees.bucket`
+        of the data's largest tree, as the task encodes it (binarised where the model's trees are)."""
+        if config.get("serving_max_nodes") is not None:
+            return int(config["serving_max_nodes"])
+        return trees.bucket(max(len(item["words"]) for items in self.data(config).encoded.values() for item in items))
 
     def example_features(self, config):
         return None
