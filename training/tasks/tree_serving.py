@@ -62,12 +62,7 @@ class TreeServing(tf.Module):
         "nodes" int32 [B]}."""
         inputs = {key: batch[key] for key in INPUT_KEYS}
         inputs["heights"] = self.checked_heights(batch)
-        # An empty request gives empty outputs without calling the model (its level-wise encoder gathers a spare
-        # row that an empty batch lacks).
-        logits = tf.cond(
-            tf.shape(inputs["words"])[0] > 0,
-            lambda: tf.cast(self.model(inputs, training=False), tf.float32),
-            lambda: tf.zeros([0, self.max_nodes, self.model.num_classes], tf.float32))
+        logits = tf.cast(self.model(inputs, training=False), tf.float32)
         roots = batch["roots"]
         root_logits = tf.gather(logits, roots, batch_dims=1)
         best = tf.argmax(logits, axis=-1, output_type=tf.int32)

@@ -159,7 +159,10 @@ class TreeEncoder(keras.layers.Layer):
         # The nodes sorted by height: each level's nodes sit side by side, from the number of lower nodes on (padding,
         # height -1, first); the tail of spare indices lets a level's slice run past the end.
         flat_heights = ops.reshape(heights, (-1,))
-        order = ops.concatenate([ops.cast(ops.argsort(flat_heights), "int32"), ops.full((total,), total, "int32")], 0)
+        # (total + 1 spare indices: a level's places run to start + level_width - 1 <= total + max(total, 1) - 1, and
+        # an empty batch, total 0, still has its spare row to compose.)
+        order = ops.concatenate([ops.cast(ops.argsort(flat_heights), "int32"), ops.full((total + 1,), total, "int32")],
+                                0)
         units = self.composition.units
         states = [ops.zeros((total + 1, units), dtype=self.compute_dtype) for _ in self.composition.state_size]
         for level in range(self.max_height + 1):

@@ -146,6 +146,18 @@ def test_levels_above_max_height_stay_zero():
     assert np.all(h[heights > 2] == 0) and np.all(np.abs(h[(heights >= 0) & (heights <= 2)]).sum(-1) > 0)
 
 
+@pytest.mark.parametrize("case", ["tree_rnn", pytest.param("binary_tree_lstm", marks=pytest.mark.jax),
+                                  "child_sum_dependency"])
+def test_an_empty_batch_gives_empty_states(case):
+    # A server's empty request: B = 0 trees of N nodes (N static), eagerly and compiled by XLA.
+    encoder = make_encoder(case, return_states=True)
+    inputs, children, heights, _ = batch_inputs(case, [((1, 2), 3)], nodes=8)
+    empty = [value[:0] for value in (inputs, children, heights)]
+    compiled = backend.xla_compiled(lambda x, c, h: encoder(x, c, h), encoder.variables)(*empty)
+    for outputs in (run(encoder, *empty), compiled):
+        assert [np.shape(o) for o in outputs] == [(0, 8, UNITS)] * len(encoder.composition.state_size)
+
+
 # Under JAX for one composition only: each case costs the JAX pass about 10 s on 2 cores (compilation).
 @pytest.mark.parametrize("case", ["tree_rnn", pytest.param("binary_tree_lstm", marks=pytest.mark.jax),
                                   "child_sum_dependency"])
