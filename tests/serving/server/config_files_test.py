@@ -13,8 +13,8 @@ def test_the_shipped_configs_parse():
     assert parameters.max_batch_size == 64 and parameters.allowed_batch_sizes == [8, 16, 32, 64]
     assert config_files.read_monitoring_config(os.path.join(configs, "monitoring.config")) == (
         "/monitoring/prometheus/metrics")
-    # The example of the models.config that exports write (the file itself is generated, and not in git).
+    # The example of the models.config that exports write (the file itself is generated, and not in git): the models
+    # that `make demo` exports.
     example = config_files.read_model_server_config(os.path.join(REPOSITORY, "saved_models", "models.config.example"))
     assert [(m.name, m.base_path) for m in example.model_config_list.config] == [
-        ("adding", "adding"), ("latching", "latching"), ("lm", "lm"),
-    ]
+        (n, n) for n in ("adding", "latching", "lm", "dates", "babi", "listops")]
