@@ -5,11 +5,16 @@ Data: three splits drawn from the run's seed, the test split first, each from it
 already drawn for another split drawn again (so no test expression is a training one). Training and validation lists
 have bracket depth 1..`max_depth` (5) and at most `max_length` tokens (100); the test lists are deeper:
 `test_min_depth`..`test_max_depth` (5..7), at most `test_max_length` tokens (300). With the default generator
-(`max_args` 5, `list_p` 0.25; seed 0, the default splits) 74% of the training lists have depth 4 or less (38% depth 1,
-19% depth 2, 10% depth 3, 7% depth 4, 26% depth 5: the generator's depth cut-off piles lists at the deepest level),
-while the test lists have depth 5 (13%), 6 (12%) or 7 (75%): every test list is as deep as the deepest training
+(`max_args` 5, `list_p` 0.25; seed 0, the default splits) 74% of the training lists have depth 4 or less (36% depth 1,
+19% depth 2, 11% depth 3, 8% depth 4, 26% depth 5: the generator's depth cut-off piles lists at the deepest level),
+while the test lists have depth 5 (14%), 6 (11%) or 7 (75%): every test list is as deep as the deepest training
 lists and most are deeper, so the held-out set tests composition beyond the depths mostly seen, as the issue's
 result asks.
+
+Budget: 100,000 training lists seen 4 times (6,250 steps of 64). Fewer lists seen more often are memorised: with
+20,000 lists and 20 epochs (the same steps), the Tree-LSTM (seed 0) answered 99.96% of its training lists right but
+88.2% of the validation lists and 72.3% of the deeper test lists (with every list's value supervised: 99.99%, 93.1%,
+81.4%), so the default draws five times as many lists. Drawing and encoding them takes about a minute.
 
 Trees: the tree of `training.data.listops.parse` (a list node's first child is the operator leaf, then the arguments;
 every list and digit node labelled with its value, 0..9; the operator leaves unlabelled). The binary compositions
@@ -58,7 +63,7 @@ NUM_VALUES = 10
 BINARY_COMPOSITIONS = ("binary_tree_lstm", "tree_rnn")
 
 _COMMON = {
-    "train_size": 20000,
+    "train_size": 100000,
     "validation_size": 1000,
     "test_size": 1000,
     "max_depth": 5,
@@ -75,7 +80,7 @@ _COMMON = {
     "buckets": None,
     "serving_max_nodes": None,
     "batch_size": 64,
-    "epochs": 20,
+    "epochs": 4,
     "optimizer": "adam",
     "learning_rate": 2e-3,
     "clip_global_norm": 5.0,

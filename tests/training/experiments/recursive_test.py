@@ -58,26 +58,6 @@ def test_the_runs_record_their_curves_and_test_accuracy_by_depth(tiny_experiment
 
 
 @pytest.mark.slow
-def test_a_longer_variant_goes_on_from_a_copy_of_the_shorter_run(tiny_experiment, monkeypatch):
-    work_dir, results = tiny_experiment
-    monkeypatch.setitem(recursive.VARIANTS, "tree_rnn_4", ("tree_rnn", {"epochs": 4}))
-    monkeypatch.setitem(recursive.NAMES, "tree_rnn_4", "Tree-RNN, 4 epochs")
-    monkeypatch.setitem(recursive.CONTINUES, "tree_rnn_4", "tree_rnn")
-    shorter = {key: value for key, value in overrides("tree_rnn").items() if key != "epochs"}
-    source = os.path.join(work_dir, "listops", "tree_rnn", "seed0")
-    with open(os.path.join(source, "marker"), "w") as f:  # found in the longer run's directory: it started as a copy
-        f.write("copied")
-    (run,) = recursive.run_models(["tree_rnn_4"], {"tree_rnn_4": [0]}, work_dir, shorter, jit_compile=False)[
-        "tree_rnn_4"]
-    # The 2-epoch run's curve, then two more epochs; the 2-epoch run itself is left as it was.
-    assert [p["epoch"] for p in run["curve"]] == [1, 2, 3, 4]
-    assert run["curve"][:2] == results["tree_rnn"][0]["curve"]
-    assert os.path.exists(os.path.join(run["model_dir"], "marker"))
-    with open(os.path.join(work_dir, "listops", "tree_rnn", "seed0", recursive.CURVE_FILE)) as f:
-        assert len(json.load(f)["curve"]) == 2
-
-
-@pytest.mark.slow
 def test_the_report_has_its_verdict_table_and_figures(tiny_experiment, tmp_path):
     _, results = tiny_experiment
     settings = recursive.experiment_settings(list(results), {m: [0] for m in results}, TINY, jit_compile=False)
