@@ -53,6 +53,7 @@ def _built_bias(cell, input_dim=2):
     return keras.ops.convert_to_numpy(cell.bias)
 
 
+@pytest.mark.jax
 def test_biases_start_at_zero_without_chrono():
     for cell in (GRUCell(3), GRUCell(3, chrono_max_length=None)):  # chrono off: today's initialisation
         np.testing.assert_array_equal(_built_bias(cell), np.zeros((2, 9)))
