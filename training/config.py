@@ -30,6 +30,7 @@ POSITIVE_OR_NONE = ("a number > 0 or None (off)", lambda v: v is None or (_real(
 NON_NEGATIVE = ("a number >= 0", lambda v: _real(v) and v >= 0)
 RATE = ("a float in [0, 1)", lambda v: _real(v) and 0 <= v < 1)
 NON_NEGATIVE_INT_OR_NONE = ("an int >= 0 or None", lambda v: v is None or (_integer(v) and v >= 0))
+INT_AT_LEAST_2_OR_NONE = ("an int >= 2 or None (off)", lambda v: v is None or (_integer(v) and v >= 2))
 
 # What every numeric config value must be, by key: a key means the same thing in every task and at any depth (so
 # `model_options={"dropout": ...}` is checked too). Keys that hold names or options (model, cell, corpus, tokenizer,
@@ -110,6 +111,8 @@ NUMERIC = {
     "num_blocks": POSITIVE_INT,
     "dropout": RATE,
     "recurrent_dropout": RATE,
+    # T_max of the LSTM and GRU cells' chrono initialisation (cell_options={"chrono_max_length": ...}).
+    "chrono_max_length": INT_AT_LEAST_2_OR_NONE,
 }
 
 

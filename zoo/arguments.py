@@ -17,6 +17,15 @@ def positive_int(name, value):
     return int(value)
 
 
+def int_at_least_or_none(name, value, minimum):
+    """Returns `value` as an int if it is an int >= `minimum` (bools are rejected), or None (the option is off)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum} or None (off), got {value!r}")
+    return int(value)
+
+
 def rate(name, value):
     """Returns `value` as a float if it is a dropout rate in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:

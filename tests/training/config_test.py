@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from training import config
@@ -104,6 +105,12 @@ def test_a_key_added_later_with_none_or_false_is_no_difference():
         ("length_jitter", -0.1, r"length_jitter must be a number >= 0, got -0.1"),
         ("cell_options", {"dropout": 1.0}, r"cell_options.dropout must be a float in \[0, 1\), got 1.0"),
         ("cell_options", {"recurrent_dropout": -0.5}, r"cell_options.recurrent_dropout must be a float in \[0, 1\)"),
+        ("cell_options", {"chrono_max_length": 1},
+         r"cell_options.chrono_max_length must be an int >= 2 or None \(off\), got 1"),
+        ("cell_options", {"chrono_max_length": 100.0},
+         r"cell_options.chrono_max_length must be an int >= 2 or None \(off\), got 100.0"),
+        ("cell_options", {"chrono_max_length": True},
+         r"cell_options.chrono_max_length must be an int >= 2 or None \(off\), got True"),
     ],
 )
 def test_every_numeric_value_is_checked(key, value, message):
@@ -134,6 +141,26 @@ def test_each_task_checks_what_its_data_needs(task_name, preset, overrides, mess
     with pytest.raises(ValueError, match=message):
         task.check_config({"task": task_name, "preset": preset,
                            **config.resolve(DEFAULTS, task.presets, preset, overrides)})
+
+
+@pytest.mark.parametrize("task_name", ["latching", "adding"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_long_term_tasks_set_chrono_initialisation_through_cell_options(task_name, cell):
+    task = tasks.get(task_name)
+    overrides = {"cell": cell, "cell_options": {"chrono_max_length": 100}}
+    resolved = {"task": task_name, "preset": "short", **config.resolve(DEFAULTS, task.presets, "short", overrides)}
+    task.check_config(resolved)
+    model = task.build_model(resolved)
+    model(np.ones((1, 3, task.input_features(resolved)), "float32"))
+    (recurrent,) = model.recurrent_layers
+    assert recurrent.cell.chrono_max_length == 100
+    bias = recurrent.cell.bias.numpy().reshape(-1)
+    units = resolved["units"]
+    gate_bias = bias[units : 2 * units] if cell == "lstm" else bias[:units]  # b_f, or the GRU's b_z
+    assert gate_bias.min() >= 0.0 and gate_bias.max() <= np.log(99) + 1e-6 and np.ptp(gate_bias) > 1.0
+    # Off by default: the presets keep the cells' default initialisation.
+    default = {"task": task_name, "preset": "short", **config.resolve(DEFAULTS, task.presets, "short", {})}
+    assert "chrono_max_length" not in default["cell_options"]
 
 
 def test_every_preset_passes_and_every_numeric_key_has_a_rule():

@@ -1,9 +1,11 @@
-"""GRUCell: the gated recurrent unit of Cho et al. (2014)."""
+"""GRUCell: the gated recurrent unit of Cho et al. (2014), with optional chrono initialisation (Tallec & Ollivier
+2018)."""
 
 import keras
 from keras import ops
 
 from zoo import arguments
+from zoo.cells import chrono
 from zoo.cells.recurrent_cell import RecurrentCell
 
 
@@ -60,11 +62,27 @@ class GRUCell(RecurrentCell):
     write the same gate as 1 - z_t. Given the same weights the cell equals `keras.layers.GRUCell` for both
     values of `reset_after`.
 
+    Chrono initialisation (`chrono_max_length=T_max`; Tallec & Ollivier 2018, §4): the gate that keeps the previous
+    state is z_t (it weighs h_{t-1} in h_t = z_t * h_{t-1} + ...), so its bias gets, per unit j,
+
+        b_z[j] = +log(u_j),  u_j ~ U(1, T_max - 1)        (with reset_after, b'_z = 0, so b_z + b'_z = log(u_j))
+
+    and b_r, b_h (and b'_r, b'_h) come from `bias_initializer`. (In Cho et al.'s notation, where the gate is 1 - z_t,
+    the same bias is -log(u_j).) The reason is the gate's characteristic time: with zero input and state the gate
+    is z = sigmoid(log u) = u / (1 + u), so unit j keeps that fraction of its state per step and forgets in
+    1 / (1 - z) = 1 + u_j steps, spread over [2, T_max]; 1 - z, the weight of the candidate, is the write gate tied
+    to it (the LSTM's b_i = -b_f). The default (all biases 0) keeps half the state per step in every unit, which is
+    why a default GRU fails to latch a class over 50 steps and more (docs/results/long_term.md). Only the initial
+    biases change: the equations, and the parity with `keras.layers.GRUCell`, are the same.
+
     Args:
         units: positive int, size of h_t.
         reset_after: where the reset gate acts (default `True`, Keras's default and the cuDNN-compatible form).
         activation: candidate non-linearity (default `"tanh"`).
         recurrent_activation: gate non-linearity (default `"sigmoid"`).
+        chrono_max_length: T_max, an int >= 2, the longest dependency expected: chrono initialisation of b_z (above);
+            `None` (the default) keeps `bias_initializer` for every bias. Needs `use_bias=True`. The draws follow
+            Keras's global seed (`keras.utils.set_random_seed`).
         The remaining arguments are those of `zoo.cells.RecurrentCell`; `recurrent_dropout` masks h_{t-1} where
         it enters the matrix products (the interpolation uses the unmasked state).
 
@@ -85,19 +103,45 @@ class GRUCell(RecurrentCell):
         ```
 
     Reference: K. Cho, B. van Merrienboer, C. Gulcehre, D. Bahdanau, F. Bougares, H. Schwenk, Y. Bengio, "Learning
-    phrase representations using RNN encoder-decoder for statistical machine translation", EMNLP 2014.
+    phrase representations using RNN encoder-decoder for statistical machine translation", EMNLP 2014;
+    C. Tallec, Y. Ollivier, "Can recurrent neural networks warp time?", ICLR 2018.
     """
 
-    def __init__(self, units, reset_after=True, recurrent_activation="sigmoid", **kwargs):
+    def __init__(self, units, reset_after=True, recurrent_activation="sigmoid", chrono_max_length=None, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = arguments.boolean("reset_after", reset_after)
         self.recurrent_activation = arguments.activation("recurrent_activation", recurrent_activation)
+        self.chrono_max_length = chrono.check_max_length(self, chrono_max_length)
+        # Made here, once: its seed comes from Keras's global seed at construction, as the kernel initializers' do.
+        self._chrono_initializer = (
+            None if self.chrono_max_length is None else chrono.log_uniform_initializer(self.chrono_max_length)
+        )
 
     def build(self, input_shape):
         super().build(input_shape)
         self.kernel = self.add_kernel(self.input_dim, 3 * self.units)
         self.recurrent_kernel = self.add_recurrent_kernel(self.units, 3 * self.units)
-        self.bias = self.add_bias((2, 3 * self.units) if self.reset_after else (3 * self.units,))
+        self.bias = self.add_bias(
+            (2, 3 * self.units) if self.reset_after else (3 * self.units,), initializer=self._bias_initializer()
+        )
+
+    def _bias_initializer(self):
+        if self._chrono_initializer is None:
+            return None
+        units, reset_after = self.units, self.reset_after
+        bias_initializer, chrono_initializer = self.bias_initializer, self._chrono_initializer
+
+        def initializer(shape, dtype=None):
+            b_z = chrono_initializer((units,), dtype=dtype)
+            b_rh = bias_initializer((2 * units,), dtype=dtype)
+            if not reset_after:
+                return ops.concatenate([b_z, b_rh])
+            # Row 1, the recurrent biases: b'_z = 0, so that the update gate's whole bias b_z + b'_z is log(u).
+            recurrent_b_rh = bias_initializer((2 * units,), dtype=dtype)
+            recurrent_b_z = ops.zeros((units,), dtype=dtype)
+            return ops.stack([ops.concatenate([b_z, b_rh]), ops.concatenate([recurrent_b_z, recurrent_b_rh])])
+
+        return initializer
 
     def call(self, inputs, states, training=False):
         h_prev = states[0]
@@ -125,4 +169,5 @@ class GRUCell(RecurrentCell):
             **super().get_config(),
             "reset_after": self.reset_after,
             "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "chrono_max_length": self.chrono_max_length,
         }

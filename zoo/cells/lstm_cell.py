@@ -1,10 +1,11 @@
 """LSTMCell: long short-term memory (Hochreiter & Schmidhuber 1997) with the forget gate (Gers et al. 2000) and
-optional peephole connections (Gers & Schmidhuber 2000)."""
+optional peephole connections (Gers & Schmidhuber 2000) and optional chrono initialisation (Tallec & Ollivier 2018)."""
 
 import keras
 from keras import ops
 
 from zoo import arguments
+from zoo.cells import chrono
 from zoo.cells.recurrent_cell import RecurrentCell
 
 
@@ -54,10 +55,25 @@ class LSTMCell(RecurrentCell):
     With `peepholes=False` (the default) the V terms vanish and the cell equals `keras.layers.LSTMCell` given the
     same weights: same gate order, weight names and shapes.
 
+    Chrono initialisation (`chrono_max_length=T_max`; Tallec & Ollivier 2018, §4) draws, per unit j,
+
+        b_f[j] = log(u_j),  u_j ~ U(1, T_max - 1),        b_i = -b_f
+
+    and leaves b_c, b_o to `bias_initializer`. The reason is the gates' characteristic times: with zero input and
+    state, c_t = f * c_{t-1} with f = sigmoid(b_f) = u / (1 + u), so unit j forgets in 1 / (1 - f) = 1 + u_j steps,
+    spread over [2, T_max], and its input gate sigmoid(-b_f) = 1 - f writes in proportion. The default
+    (`unit_forget_bias`, b_f = 1) forgets in about 3.7 steps in every unit, which is why a default LSTM fails to
+    latch a class over 50 steps and more (docs/results/long_term.md). Only the initial biases change: the
+    equations, and the parity with `keras.layers.LSTMCell`, are the same.
+
     Args:
         units: positive int, size of h_t and c_t.
         peepholes: whether the gates see the memory cell through V_i, V_f, V_o (default `False`).
         unit_forget_bias: start b_f at 1 so the cell remembers by default (Jozefowicz et al. 2015; default `True`).
+            Ignored when `chrono_max_length` is set.
+        chrono_max_length: T_max, an int >= 2, the longest dependency expected: chrono initialisation of b_f and b_i
+            (above); `None` (the default) keeps the initialisation of `unit_forget_bias` and `bias_initializer`.
+            Needs `use_bias=True`. The draws follow Keras's global seed (`keras.utils.set_random_seed`).
         activation: the cell non-linearity (default `"tanh"`).
         recurrent_activation: the gate non-linearity (default `"sigmoid"`).
         peephole_initializer: initializer of V (default `"glorot_uniform"`, as TensorFlow 1's peephole LSTM).
@@ -81,7 +97,8 @@ class LSTMCell(RecurrentCell):
 
     References: S. Hochreiter, J. Schmidhuber, "Long short-term memory", Neural Computation 9(8), 1997;
     F. A. Gers, J. Schmidhuber, F. Cummins, "Learning to forget", Neural Computation 12(10), 2000;
-    F. A. Gers, J. Schmidhuber, "Recurrent nets that time and count", IJCNN 2000.
+    F. A. Gers, J. Schmidhuber, "Recurrent nets that time and count", IJCNN 2000;
+    C. Tallec, Y. Ollivier, "Can recurrent neural networks warp time?", ICLR 2018.
     """
 
     def __init__(
@@ -91,11 +108,17 @@ class LSTMCell(RecurrentCell):
         unit_forget_bias=True,
         recurrent_activation="sigmoid",
         peephole_initializer="glorot_uniform",
+        chrono_max_length=None,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
         self.peepholes = arguments.boolean("peepholes", peepholes)
         self.unit_forget_bias = arguments.boolean("unit_forget_bias", unit_forget_bias)
+        self.chrono_max_length = chrono.check_max_length(self, chrono_max_length)
+        # Made here, once: its seed comes from Keras's global seed at construction, as the kernel initializers' do.
+        self._chrono_initializer = (
+            None if self.chrono_max_length is None else chrono.log_uniform_initializer(self.chrono_max_length)
+        )
         self.recurrent_activation = arguments.activation("recurrent_activation", recurrent_activation)
         self.peephole_initializer = keras.initializers.get(peephole_initializer)
         self.state_size = [self.units, self.units]
@@ -113,9 +136,18 @@ class LSTMCell(RecurrentCell):
             self.peephole_output = self._add_peephole("peephole_output")
 
     def _bias_initializer(self):
+        units, bias_initializer = self.units, self.bias_initializer
+        if self._chrono_initializer is not None:
+            chrono_initializer = self._chrono_initializer
+
+            def initializer(shape, dtype=None):
+                b_f = chrono_initializer((units,), dtype=dtype)
+                b_co = bias_initializer((2 * units,), dtype=dtype)
+                return ops.concatenate([-b_f, b_f, b_co])
+
+            return initializer
         if not self.unit_forget_bias:
             return None
-        units, bias_initializer = self.units, self.bias_initializer
 
         def initializer(shape, dtype=None):
             b_i = bias_initializer((units,), dtype=dtype)
@@ -158,4 +190,5 @@ class LSTMCell(RecurrentCell):
             "unit_forget_bias": self.unit_forget_bias,
             "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "peephole_initializer": keras.initializers.serialize(self.peephole_initializer),
+            "chrono_max_length": self.chrono_max_length,
         }

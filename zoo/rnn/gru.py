@@ -16,7 +16,7 @@ class GRU(Recurrent, keras.layers.GRU):
     Args:
         units: positive int, size of h_t.
         use_cudnn: `"auto"`, `True` or `False`, as in Keras. `True` with `reset_after=False` is rejected.
-        Any argument of `zoo.cells.GRUCell` (`reset_after`, activations, initializers, `dropout`, ...) and of
+        Any argument of `zoo.cells.GRUCell` (`reset_after`, `chrono_max_length`, activations, initializers, `dropout`, ...) and of
         `keras.layers.RNN` (`return_sequences`, `return_state`, `go_backwards`, `stateful`, `unroll`,
         `zero_output_for_mask`).
 

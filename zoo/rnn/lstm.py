@@ -17,7 +17,7 @@ class LSTM(Recurrent, keras.layers.LSTM):
         units: positive int, size of h_t and c_t.
         use_cudnn: `"auto"` (cuDNN when possible), `True` (require it) or `False` (never), as in Keras. `True` with
             `peepholes=True` is rejected.
-        Any argument of `zoo.cells.LSTMCell` (`peepholes`, `unit_forget_bias`, activations, initializers,
+        Any argument of `zoo.cells.LSTMCell` (`peepholes`, `unit_forget_bias`, `chrono_max_length`, activations, initializers,
         `dropout`, `recurrent_dropout`, ...) and of `keras.layers.RNN` (`return_sequences`, `return_state`,
         `go_backwards`, `stateful`, `unroll`, `zero_output_for_mask`).
 

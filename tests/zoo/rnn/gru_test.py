@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
@@ -29,3 +30,16 @@ def test_reset_before_never_takes_the_cudnn_path():
     assert GRU(4, reset_after=False).use_cudnn is False
     with pytest.raises(ValueError, match=r"use_cudnn=True is not possible .*reset_after=True"):
         GRU(4, reset_after=False, use_cudnn=True)
+
+
+@pytest.mark.jax
+def test_passes_chrono_initialisation_to_its_cell():
+    layer = GRU(4, chrono_max_length=30)
+    assert layer.cell.chrono_max_length == 30 and layer.get_config()["chrono_max_length"] == 30
+    clone = GRU.from_config(layer.get_config())
+    assert clone.cell.chrono_max_length == 30 and clone.get_config() == layer.get_config()
+    layer.build((None, None, 2))
+    gate_bias = keras.ops.convert_to_numpy(layer.cell.bias).reshape(-1)[:4]  # b_z
+    assert np.all((gate_bias >= 0.0) & (gate_bias <= np.log(29) + 1e-6)) and np.ptp(gate_bias) > 0
+    with pytest.raises(ValueError, match=r"chrono_max_length must be an int >= 2 or None \(off\), got 1"):
+        GRU(4, chrono_max_length=1)

@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
@@ -31,3 +32,16 @@ def test_peepholes_never_take_the_cudnn_path():
         LSTM(4, peepholes=True, use_cudnn=True)
     with pytest.raises(ValueError, match=r"use_cudnn must be one of 'auto', True, False, got 'yes'"):
         LSTM(4, use_cudnn="yes")
+
+
+@pytest.mark.jax
+def test_passes_chrono_initialisation_to_its_cell():
+    layer = LSTM(4, chrono_max_length=30)
+    assert layer.cell.chrono_max_length == 30 and layer.get_config()["chrono_max_length"] == 30
+    clone = LSTM.from_config(layer.get_config())
+    assert clone.cell.chrono_max_length == 30 and clone.get_config() == layer.get_config()
+    layer.build((None, None, 2))
+    gate_bias = keras.ops.convert_to_numpy(layer.cell.bias).reshape(-1)[4:8]  # b_f
+    assert np.all((gate_bias >= 0.0) & (gate_bias <= np.log(29) + 1e-6)) and np.ptp(gate_bias) > 0
+    with pytest.raises(ValueError, match=r"chrono_max_length must be an int >= 2 or None \(off\), got 1"):
+        LSTM(4, chrono_max_length=1)
