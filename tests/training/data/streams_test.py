@@ -175,8 +175,10 @@ def test_every_batch_has_a_static_shape():
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        ({"batch_size": 51}, r"batch_size \(51\) x 1 replicas = 51 streams is too large for a corpus of 100 ids.*at "
-                             r"most 50 streams"),
+        (
+            {"batch_size": 51},
+            r"batch_size \(51\) x 1 replicas = 51 streams is too large for a corpus of 100 ids.*at most 50 streams",
+        ),
         ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
         ({"bptt_steps": 0}, "bptt_steps must be a positive int, got 0"),
         ({"bptt_steps": -2}, "bptt_steps must be a positive int, got -2"),
@@ -187,10 +189,15 @@ def test_every_batch_has_a_static_shape():
         ({"epochs": 0}, "epochs must be a positive int, got 0"),
         ({"random_length": True}, "random_length needs a seed"),
         ({"random_length": {"mean": 3}, "seed": 0}, r"random_length has unknown keys \['mean'\]"),
-        ({"random_length": {"min_length": 9, "max_length": 8}, "seed": 0}, "min_length must be <= max_length, got 9 > 8"),
+        (
+            {"random_length": {"min_length": 9, "max_length": 8}, "seed": 0},
+            "min_length must be <= max_length, got 9 > 8",
+        ),
         ({"random_length": {"probability": 1.5}, "seed": 0}, r"probability must be a number in \[0, 1\], got 1.5"),
-        ({"input_context": tf.distribute.InputContext(2, 0, 3)}, r"num_replicas_in_sync \(3\) must be a multiple of "
-                                                                 r"num_input_pipelines \(2\)"),
+        (
+            {"input_context": tf.distribute.InputContext(2, 0, 3)},
+            r"num_replicas_in_sync \(3\) must be a multiple of num_input_pipelines \(2\)",
+        ),
     ],
 )
 def test_bad_arguments_are_value_errors_that_name_them(arguments, message):
