@@ -1,8 +1,15 @@
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from training.data import streams
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def reference_windows(ids, num_streams, bptt, partial_window="pad", pad_id=0):
@@ -152,6 +159,44 @@ def test_each_replica_gets_its_own_streams_in_every_window(replicas, pipelines):
             rows = slice(replica * batch, (replica + 1) * batch)  # replica r: streams [r * batch, (r + 1) * batch)
             for got_part, single_part in zip(got, single[window]):
                 np.testing.assert_array_equal(got_part, single_part[rows])
+
+
+# Under a real MirroredStrategy over two logical CPUs (its own process: devices are split before TensorFlow starts),
+# replica r's batches are streams [r * batch, (r + 1) * batch) of the one-device batch, window after window, and the
+# pipeline's batches reach the replicas in order. Prints "ok" or raises.
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    from training.data import streams
+
+    ids = np.arange(1, 401, dtype="int32")
+    single = list(streams.stream_dataset(ids, 6, 5, epochs=2))
+    data = strategy.distribute_datasets_from_function(
+        lambda context: streams.stream_dataset(ids, 3, 5, input_context=context, epochs=2, skip_windows=4)
+    )
+    count = 0
+    for window, batch in enumerate(data, start=4):
+        for replica, inputs in enumerate(strategy.experimental_local_results(batch.inputs)):
+            expected = single[window].inputs.numpy()[replica * 3 : (replica + 1) * 3]
+            np.testing.assert_array_equal(inputs.numpy(), expected)
+        count += 1
+    assert count == len(single) - 4, (count, len(single))
+    print("ok")
+    """
+)
+
+
+def test_mirrored_replicas_get_their_own_streams_in_every_window():
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
 def test_pipelines_get_disjoint_streams_that_cover_the_global_batch():
