@@ -251,13 +251,15 @@ def stream_dataset(ids, batch_size, bptt_steps, *, input_context=None, skip_wind
     local = replicas // pipelines
     num_streams = batch_size * replicas
     length = _stream_length(len(ids), num_streams, batch_size, replicas)
-    if partial_window == "drop" and options is None and length - 1 < bptt_steps:
-        raise ValueError(
-            f"bptt_steps ({bptt_steps}) is longer than the streams' {length - 1} positions (a corpus of {len(ids)} "
-            f"ids in {num_streams} streams), and partial_window='drop' would leave no window; lower bptt_steps or "
-            "batch_size, or pad the last window (partial_window='pad')"
-        )
     size = window_size(bptt_steps, random_length)
+    if partial_window == "drop" and length - 1 < size:
+        # Shorter streams could leave an epoch without a window (and an endless dataset without an element).
+        what = f"bptt_steps ({bptt_steps})" if options is None else f"random_length max_length ({size})"
+        raise ValueError(
+            f"{what} is longer than the streams' {length - 1} positions (a corpus of {len(ids)} ids in "
+            f"{num_streams} streams), and partial_window='drop' could leave no window; lower it or batch_size, or "
+            "pad the last window (partial_window='pad')"
+        )
     # This pipeline's streams, one block of batch_size rows per local replica: [local, batch_size, L].
     streams = batchify(ids, num_streams).reshape(pipelines, local, batch_size, length)[pipeline]
     streams = tf.constant(streams)

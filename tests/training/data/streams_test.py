@@ -229,6 +229,10 @@ def test_every_batch_has_a_static_shape():
         ({"bptt_steps": -2}, "bptt_steps must be a positive int, got -2"),
         ({"bptt_steps": 2.5}, "bptt_steps must be a positive int, got 2.5"),
         ({"bptt_steps": 30, "partial_window": "drop"}, r"bptt_steps \(30\) is longer than the streams' 24 positions"),
+        (
+            {"random_length": {"max_length": 25}, "seed": 0, "partial_window": "drop"},
+            r"random_length max_length \(25\) is longer than the streams' 24 positions",
+        ),
         ({"partial_window": "keep"}, r"partial_window must be one of \('pad', 'drop'\), got 'keep'"),
         ({"skip_windows": -1}, "skip_windows must be an int >= 0, got -1"),
         ({"epochs": 0}, "epochs must be a positive int, got 0"),
