@@ -142,7 +142,8 @@ def results_section(results, settings):
         f"them a training list; training and validation lists have depth 1..{settings['config']['max_depth']} (at "
         f"most {settings['config']['max_length']} tokens, 74% of them depth 4 or less). The best checkpoint of each "
         "run by validation root accuracy. Mean ± std over the seeds (one number: one seed). Node accuracy: every "
-        "list's and digit's value read at its own node (the models were trained on the root's value alone).",
+        "list's and digit's value read at its own node (`tree_lstm_nodes` was trained on those values too, the "
+        "other models on the root's value alone).",
         "",
         "| model | seeds | parameters | validation (depth <= "
         f"{settings['config']['max_depth']}) | test | " + " | ".join(f"test, depth {d}" for d in depths)
@@ -259,7 +260,7 @@ def _depth_figure(results, output_dir):
     plt = _pyplot()
     depths = sorted({d for runs in results.values() for r in runs for d in r["test"]["by_depth"]})
     models = [m for m, runs in results.items() if runs]
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = plt.subplots(figsize=(7, 5))
     width = 0.8 / max(len(models), 1)
     for index, model in enumerate(models):
         values = []
@@ -273,7 +274,7 @@ def _depth_figure(results, output_dir):
     axes.set_xlabel("list depth (test split)")
     axes.set_ylabel("root accuracy (%)")
     axes.set_ylim(0, 100)
-    axes.legend(loc="lower left", fontsize=8)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)  # below: bars reach the top
     figure.tight_layout()
     path = os.path.join(output_dir, "recursive_depth.png")
     figure.savefig(path, dpi=100)
