@@ -151,14 +151,8 @@ def sequence_dataset(
     if variable and training:
         # Bucketing by length, vectorized: take `sort_window` batches' worth of shuffled examples, sort them by
         # length, cut them into batches and shuffle those, so each batch holds similar lengths (little padding).
-        length_of = tf.constant(np.max([[len(x) for x in column] for column in variable_columns], axis=0), tf.int32)
-
-        def sorted_batches(indices):
-            ordered = tf.gather(indices, tf.argsort(tf.gather(length_of, indices), stable=True))
-            return tf.reshape(ordered, [sort_window, batch_size])
-
-        data = data.batch(batch_size * sort_window, drop_remainder=True).map(sorted_batches).unbatch()
-        data = data.shuffle(sort_window, seed=shuffle_seed)
+        lengths = np.max([[len(x) for x in column] for column in variable_columns], axis=0)
+        data = size_sorted_batches(data, lengths, batch_size, sort_window, shuffle_seed)
     else:
         data = data.batch(batch_size, drop_remainder=training)
     if training and steps is not None:
@@ -167,3 +161,18 @@ def sequence_dataset(
         data = data.skip(skip_batches)
     data = data.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)
+
+
+def size_sorted_batches(indices, sizes, batch_size, sort_window, seed):
+    """Batches of example indices grouped by size: each run of `sort_window` batches' worth of the (shuffled)
+    `indices` dataset is sorted by `sizes[index]` (stable), cut into `sort_window` batches, and those batches are
+    shuffled with `seed`, so each batch holds examples of similar size (little padding). An incomplete last run is
+    dropped (the training stream repeats)."""
+    size_of = tf.constant(sizes, tf.int32)
+
+    def sorted_batches(window):
+        ordered = tf.gather(window, tf.argsort(tf.gather(size_of, window), stable=True))
+        return tf.reshape(ordered, [sort_window, batch_size])
+
+    data = indices.batch(batch_size * sort_window, drop_remainder=True).map(sorted_batches).unbatch()
+    return data.shuffle(sort_window, seed=seed)

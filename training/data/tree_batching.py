@@ -17,6 +17,7 @@ model's), targets `(labels [B, N], roots [B])`, weights [B] (1, and 0 for the tr
 import numpy as np
 import tensorflow as tf
 
+from training.data import batching
 from training.data import trees
 
 INPUT_KEYS = ("words", "children", "heights")
@@ -79,14 +80,7 @@ def tree_dataset(encoded, batch_size, *, input_context=None, shuffle_seed=None, 
         data = data.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if shuffle_seed is not None:
         data = data.shuffle(len(encoded), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
-        count_of = tf.constant(counts)
-
-        def sorted_batches(indices):
-            ordered = tf.gather(indices, tf.argsort(tf.gather(count_of, indices), stable=True))
-            return tf.reshape(ordered, [sort_window, batch_size])
-
-        data = data.batch(batch_size * sort_window, drop_remainder=True).map(sorted_batches).unbatch()
-        data = data.shuffle(sort_window, seed=shuffle_seed)
+        data = batching.size_sorted_batches(data, counts, batch_size, sort_window, shuffle_seed)
     else:
         data = data.batch(batch_size)
     if skip_batches:
