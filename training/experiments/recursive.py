@@ -47,6 +47,7 @@ import keras  # noqa: E402
 from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
 from training.data import listops as listops_data  # noqa: E402
+from training.experiments import memory_figures  # noqa: E402
 from training.experiments.attention import mean_and_spread  # noqa: E402
 from training.experiments.attention import write_report  # noqa: E402
 from training.experiments.memory import train_run  # noqa: E402
@@ -214,17 +215,8 @@ def curves_section(results, output_dir):
     ])
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _curves_figure(results, output_dir):
-    plt = _pyplot()
+    plt = memory_figures._pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
     for index, (model, runs) in enumerate(results.items()):
         for k, r in enumerate(runs):
@@ -238,10 +230,7 @@ def _curves_figure(results, output_dir):
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    path = os.path.join(output_dir, "recursive_curves.png")
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return memory_figures._save(figure, os.path.join(output_dir, "recursive_curves.png"), plt)
 
 
 def depth_section(results, output_dir):
@@ -257,7 +246,7 @@ def depth_section(results, output_dir):
 
 
 def _depth_figure(results, output_dir):
-    plt = _pyplot()
+    plt = memory_figures._pyplot()
     depths = sorted({d for runs in results.values() for r in runs for d in r["test"]["by_depth"]})
     models = [m for m, runs in results.items() if runs]
     figure, axes = plt.subplots(figsize=(7, 5))
@@ -276,10 +265,7 @@ def _depth_figure(results, output_dir):
     axes.set_ylim(0, 100)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)  # below: bars reach the top
     figure.tight_layout()
-    path = os.path.join(output_dir, "recursive_depth.png")
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return memory_figures._save(figure, os.path.join(output_dir, "recursive_depth.png"), plt)
 
 
 def report_sections(results, settings, output_dir):
