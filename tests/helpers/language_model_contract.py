@@ -15,6 +15,11 @@ a time: `initial_state(batch_size)` is its state before the first token, and `st
     assert_saved_model_round_trip            a SavedModel with an int32 [None, None] signature, loaded by both
                                              TensorFlow loaders, on two batch sizes and lengths (TensorFlow only)
     assert_learns_a_deterministic_cycle      training drives the loss on a zero-entropy token cycle near 0
+    assert_carried_state_equals_one_call     (models that carry a state across calls, for truncated BPTT on
+                                             streams) windows run one after another, each from the state the
+                                             previous returned, give the logits and final state of one call on
+                                             their concatenation; a masked (padded) tail leaves the state as after
+                                             the last real token; the state equals the one `step` reaches
 
 A model's test file builds small models with random weights, calls these on them, and keeps what is particular to
 the model: its NumPy reference, weights, context or receptive field, tied embeddings, Keras twins, presets and bad
@@ -160,3 +165,42 @@ def assert_learns_a_deterministic_cycle(make_model, vocab=8, time=12, steps=100)
     model = make_model(vocab)
     x, y = cyclic_batch(vocab, time)
     assert train_on_cycle(model, x, y, steps) < 0.1 * np.log(vocab)
+
+
+def assert_carried_state_equals_one_call(model, x, cuts, atol=1e-5):
+    """`model(tokens, initial_state=..., mask=..., return_state=True)` carries a state across calls:
+
+    - the windows x[:, a:b] between consecutive `cuts`, each called from the state the previous call returned (the
+      first from `initial_state`), give the logits of one call on the whole of x, and the final state of that call;
+    - that state equals the one `step` reaches after feeding x token by token;
+    - right-padding a window with masked positions (mask False, arbitrary tokens) leaves its returned state, and its
+      logits at the real positions, as without the padding.
+    """
+    batch, time = x.shape
+    whole, whole_state = model(x, initial_state=model.initial_state(batch), return_state=True)
+    state, pieces = model.initial_state(batch), []
+    bounds = [0, *cuts, time]
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        logits, state = model(x[:, start:end], initial_state=state, return_state=True)
+        pieces.append(numpy(logits))
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), numpy(whole), atol=atol)
+    for carried, one_call in zip(state, whole_state):
+        np.testing.assert_allclose(numpy(carried), numpy(one_call), atol=atol)
+    stepped = model.initial_state(batch)
+    for t in range(time):
+        _, stepped = model.step(x[:, t], stepped)
+    for carried, by_steps in zip(state, stepped):
+        np.testing.assert_allclose(numpy(carried), numpy(by_steps), atol=atol)
+    # A window padded with 3 masked positions of other tokens.
+    head = x[:, : bounds[1]]
+    padding = (x[:, :3][:, ::-1] + 1) % model.vocab_size
+    padded = np.concatenate([head, padding], axis=1)
+    mask = np.arange(padded.shape[1])[None, :] < head.shape[1]
+    mask = np.broadcast_to(mask, padded.shape)
+    plain_logits, plain_state = model(head, initial_state=model.initial_state(batch), return_state=True)
+    padded_logits, padded_state = model(
+        padded, initial_state=model.initial_state(batch), mask=mask, return_state=True
+    )
+    np.testing.assert_allclose(numpy(padded_logits)[:, : head.shape[1]], numpy(plain_logits), atol=atol)
+    for a, b in zip(padded_state, plain_state):
+        np.testing.assert_allclose(numpy(a), numpy(b), atol=atol)

@@ -42,6 +42,22 @@ def test_step_equals_call(name):
     contract.assert_step_equals_call(make(CONFIGS[name]), tokens())
 
 
+@pytest.mark.jax
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_carried_state_equals_one_call(name):
+    contract.assert_carried_state_equals_one_call(make(CONFIGS[name]), tokens(time=9), cuts=[3, 4])
+
+
+def test_a_wrong_initial_state_is_an_error_naming_the_layout():
+    model = make(CONFIGS["lstm"])
+    with pytest.raises(ValueError, match=r"initial_state must hold 4 tensors .*sizes \[5, 5, 5, 5\]"):
+        model(tokens(), initial_state=model.initial_state(3)[:2])
+    state = list(model.initial_state(3))
+    state[1] = np.zeros((3, 4), "float32")
+    with pytest.raises(ValueError, match=r"initial_state\[1\] must be \[batch, 5\], got shape \(3, 4\)"):
+        model(tokens(), initial_state=state)
+
+
 def test_initial_state_is_every_layer_s_cell_states():
     model = make(CONFIGS["lstm"])
     state = model.initial_state(3)

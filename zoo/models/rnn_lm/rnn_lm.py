@@ -49,8 +49,16 @@ class RNNLM(keras.Model):
     Call arguments:
         tokens: [batch, T] int32, right-padded with `pad_id`.
         training: whether dropout is active.
+        initial_state: None (zeros), or the state to start from, in the layout of `initial_state(batch_size)`:
+            e.g. the state a previous call returned, to go on with the same text (truncated BPTT on a stream
+            carries it from one window into the next).
+        mask: None, or bool [batch, T]: False at padded positions, which only follow the real ones. A masked step
+            leaves every layer's state unchanged, so the returned state is the state after each row's last real
+            token (its logits at masked positions are meaningless).
+        return_state: also return the state after the last (real) token, in the layout of `initial_state`.
 
-    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1].
+    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1] (and the text
+    before them that `initial_state` summarises); with `return_state`, `(logits, state)`.
 
     Decoding: `initial_state(batch_size)` is the tuple of every layer's cell states in layer order (e.g. for two LSTM
     layers `(h^(1), c^(1), h^(2), c^(2))`, each [batch, units]), all zeros as in `call`; `step(tokens [batch],
@@ -94,11 +102,12 @@ class RNNLM(keras.Model):
         self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
         self.cell_options = arguments.options("cell_options", cell_options)
         self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
+        self.supports_masking = True  # `call` takes a mask of padded positions (it keeps the state there)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.recurrent_layers = [
             RECURRENT_LAYERS[self.cell](
-                self.units, return_sequences=True, name=f"{self.cell}_{index}", **self.cell_options
+                self.units, return_sequences=True, return_state=True, name=f"{self.cell}_{index}", **self.cell_options
             )
             for index in range(self.num_layers)
         ]
@@ -137,11 +146,44 @@ class RNNLM(keras.Model):
             return ops.matmul(h, ops.transpose(self.embedding.embeddings)) + self.output_bias
         return self.output_projection(h)
 
-    def call(self, tokens, training=False):
+    def call(self, tokens, training=False, initial_state=None, mask=None, return_state=False):
         x = self.embedding(ops.cast(tokens, "int32"))
-        for layer, dropout in zip(self.recurrent_layers, self.dropouts):
-            x = layer(dropout(x, training=training), training=training)
-        return self._logits(x, training)
+        if initial_state is not None:
+            initial_state = self._split_state(initial_state, ops.shape(tokens)[0])
+        final_state = []
+        for index, (layer, dropout) in enumerate(zip(self.recurrent_layers, self.dropouts)):
+            outputs = layer(
+                dropout(x, training=training),
+                initial_state=None if initial_state is None else initial_state[index],
+                mask=mask,
+                training=training,
+            )
+            x = outputs[0]
+            final_state.extend(outputs[1:])
+        logits = self._logits(x, training)
+        return (logits, tuple(final_state)) if return_state else logits
+
+    def _split_state(self, state, batch_size):
+        """The flat state tuple of `initial_state` -> one list of cell states per layer, checked."""
+        state = tuple(state)
+        expected = [size for layer in self.recurrent_layers for size in state_sizes(layer.cell)]
+        if len(state) != len(expected):
+            raise ValueError(
+                f"initial_state must hold {len(expected)} tensors (every layer's cell states in layer order, as "
+                f"`initial_state(batch_size)` gives them, of sizes {expected}), got {len(state)}"
+            )
+        for position, (tensor, size) in enumerate(zip(state, expected)):
+            shape = tuple(tensor.shape)
+            if len(shape) != 2 or (shape[1] is not None and shape[1] != size):
+                raise ValueError(
+                    f"initial_state[{position}] must be [batch, {size}], got shape {shape}"
+                )
+        per_layer, position = [], 0
+        for layer in self.recurrent_layers:
+            count = len(state_sizes(layer.cell))
+            per_layer.append([ops.cast(t, self.compute_dtype) for t in state[position : position + count]])
+            position += count
+        return per_layer
 
     def initial_state(self, batch_size):
         state = []
