@@ -45,6 +45,8 @@ NUMERIC = {
     "learning_rate": POSITIVE,
     "learning_rate_decay_epochs": POSITIVE_INT_OR_NONE,
     "learning_rate_decay_factor": ("a number in (0, 1] or None (0.5)", lambda v: v is None or (_real(v) and 0 < v <= 1)),
+    "learning_rate_decay_start_epoch": NON_NEGATIVE_INT_OR_NONE,
+    "eval_batch_size": POSITIVE_INT_OR_NONE,
     "clip_global_norm": POSITIVE_OR_NONE,
     "clip_value": POSITIVE_OR_NONE,
     "checkpoint_every_steps": POSITIVE_INT,

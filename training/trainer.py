@@ -48,6 +48,8 @@ DEFAULTS = {
     "learning_rate": 1e-3,
     "learning_rate_decay_epochs": None,  # when set, the learning rate steps down after every that many epochs ...
     "learning_rate_decay_factor": None,  # ... multiplied by this (None: 0.5)
+    "learning_rate_decay_start_epoch": None,  # when set, the first decay comes after this many epochs
+    "eval_batch_size": None,  # streams (truncated BPTT): how many streams evaluation cuts a split into (None: batch)
     "clip_global_norm": None,  # clip the gradient's global norm to this value
     "clip_value": None,  # clip every gradient component to [-clip_value, clip_value]
     "checkpoint_every_steps": 100,
@@ -99,6 +101,10 @@ class Trainer:
         self.chief = strategies.is_chief(self.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = self.config["batch_size"] * self.replicas
+        # Truncated BPTT on token streams (`Task.streams`): every batch is the next window of parallel streams, and
+        # the model's state at the end of a window is the initial state of the next (see `_build`).
+        self.streams = bool(task.streams(self.config))
+        self.eval_streams = self._eval_streams() if self.streams else None
         self.steps_per_epoch = task.steps_per_epoch(self.config, self.global_batch)
         self.out = out or sys.stdout
         if progress not in ("auto", "bar", "lines"):
@@ -183,6 +189,16 @@ class Trainer:
         self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
         worst = math.inf if self.monitor_mode == "min" else -math.inf
         self.best = tf.Variable(worst, dtype=tf.float64, trainable=False, name="best")
+        carried = {}
+        if self.streams:
+            # The state carried from window to window, for every stream of every replica: rows
+            # [r * batch_size, (r + 1) * batch_size) are replica r's streams (`training.data.streams`). Host variables
+            # like the step: each step reads its replica's rows and writes back every replica's (gathered, so that
+            # every worker holds all of them and the chief's checkpoint saves them all). The evaluation's own
+            # state is apart, so a validation pass leaves the training streams where they were.
+            self.carried_state = self._state_variables(self.global_batch, "carried_state")
+            self.eval_state = self._state_variables(self.eval_streams, "eval_state")
+            carried = {"carried_state": {f"{i}": v for i, v in enumerate(self.carried_state)}}
         self.checkpoint = tf.train.Checkpoint(
             model=_checkpointable(self.model.variables),
             optimizer=_checkpointable(self.optimizer.variables, with_paths=False),
@@ -190,6 +206,7 @@ class Trainer:
             epoch=self.epoch,
             step_in_epoch=self.step_in_epoch,
             best=self.best,
+            **carried,
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._own_dir("checkpoints"), max_to_keep=self.config["keep_checkpoints"]
@@ -199,6 +216,43 @@ class Trainer:
             self._own_dir("best"),
             max_to_keep=1,
         )
+
+    def _eval_streams(self):
+        """How many streams an evaluation pass cuts a split into: config["eval_batch_size"], or the global batch."""
+        streams = self.config.get("eval_batch_size") or self.global_batch
+        if streams % self.replicas:
+            raise ValueError(
+                f"eval_batch_size ({streams}) must be a multiple of the {self.replicas} replicas: each replica "
+                "evaluates the same number of streams"
+            )
+        return streams
+
+    def _state_variables(self, rows, name):
+        """Host variables [rows, size] (dtype of the task's initial state) for a carried state, one per tensor."""
+        initial = self.task.initial_state(self.config, self.model, 1)
+        return [
+            tf.Variable(tf.repeat(tf.convert_to_tensor(tensor), rows, axis=0), trainable=False, name=f"{name}_{i}")
+            for i, tensor in enumerate(initial)
+        ]
+
+    def _replica_state(self, variables, first_window):
+        """This replica's rows of a carried state, reset to the initial state where a stream's epoch starts, with
+        its gradient stopped: truncated BPTT back-propagates within a window only."""
+        rows = tf.shape(first_window)[0]
+        start = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * rows
+        initial = self.task.initial_state(self.config, self.model, rows)
+        state = []
+        for variable, fresh in zip(variables, initial):
+            carried = variable[start : start + rows]
+            fresh = tf.cast(fresh, carried.dtype)
+            reset = tf.reshape(first_window, [-1] + [1] * (len(carried.shape) - 1))
+            state.append(tf.stop_gradient(tf.where(reset, fresh, carried)))
+        return tuple(state)
+
+    def _store_state(self, variables, state):
+        """Writes every replica's final state (per-replica values) into the host variables, replicas in order."""
+        for variable, value in zip(variables, state):
+            variable.assign(tf.cast(self.strategy.gather(value, axis=0), variable.dtype))
 
     def _make_optimizer(self, mixed_precision):
         name = self.config["optimizer"]
@@ -241,10 +295,19 @@ class Trainer:
         step = tf.constant(int(self.step), tf.int64)
         return {key: float(value) for key, value in self._train_step(batch, step).items()}
 
-    def _replica_train_step(self, inputs, targets, weights, step):
+    def _replica_train_step(self, inputs, targets, weights, step, first_window=None):
+        """One replica's step. With streams, `weights` [batch, T] marks the window's real positions and
+        `first_window` [batch] where a stream's epoch starts; it returns (sums, final state)."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            predictions = self.task.train_predictions(self.config, self.model, inputs, step)
+            if self.streams:
+                state = self._replica_state(self.carried_state, first_window)
+                predictions, state = self.task.stream_predictions(
+                    self.config, self.model, inputs, state, weights > 0, training=True
+                )
+                weights = tf.ones_like(first_window, tf.float32)  # every stream counts alike; padding is masked
+            else:
+                predictions = self.task.train_predictions(self.config, self.model, inputs, step)
             per_example = self.task.loss(self.config, targets, predictions)
             loss = tf.reduce_sum(per_example * weights) / self.global_batch
             if self.model.losses:
@@ -267,7 +330,7 @@ class Trainer:
         self.optimizer.apply_gradients(zip([g / self.replicas for g in gradients], variables))
         sums = self._sums(targets, predictions, per_example, weights)
         sums["grad_norm"] = norm / self.replicas  # every replica holds the same norm; the SUM reduce restores it
-        return sums
+        return (sums, state) if self.streams else sums
 
     def _sums(self, targets, predictions, per_example, weights):
         sums = {"loss": tf.reduce_sum(per_example * weights), "examples": tf.reduce_sum(weights)}
@@ -275,16 +338,33 @@ class Trainer:
             sums[name] = tf.reduce_sum(tf.cast(values, tf.float32) * weights)
         return sums
 
-    def _replica_eval_step(self, inputs, targets, weights):
-        predictions = self.model(inputs, training=False)
-        return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights)
+    def _replica_eval_step(self, inputs, targets, weights, first_window=None):
+        if not self.streams:
+            predictions = self.model(inputs, training=False)
+            return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights)
+        state = self._replica_state(self.eval_state, first_window)
+        predictions, state = self.task.stream_predictions(
+            self.config, self.model, inputs, state, weights > 0, training=False
+        )
+        weights = tf.ones_like(first_window, tf.float32)
+        return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights), state
 
     def _distributed_train_step(self, batch, step):
-        sums = self.strategy.run(self._replica_train_step, args=(*batch, step))
+        if self.streams:
+            sums, state = self.strategy.run(
+                self._replica_train_step, args=(batch.inputs, batch.targets, batch.weights, step, batch.first_window)
+            )
+            self._store_state(self.carried_state, state)
+        else:
+            sums = self.strategy.run(self._replica_train_step, args=(*batch, step))
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
     def _distributed_eval_step(self, batch):
-        sums = self.strategy.run(self._replica_eval_step, args=batch)
+        if self.streams:
+            sums, state = self.strategy.run(self._replica_eval_step, args=tuple(batch))
+            self._store_state(self.eval_state, state)
+        else:
+            sums = self.strategy.run(self._replica_eval_step, args=batch)
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
     # Data.
@@ -293,6 +373,15 @@ class Trainer:
         """The run's distributed training batches, one per step, after the first `skip_steps` steps' worth."""
 
         def dataset_fn(context):
+            if self.streams:
+                # One window per step, each local replica's streams in turn (`training.data.streams`).
+                return self.task.stream_data(
+                    self.config,
+                    "train",
+                    context.get_per_replica_batch_size(self.global_batch),
+                    input_context=context,
+                    skip_windows=skip_steps,
+                )
             # Each step takes one batch per local replica from this worker's pipeline.
             local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
             return self.task.dataset(
@@ -309,6 +398,11 @@ class Trainer:
         """{metric: mean over the split's examples}, loss included, with the model as it is now."""
 
         def dataset_fn(context):
+            if self.streams:
+                # The whole split once, cut into eval_streams streams, the state carried through it.
+                return self.task.stream_data(
+                    self.config, split, context.get_per_replica_batch_size(self.eval_streams), input_context=context
+                )
             return self.task.dataset(
                 self.config,
                 split,
@@ -613,16 +707,41 @@ def _duration(seconds):
 def learning_rate(config, steps_per_epoch):
     """The config's learning rate: a constant, or with `learning_rate_decay_epochs` set, multiplied by
     `learning_rate_decay_factor` (None: 0.5) after every that many epochs (a step decay, e.g. the memory network
-    recipe's halving every 25 epochs). The schedule counts the optimizer's steps, which the checkpoint holds. A config
-    written before these keys existed lacks them: a constant rate."""
+    recipe's halving every 25 epochs). With `learning_rate_decay_start_epoch` k as well, the rate stays constant for
+    k epochs and the first decay comes at the start of epoch k + 1 (Zaremba et al. 2014's schedule: lr 1 for 4
+    epochs, then halved after every epoch, is decay_epochs 1, factor 0.5, start 4). The schedule counts the
+    optimizer's steps, which the checkpoint holds. A config written before these keys existed lacks them: a constant
+    rate (or, without a start, a decay from the first epoch)."""
     every = config.get("learning_rate_decay_epochs")
     if not every:
         return config["learning_rate"]
     factor = config.get("learning_rate_decay_factor")
+    factor = 0.5 if factor is None else factor
+    start = config.get("learning_rate_decay_start_epoch")
+    if start is not None:
+        return DelayedStepDecay(config["learning_rate"], steps_per_epoch, every, factor, start)
     return keras.optimizers.schedules.ExponentialDecay(
-        config["learning_rate"], decay_steps=every * steps_per_epoch, decay_rate=0.5 if factor is None else factor,
-        staircase=True,
+        config["learning_rate"], decay_steps=every * steps_per_epoch, decay_rate=factor, staircase=True,
     )
+
+
+class DelayedStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """rate * factor ** n, where n = 0 in the first `start_epoch` epochs and then grows by one at the start of epoch
+    start_epoch + 1 and every `every_epochs` epochs after it: n = max(0, (epoch - start_epoch) // every_epochs + 1)
+    for the 0-based epoch = step // steps_per_epoch."""
+
+    def __init__(self, rate, steps_per_epoch, every_epochs, factor, start_epoch):
+        self.rate, self.steps_per_epoch, self.every_epochs = rate, steps_per_epoch, every_epochs
+        self.factor, self.start_epoch = factor, start_epoch
+
+    def __call__(self, step):
+        epoch = keras.ops.floor_divide(keras.ops.cast(step, "int64"), self.steps_per_epoch)
+        decays = keras.ops.maximum(keras.ops.floor_divide(epoch - self.start_epoch, self.every_epochs) + 1, 0)
+        return self.rate * keras.ops.power(float(self.factor), keras.ops.cast(decays, "float32"))
+
+    def get_config(self):
+        return {"rate": self.rate, "steps_per_epoch": self.steps_per_epoch, "every_epochs": self.every_epochs,
+                "factor": self.factor, "start_epoch": self.start_epoch}
 
 
 def _checkpointable(variables, with_paths=True):

@@ -340,3 +340,15 @@ def test_the_learning_rate_steps_down_every_decay_epochs_and_a_resumed_run_keeps
     assert float(keras.ops.convert_to_numpy(resumed.optimizer.learning_rate)) == pytest.approx(0.025)
     with pytest.raises(ValueError, match=r"learning_rate_decay_factor must be a number in \(0, 1\]"):
         make_trainer(tmp_path / "bad", learning_rate_decay_epochs=2, learning_rate_decay_factor=2.0)
+
+
+def test_a_decay_start_epoch_keeps_the_rate_for_that_many_epochs_then_decays_every_decay_epochs():
+    # Zaremba et al. (2014), small: lr 1 for 4 epochs, then halved after every epoch (epoch 5 at 0.5, 6 at 0.25).
+    zaremba = learning_rate({"learning_rate": 1.0, "learning_rate_decay_epochs": 1, "learning_rate_decay_factor": 0.5,
+                             "learning_rate_decay_start_epoch": 4}, 10)
+    assert [float(zaremba(step)) for step in (0, 39, 40, 49, 50, 60)] == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.125])
+    every_two = learning_rate({"learning_rate": 1.0, "learning_rate_decay_epochs": 2, "learning_rate_decay_factor": 0.5,
+                               "learning_rate_decay_start_epoch": 1}, 10)
+    assert [float(every_two(step)) for step in (9, 10, 29, 30)] == pytest.approx([1, 0.5, 0.5, 0.25])
+    with pytest.raises(ValueError, match=r"learning_rate_decay_start_epoch must be an int >= 0 or None, got -1"):
+        run_config.check({"learning_rate_decay_start_epoch": -1})

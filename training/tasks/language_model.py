@@ -33,6 +33,7 @@ import tensorflow as tf
 import zoo
 from zoo.decoding import generate
 from training.data import grammar as grammar_corpus
+from training.data import streams
 from training.data import text_corpus
 from training.tasks.task import Task
 from training.text.tokenizer import Tokenizer
@@ -61,6 +62,12 @@ _COMMON = {
     "epochs": 4,
     "max_new_tokens": 40,  # tokens the exported signatures generate at most
     "allow_unk": False,  # whether the exported signatures may generate <unk> (never <pad> or <bos>)
+    # Streams (truncated BPTT, `training.data.streams`): None trains sentence by sentence; an int trains on each
+    # split as one token stream cut into batch_size parallel streams, in windows of this many tokens.
+    "bptt_steps": None,
+    "random_length": None,  # None, or True / a dict of AWD-LSTM's random window lengths (`streams.random_length_options`)
+    "partial_window": "drop",  # training: "drop" leaves out each epoch's last, short window; "pad" keeps it
+    "stream_loss": "mean",  # a window's loss: "mean" NLL per position, or "sum" over the window (Zaremba et al.)
 }
 
 _GRAMMAR_MODELS = {
@@ -134,6 +141,42 @@ class LanguageModelTask(Task):
     def split_data(self, config):
         return self.corpus(config).splits
 
+    # Streams (config["bptt_steps"] set): truncated BPTT on each split as one token sequence.
+
+    def streams(self, config):
+        return bool(config.get("bptt_steps"))
+
+    def stream_data(self, config, split, batch_size, *, input_context=None, skip_windows=0):
+        training = split == "train"
+        return streams.stream_dataset(
+            self.corpus(config).stream_ids(split),
+            batch_size,
+            config["bptt_steps"],
+            input_context=input_context,
+            skip_windows=skip_windows,
+            epochs=None if training else 1,
+            random_length=config.get("random_length") if training else None,
+            seed=config["seed"],
+            # Evaluation scores every token of the split; training may leave out each epoch's last, short window.
+            partial_window=config.get("partial_window") or "pad" if training else "pad",
+            pad_id=self.corpus(config).vocabulary.pad_id,
+        )
+
+    def steps_per_epoch(self, config, global_batch_size):
+        if not self.streams(config) or config.get("steps_per_epoch"):
+            return super().steps_per_epoch(config, global_batch_size)
+        # With random window lengths every epoch has its own number of windows: the trainer's epochs (validation,
+        # the learning-rate schedule) count the first epoch's, while the streams restart (and the carried state is
+        # reset) where the drawn windows end.
+        return streams.windows_per_epoch(
+            len(self.corpus(config).stream_ids("train")),
+            global_batch_size,
+            config["bptt_steps"],
+            random_length=config.get("random_length"),
+            seed=config["seed"],
+            partial_window=config.get("partial_window") or "pad",
+        )
+
     def input_features(self, config):
         return None
 
@@ -159,6 +202,11 @@ class LanguageModelTask(Task):
 
     def loss(self, config, targets, predictions):
         nll, mask = _token_nll(targets, predictions)
+        if self.streams(config):
+            # A stream's window: its summed NLL ("sum", as Zaremba et al.'s code: the gradient then grows with the
+            # window) or that sum over the window's length ("mean": the batch's loss is its mean NLL per token).
+            total = tf.reduce_sum(nll * mask, axis=1)
+            return total if config.get("stream_loss") == "sum" else total / tf.cast(tf.shape(targets)[1], tf.float32)
         # Summed over the sentence, divided by the mean number of tokens per training sentence: the batch's loss
         # is then its mean NLL per token, with every token weighted alike (short sentences are not favoured).
         return tf.reduce_sum(nll * mask, axis=1) / self.corpus(config).mean_tokens
@@ -234,6 +282,16 @@ class Corpus:
         validation = np.concatenate(self.splits["validation"][1])
         self.unigram_perplexity = float(np.exp(-np.mean(np.log(probabilities[validation]))))
         self.lines = lines
+        self._streams = {}
+
+    def stream_ids(self, split):
+        """The split as one sequence of ids: every sentence, uncut, followed by `<eos>` (`streams.join_sentences`)."""
+        if split not in self._streams:
+            inputs, targets = self.splits[split]
+            self._streams[split] = streams.join_sentences(
+                [t[:-1] for t in targets], self.vocabulary.eos_id
+            )
+        return self._streams[split]
 
     def _tokenize(self, lines):
         if not lines:

@@ -157,6 +157,32 @@ class Task(abc.ABC):
             pad_to_multiple=None if training else pad_to_multiple,
         )
 
+    # Token streams (truncated back-propagation through time).
+
+    def streams(self, config):
+        """Whether this config trains on token streams with a carried state: each batch is the next window of
+        parallel streams (`stream_data`), and the model's state at the end of a window is the initial state of the
+        next, its gradient stopped (truncated BPTT; Williams & Peng 1990). False by default. A task that says True
+        implements `stream_data`, and its model `initial_state(batch_size)` and a call that takes and returns a
+        state (`stream_predictions`); `loss` and `metrics` then get targets [batch, T] of a window, padded with id
+        0, and the trainer weights every stream alike."""
+        return False
+
+    def stream_data(self, config, split, batch_size, *, input_context=None, skip_windows=0):
+        """The `training.data.streams.StreamBatch` windows of a split cut into parallel streams, `batch_size` per
+        replica: "train" endless, its windows fixed by the seed (`skip_windows` resumes it exactly); the other
+        splits one pass over the whole split, every token scored."""
+        raise NotImplementedError(f"task {self.name!r} does not train on streams")
+
+    def initial_state(self, config, model, batch_size):
+        """The state a stream starts from: a tuple of tensors [batch_size, ...] (`model.initial_state`)."""
+        return tuple(model.initial_state(batch_size))
+
+    def stream_predictions(self, config, model, inputs, state, mask, training):
+        """(predictions, final state) of a window from the carried `state`; `mask` [batch, T] is False at padded
+        positions, which must leave the state as after the last real token."""
+        return model(inputs, training=training, initial_state=state, mask=mask, return_state=True)
+
     @abc.abstractmethod
     def model_head(self, config):
         """The model arguments the task fixes: {"output_units": ..., "output_activation": ..., ...}."""
