@@ -126,7 +126,9 @@ class Trainer:
         self._train_step = tf.function(self._distributed_train_step, jit_compile=jit_compile, reduce_retracing=True)
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
         self._writers = None
-        self.history = []  # one entry per epoch finished by this object: {"epoch", "step", "train", "validation"}
+        # One entry per epoch finished by this object: {"epoch", "step", "seconds" (of training, validation left
+        # out), "train", "validation"}.
+        self.history = []
 
     # Set-up.
 
@@ -471,7 +473,8 @@ class Trainer:
         self._keep_if_best(validation)
         self._save(self.manager)
         self._log_epoch(train, validation, seconds)
-        self.history.append({"epoch": int(self.epoch), "step": int(self.step), "train": train, "validation": validation})
+        self.history.append({"epoch": int(self.epoch), "step": int(self.step), "seconds": seconds, "train": train,
+                             "validation": validation})
         return validation
 
     def _keep_if_best(self, validation):

@@ -1,0 +1,70 @@
+"""The streams experiment on a tiny budget: a streamed run and its sentence-by-sentence twin, resumed, measured and
+reported."""
+
+import math
+
+import numpy as np
+import pytest
+
+from training.experiments import streams
+
+# A tiny LSTM LM on the grammar corpus: 4 streams in windows of 8 tokens; one evaluation stream, so that the
+# trainer's streamed test perplexity and `stream_nats` measure exactly the same thing.
+TINY = {"train_size": 120, "validation_size": 30, "test_size": 30, "batch_size": 4, "bptt_steps": 8,
+        "eval_batch_size": 1, "model_options": {"units": 12, "embedding_dim": 8, "dropout": 0.0}}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp("runs"))
+    streamed = streams.run_model("lstm", 0, 0.0001, work_dir, TINY, sample_length=30)
+    sentences = streams.run_model("lstm", 0, math.inf, work_dir, {**TINY, "bptt_steps": None},
+                                  max_steps=streamed["steps"], name="lstm_sentences", sample_length=30)
+    return work_dir, streamed, sentences
+
+
+@pytest.mark.slow
+def test_a_run_trains_to_its_budget_and_a_rerun_resumes_without_training_more(tiny_runs):
+    work_dir, streamed, sentences = tiny_runs
+    assert streamed["streams"] and not sentences["streams"]
+    # A budget shorter than an epoch: exactly one epoch, one point on the curve.
+    assert len(streamed["curve"]) == 1 and streamed["steps"] == streamed["curve"][0][1] > 0
+    assert sentences["steps"] == streamed["steps"]
+    again = streams.run_model("lstm", 0, 0.0001, work_dir, TINY, sample_length=30)
+    assert again["steps"] == streamed["steps"] and again["curve"] == streamed["curve"]
+    np.testing.assert_allclose(again["test_nats"], streamed["test_nats"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_streamed_test_figure_is_the_one_stream_nll_of_every_token(tiny_runs):
+    _, streamed, sentences = tiny_runs
+    # The trainer's evaluation (one stream, windows of 8, state carried) and stream_nats (windows of 1000) agree.
+    np.testing.assert_allclose(streamed["test_nats"], streamed["test_nats_streamed"], rtol=1e-4)
+    assert 0 < streamed["test_nats"] < math.log(40)
+    assert math.isfinite(sentences["test_nats_streamed"]) and sentences["test_nats"] != sentences["test_nats_streamed"]
+    assert isinstance(streamed["sample"], str) and streamed["sample"]
+
+
+@pytest.mark.slow
+def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_path):
+    _, streamed, sentences = tiny_runs
+    settings = {"command": "python -m training.experiments.streams --minutes=0.0001", "seed": 0, "minutes": 0.0001}
+    path = streams.write_report([streamed], (streamed, sentences), settings, str(tmp_path))
+    text = open(path).read()
+    assert f"| {streamed['test_nats']:.3f} | {streamed['test_nats'] / math.log(2):.3f} |" in text
+    assert "## Sentence by sentence against streamed, at equal steps" in text
+    assert f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} |" in text
+    assert streamed["sample"].rstrip() in text
+    assert (tmp_path / "streams_curves.png").read_bytes().startswith(PNG)
+
+
+def test_the_verdict_compares_the_lstm_with_the_target_and_the_hour(tmp_path):
+    run = {"preset": "char_lstm", "parameters": 10, "minutes": 59.0, "steps": 5, "curve": [[59.0, 5, 1.3]],
+           "validation_nats": 1.3, "test_nats": 1.34, "sample": "to be"}
+    settings = {"command": "c", "seed": 0, "minutes": 60}
+    text = open(streams.write_report([run], None, settings, str(tmp_path))).read()
+    assert "**met**" in text
+    for late_or_worse in ({"minutes": 61.0}, {"test_nats": 1.36}):
+        text = open(streams.write_report([{**run, **late_or_worse}], None, settings, str(tmp_path))).read()
+        assert "**missed**" in text
