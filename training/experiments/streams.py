@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 from absl import app
