@@ -59,7 +59,7 @@ SETTINGS = {"units": 32, "learning_rate": 0.01, "clip_global_norm": 1.0, "train_
 # Fixed leak rates: a leaky unit with alpha = 0.1 has a time constant of about 10 steps.
 CELL_OPTIONS = {"leaky": {"alpha": 0.1, "trainable_alpha": False}}
 GRADIENT_LENGTH = 100
-# Issue 14's target for chrono initialisation: this row solves this task at these lengths in every one of at least
+# The target set for chrono initialisation: this row solves this task at these lengths in every one of at least
 # this many seeds.
 CHRONO_TARGET = {"task": "latching", "cell": "lstm_chrono", "lengths": (100, 200), "seeds": 3}
 
@@ -73,7 +73,7 @@ def cell_and_options(name, length):
     if name not in CELLS:
         raise ValueError(f"unknown cell {name!r}; valid cells: {list(CELLS)}")
     if name.endswith(CHRONO_SUFFIX):
-        cell = name[: -len(CHRONO_SUFFIX)]
+        cell = name.removesuffix(CHRONO_SUFFIX)
         return cell, {**CELL_OPTIONS.get(cell, {}), "chrono_max_length": length}
     return name, dict(CELL_OPTIONS.get(name, {}))
 
