@@ -2,7 +2,9 @@
 start, every token of a split scored, resume, and replicas (`Task.streams`, `training.data.streams`)."""
 
 import io
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -129,18 +131,22 @@ def test_a_resumed_stream_run_equals_the_uninterrupted_one(tmp_path):
         np.testing.assert_allclose(numpy(a), numpy(b), atol=1e-6)
 
 
-# Under a MirroredStrategy over two logical CPUs (its own process: devices are split before TensorFlow starts).
+# Under a MirroredStrategy over two logical CPUs, or a MultiWorkerMirroredStrategy of two local processes (each its
+# own process: devices are split, and the cluster read, before TensorFlow starts).
 REPLICAS_SCRIPT = """
 import io, sys
 import numpy as np
 import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+kind, model_dir, steps, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if kind == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from training import strategies
 from tests.training.tasks import runs
 from training.trainer import Trainer
-kind, model_dir, steps, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if kind == "mirrored" else None
-replicas = 2 if strategy else 1
+strategy = {"mirrored": lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+            "multi_worker": lambda: strategies.make("multi_worker"), "default": lambda: None}[kind]()
+replicas = strategy.num_replicas_in_sync if strategy else 1
 task, config = runs.make_config(
     "language_model", "lstm", train_size=60, validation_size=20, test_size=20, batch_size=4 // replicas,
     model_options={"units": 8, "embedding_dim": 6, "num_layers": 2, "dropout": 0.0}, bptt_steps=6,
@@ -153,23 +159,57 @@ np.savez(output, validation=trainer.evaluate("validation")["perplexity"],
 """
 
 
-def run_script(*args):
+def start(kind, model_dir, steps, output, tf_config=None):
     environment = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", REPLICAS_SCRIPT, *map(str, args)], env=environment, capture_output=True, text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    if tf_config is not None:
+        environment["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, "-c", REPLICAS_SCRIPT, kind, str(model_dir), str(steps), str(output)],
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process, timeout=300):
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-3000:]
+
+
+def assert_same_run(one, other):
+    assert sorted(one.files) == sorted(other.files)
+    for key in one.files:
+        np.testing.assert_allclose(one[key], other[key], atol=1e-5, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory):
+    """9 steps of one device with 4 streams."""
+    directory = tmp_path_factory.mktemp("one")
+    finish(start("default", directory / "run", 9, directory / "one.npz"))
+    return np.load(directory / "one.npz")
 
 
 @pytest.mark.slow
-def test_two_replicas_carry_their_own_streams_like_one_device_and_resume(tmp_path):
+def test_two_replicas_carry_their_own_streams_like_one_device_and_resume(one_device, tmp_path):
     # Two replicas of 2 streams each take the steps one device takes with 4 streams: replica r carries the state of
     # streams 2r, 2r + 1. The mirrored run is also stopped after 4 steps and resumed to 9.
-    run_script("default", tmp_path / "one", 9, tmp_path / "one.npz")
-    run_script("mirrored", tmp_path / "two", 4, tmp_path / "first.npz")
-    run_script("mirrored", tmp_path / "two", 9, tmp_path / "two.npz")
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert sorted(one.files) == sorted(two.files)
-    for key in one.files:
-        np.testing.assert_allclose(one[key], two[key], atol=1e-5, err_msg=key)
+    finish(start("mirrored", tmp_path / "two", 4, tmp_path / "first.npz"))
+    finish(start("mirrored", tmp_path / "two", 9, tmp_path / "two.npz"))
+    assert_same_run(one_device, np.load(tmp_path / "two.npz"))
+
+
+@pytest.mark.slow
+def test_two_workers_carry_their_own_streams_like_one_device(one_device, tmp_path):
+    # Each worker's pipeline serves its replica's 2 streams; both workers hold every stream's state (gathered).
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    workers = [start("multi_worker", tmp_path / "run", 9, tmp_path / f"worker{index}.npz",
+                     {"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(2)]
+    for worker in workers:
+        finish(worker)
+    for index in range(2):
+        assert_same_run(one_device, np.load(tmp_path / f"worker{index}.npz"))
