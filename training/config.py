@@ -47,6 +47,10 @@ NUMERIC = {
     "learning_rate_decay_factor": ("a number in (0, 1] or None (0.5)", lambda v: v is None or (_real(v) and 0 < v <= 1)),
     "clip_global_norm": POSITIVE_OR_NONE,
     "clip_value": POSITIVE_OR_NONE,
+    # Truncated BPTT on token streams (the language-model task's stream mode; None: sentence by sentence).
+    "bptt_steps": POSITIVE_INT_OR_NONE,
+    "eval_batch_size": POSITIVE_INT_OR_NONE,
+    "learning_rate_decay_start_epoch": NON_NEGATIVE_INT_OR_NONE,
     "checkpoint_every_steps": POSITIVE_INT,
     "keep_checkpoints": POSITIVE_INT,
     "log_every_steps": POSITIVE_INT,
