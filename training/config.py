@@ -49,6 +49,8 @@ NUMERIC = {
     "eval_batch_size": POSITIVE_INT_OR_NONE,
     "clip_global_norm": POSITIVE_OR_NONE,
     "clip_value": POSITIVE_OR_NONE,
+    # Truncated BPTT on token streams (the language-model task's stream mode; None: sentence by sentence).
+    "bptt_steps": POSITIVE_INT_OR_NONE,
     "checkpoint_every_steps": POSITIVE_INT,
     "keep_checkpoints": POSITIVE_INT,
     "log_every_steps": POSITIVE_INT,
@@ -112,6 +114,8 @@ NUMERIC = {
     "order": POSITIVE_INT,
     "num_blocks": POSITIVE_INT,
     "dropout": RATE,
+    # The half-width of RNNLM's uniform weight initialisation (model_options={"init_scale": ...}; None: Keras's).
+    "init_scale": POSITIVE_OR_NONE,
     "recurrent_dropout": RATE,
     # T_max of the LSTM and GRU cells' chrono initialisation (cell_options={"chrono_max_length": ...}).
     "chrono_max_length": INT_AT_LEAST_2_OR_NONE,

@@ -95,6 +95,9 @@ def test_the_wheel_carries_the_commands_and_the_demos_configs(tmp_path):
         archive.extractall(tmp_path / "installed")
     for name in ("batching.config", "monitoring.config"):
         assert f"serving/configs/{name}" in names
+    # The bundled text corpus (package data of training.data), which the char_* language-model presets read.
+    for name in ("tinyshakespeare.txt.gz", "README.md"):
+        assert f"training/data/corpora/{name}" in names
     for name in COMMANDS:
         assert re.search(rf"^{name} = serving\.commands:\w+$", entry_points, re.M), entry_points
     # Outside the repository, the demo finds its configs in the installed package, not in the current directory

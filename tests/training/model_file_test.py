@@ -24,7 +24,9 @@ PRESETS = [
     (task, preset)
     for task in tasks.names()
     for preset in tasks.get(task).presets
-    if (task, preset) not in {("language_model", "ptb_small"), ("forecasting", "file"), ("translation", "files"),
+    if (task, preset) not in {("language_model", "ptb_small"), ("language_model", "zaremba_small"),
+                              ("language_model", "zaremba_medium"), ("language_model", "zaremba_large"),
+                              ("forecasting", "file"), ("translation", "files"),
                               ("sentiment_trees", "fine"), ("sentiment_trees", "binary")}
 ]
 SMALL_DATA = {"train_size": 64, "validation_size": 16, "test_size": 16}

@@ -2,7 +2,8 @@
 that they agree on what a line is and say the same thing about a file that is not UTF-8.
 
 Rules:
-- The file is read whole and decoded as UTF-8; a leading byte-order mark is dropped.
+- The file is read whole and decoded as UTF-8; a leading byte-order mark is dropped. A file whose name ends in
+  ".gz" is gzip-decompressed first (its line numbers and byte offsets are then those of the decompressed text).
 - Lines end at "\\n" only; a "\\r" before it (a "\\r\\n" ending) goes with the ending, and a "\\r" at the end of a
   last line without "\\n" is dropped too. Other Unicode line separators stay inside a line (`str.splitlines` would
   split at them, so that line numbers would no longer match what `wc -l`, editors and the error messages count).
@@ -13,7 +14,9 @@ Rules:
   0xe9): invalid continuation byte".
 """
 
+import gzip
 import os
+import zlib
 
 
 def read_text(path):
@@ -27,11 +30,17 @@ def read_text(path):
 
     Raises:
         FileNotFoundError (or another OSError): the file cannot be opened.
-        ValueError: a byte is not UTF-8 (the message names the file, line, byte offset and byte).
+        ValueError: a byte is not UTF-8 (the message names the file, line, byte offset and byte), or a ".gz" file
+            is not gzip data or is cut short.
     """
     path = os.fspath(path)
     with open(path, "rb") as file:
         data = file.read()
+    if path.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise ValueError(f"{path!r} is not a valid gzip file (its name ends in .gz): {error}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -58,7 +67,12 @@ def read_lines(path):
         FileNotFoundError (or another OSError): the file cannot be opened.
         ValueError: a byte is not UTF-8 (the message names the file, line, byte offset and byte).
     """
-    text = read_text(path)
+    return split_lines(read_text(path))
+
+
+def split_lines(text):
+    """The lines of `text` by the rules in the module docstring (what `read_lines` returns for a file of that text,
+    without its byte-order mark)."""
     if not text:
         return []
     lines = text.split("\n")

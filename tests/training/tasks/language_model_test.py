@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from serving import export
 from tests.helpers.saved_model import load_with_session
 from tests.training.tasks import runs
+from training import config as run_config
+from training.data import text_corpus
+from training.data import text_files
+from training.tasks import language_model
+from training.text.tokenizer import Tokenizer
 
 
 def make_config(preset="lstm", **overrides):
@@ -72,7 +78,7 @@ def test_corpus_errors_name_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         task.corpus(config)
     _, config = make_config("lstm", corpus="web")
-    with pytest.raises(ValueError, match="corpus must be 'grammar' or 'files', got 'web'"):
+    with pytest.raises(ValueError, match="corpus must be 'grammar', 'files' or 'text', got 'web'"):
         task.corpus(config)
 
 
@@ -80,6 +86,174 @@ def test_long_sentences_are_cut_with_their_targets_aligned(tmp_path):
     task, config = make_config("ptb_small", data_dir=corpus_files(str(tmp_path / "ptb")), max_length=3)
     inputs, targets = task.corpus(config).splits["train"]
     assert list(inputs[0]) == [2, 4, 5] and list(targets[0]) == [4, 5, 6]  # cut: "sat" is the next word, not <eos>
+
+
+def test_stream_ids_hold_every_sentence_uncut_each_followed_by_eos(tmp_path):
+    task, config = make_config("ptb_small", data_dir=corpus_files(str(tmp_path / "ptb")), max_length=3)
+    corpus = task.corpus(config)
+    ids = corpus.stream_ids("train")
+    # "the cat sat / the dog sat / the cat ran", each then <eos> (3): not cut at max_length=3, no <bos> (2).
+    assert ids.dtype == np.int32 and ids.shape == (12,)
+    assert list(ids) == [4, 5, 6, 3, 4, 7, 6, 3, 4, 5, 8, 3]
+    assert list(corpus.stream_ids("validation")) == [4, 5, 6, 3, 4, 1, 6, 3]  # "bird" is <unk>
+    assert corpus.stream_ids("train") is ids  # cached
+    with pytest.raises(ValueError, match=r"unknown split 'dev'; expected one of \['test', 'train', 'validation'\]"):
+        corpus.stream_ids("dev")
+
+
+def decoded_stream(corpus, ids):
+    """The text of a character-level stream: every token's character, "\\n" for <eos>."""
+    return "".join("\n" if i == corpus.vocabulary.eos_id else corpus.vocabulary.tokens[i] for i in ids)
+
+
+def test_a_text_file_streams_its_exact_text_and_drops_blank_lines_from_sentences(tmp_path):
+    # 30 lines with blank ones, double blanks and surrounding spaces; the splits cut at line boundaries.
+    lines = [["HAMLET:", " To be, or not to be ", "", "", "OPHELIA:", "Good my lord,"][i % 6] + ("" if i % 6 in (2, 3)
+             else f" {i}") for i in range(30)]
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "play.txt"
+    path.write_text(text, encoding="utf-8")
+    task, config = make_config("char_lstm", data_dir=str(path), max_length=8)
+    corpus = task.corpus(config)
+    parts = text_corpus.split_text(text)
+    for split, part in parts.items():
+        ids = corpus.stream_ids(split)
+        # The stream is the split's text, a token per character and <eos> per newline: nats per character count
+        # every character of the text, newlines included, and nothing else.
+        assert len(ids) == len(part) and decoded_stream(corpus, ids) == part
+        # Sentence by sentence, blank lines are left out (and long lines cut at max_length).
+        inputs, targets = corpus.splits[split]
+        assert len(inputs) == len([line for line in part.split("\n")[:-1] if line])
+        assert all(x[0] == corpus.vocabulary.bos_id and 1 < len(x) <= 8 for x in inputs)
+    assert "\n" not in corpus.vocabulary.tokens and " " in corpus.vocabulary.tokens
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    """The char_lstm preset's corpus: the bundled tiny Shakespeare at character level (a few seconds to tokenize)."""
+    task, config = make_config("char_lstm")
+    return task, config, task.corpus(config)
+
+
+def test_tiny_shakespeare_at_character_level(shakespeare):
+    task, config, corpus = shakespeare
+    assert config["data_dir"] is None and config["corpus"] == "text" and config["tokenizer"]["level"] == "char"
+    text = text_files.read_text(text_corpus.TINY_SHAKESPEARE)
+    # The text's 65 characters, the newline being <eos>: the 4 specials and 64 characters, every one of them seen in
+    # the training split.
+    assert len(set(text)) == 65
+    assert corpus.vocabulary.tokens[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert set(corpus.vocabulary.tokens[4:]) == set(text) - {"\n"} and corpus.vocabulary.size == 68
+    # Each split's stream is its text exactly: 1,003,856 / 55,780 / 55,758 characters (90/5/5 at line boundaries).
+    parts = text_corpus.split_text(text)
+    for split in ("train", "validation", "test"):
+        assert len(corpus.stream_ids(split)) == len(parts[split])
+    assert decoded_stream(corpus, corpus.stream_ids("test")) == parts["test"]
+    assert 1 not in corpus.stream_ids("test")  # no <unk>: every test character is in the vocabulary
+    # A line tokenized, mapped to ids and back, and detokenized is the line (its spaces are tokens too).
+    line = "Thou let'st thy fortune sleep--die, rather; wink'st"
+    tokenizer = Tokenizer(**config["tokenizer"])
+    index = {token: i for i, token in enumerate(corpus.vocabulary.tokens)}
+    ids = [index[token.decode("utf-8")] for token in tokenizer.tokenize(tf.constant(line)).numpy()]
+    assert len(ids) == len(line) and ids[4] == index[" "]
+    tokens = tf.constant([[corpus.vocabulary.tokens[i] for i in ids]])
+    assert tokenizer.detokenize(tokens).numpy()[0].decode("utf-8") == line
+
+
+# The parameter counts that the comment above the char presets states, with tiny Shakespeare's 68 tokens.
+CHAR_PARAMETERS = {"char_lstm": 3455556, "char_gru": 3459912, "char_elman": 3459492, "char_gcnn": 3567428,
+                   "char_ffnn": 3424132}
+
+
+def test_the_char_presets_have_the_same_parameter_budget(shakespeare):
+    task, _, corpus = shakespeare
+    counts = {}
+    for name in CHAR_PARAMETERS:
+        _, config = make_config(name)
+        assert task.corpus(config) is corpus  # one corpus for all five: the same data, vocabulary and streams
+        model = task.build_model(config)
+        model(np.zeros((2, 5), "int32"))
+        counts[name] = model.count_params()
+    assert counts == CHAR_PARAMETERS
+    for name, count in counts.items():
+        assert abs(count / counts["char_lstm"] - 1) <= 0.10, (name, count)
+
+
+def test_every_preset_has_the_stream_keys_and_passes_the_checks():
+    task = language_model.LanguageModelTask()
+    stream_keys = {"bptt_steps": None, "random_length": None, "partial_window": "drop", "eval_batch_size": None,
+                   "stream_loss": "mean", "learning_rate_decay_start_epoch": None}
+    for name in task.presets:
+        _, config = make_config(name)
+        task.check_config(config)
+        assert set(stream_keys) <= set(config), name
+        if name.startswith(("char_", "zaremba_")):
+            assert isinstance(config["bptt_steps"], int) and config["partial_window"] == "drop", name
+        else:
+            assert all(config[key] == value for key, value in stream_keys.items()), name
+    for name in CHAR_PARAMETERS:
+        _, config = make_config(name)
+        assert (config["corpus"], config["data_dir"], config["tokenizer"]["level"]) == ("text", None, "char")
+        assert config["max_length"] >= 1000  # sentence by sentence, whole lines
+        assert (config["optimizer"], config["bptt_steps"], config["batch_size"]) == ("adam", 100, 64)
+
+
+# Zaremba et al. (2014), section 4.1 and their code: units (= embedding size), dropout, init scale, bptt, epochs,
+# decay factor, the epoch after which it starts, gradient norm clip; and the parameter count with PTB's vocabulary
+# (here 10,002 ids: <pad> and <bos> besides PTB's 10,000), which their paper rounds to 20M (medium) and 66M (large).
+ZAREMBA = {
+    "zaremba_small": (200, 0.0, 0.1, 20, 13, 0.5, 4, 5.0, 4652402),
+    "zaremba_medium": (650, 0.5, 0.05, 35, 39, 1 / 1.2, 6, 5.0, 19777802),
+    "zaremba_large": (1500, 0.65, 0.04, 35, 55, 1 / 1.15, 14, 10.0, 66028002),
+}
+
+
+def test_the_zaremba_presets_are_the_papers_recipes():
+    init_scale_built = "init_scale" in zoo.models.arguments_of("lstm_lm")
+    for name, (units, dropout, init_scale, bptt, epochs, factor, start, clip, parameters) in ZAREMBA.items():
+        _, config = make_config(name)
+        assert config["model"] == "lstm_lm" and config["corpus"] == "files"
+        assert config["model_options"] == {"units": units, "embedding_dim": units, "num_layers": 2,
+                                           "dropout": dropout, "init_scale": init_scale}
+        assert (config["bptt_steps"], config["batch_size"], config["epochs"]) == (bptt, 20, epochs)
+        assert (config["optimizer"], config["learning_rate"], config["clip_global_norm"]) == ("sgd", 1.0, clip)
+        assert config["learning_rate_decay_epochs"] == 1 and config["learning_rate_decay_start_epoch"] == start
+        assert config["learning_rate_decay_factor"] == pytest.approx(factor)
+        assert config["stream_loss"] == "sum" and config["partial_window"] == "drop"
+        assert config["max_vocab_size"] == 10002 and config["random_length"] is None
+        options = dict(config["model_options"])
+        if not init_scale_built:
+            options.pop("init_scale")  # the RNNLM option comes with the stream trainer; the count does not need it
+        model = zoo.models.get(config["model"], vocab_size=config["max_vocab_size"], **options)
+        model(np.zeros((1, 2), "int32"))
+        assert model.count_params() == parameters, name
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"bptt_steps": 0}, r"^bptt_steps must be a positive int or None, got 0$"),
+        ({"bptt_steps": 35.0}, r"^bptt_steps must be a positive int or None, got 35.0$"),
+        ({"eval_batch_size": 0}, r"^eval_batch_size must be a positive int or None, got 0$"),
+        ({"learning_rate_decay_start_epoch": -1}, r"^learning_rate_decay_start_epoch must be an int >= 0 or None"),
+        ({"partial_window": "cut"}, r"^partial_window must be one of \('pad', 'drop'\) .*, got 'cut'$"),
+        ({"stream_loss": "total"}, r"^stream_loss must be one of \('mean', 'sum'\) .*, got 'total'$"),
+        ({"bptt_steps": None, "random_length": True}, r"^random_length is set \(True\) but bptt_steps is None"),
+        ({"random_length": {"probability": 2}}, r"^random_length probability must be a number in \[0, 1\], got 2$"),
+        ({"random_length": "yes"}, r"^random_length must be None, True or a dict"),
+    ],
+)
+def test_stream_config_errors_name_the_key(overrides, message):
+    task, config = make_config("char_lstm")
+    config = {**config, **overrides}
+    with pytest.raises(ValueError, match=message):
+        task.check_config(config)
+
+
+def test_stream_numeric_keys_pass_when_valid():
+    for key, value in (("bptt_steps", None), ("bptt_steps", 1), ("eval_batch_size", None), ("eval_batch_size", 10),
+                       ("learning_rate_decay_start_epoch", 0), ("learning_rate_decay_start_epoch", None)):
+        run_config.check({key: value})
 
 
 def python_greedy(model, prompt_ids, max_new, eos, banned=(0, 1, 2)):
