@@ -98,8 +98,10 @@ def test_carried_state_equals_one_call(config):
     contract.assert_carried_state_equals_one_call(make(config), tokens(time=9), cuts=[3, 4])
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+# Under JAX (where it compiles each eager op) for the first configuration only: the rest adds minutes, not cases.
+@pytest.mark.parametrize(
+    "config", [pytest.param(CONFIGS[0], marks=pytest.mark.jax), *CONFIGS[1:]], ids=IDS
+)
 def test_state_ends_at_each_row_s_last_real_token(config):
     contract.assert_state_ends_at_each_row_s_last_real_token(make(config), tokens(batch=4, time=9), [5, 1, 0, 7])
 

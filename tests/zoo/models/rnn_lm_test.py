@@ -48,8 +48,10 @@ def test_carried_state_equals_one_call(name):
     contract.assert_carried_state_equals_one_call(make(CONFIGS[name]), tokens(time=9), cuts=[3, 4])
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+# Under JAX for the stacked LSTM only: the rest adds minutes to the JAX pass, not cases.
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.jax) if name == "lstm" else name for name in sorted(CONFIGS)]
+)
 def test_state_ends_at_each_row_s_last_real_token(name):
     contract.assert_state_ends_at_each_row_s_last_real_token(make(CONFIGS[name]), tokens(batch=4, time=9), [5, 1, 0, 7])
 
