@@ -15,13 +15,14 @@ def slide_window(window, tokens):
     return ops.concatenate([window[:, 1:], ops.expand_dims(ops.cast(tokens, window.dtype), 1)], axis=1)
 
 
-def checked_window(state, size, before_start):
+def checked_window(state, size, before_start, batch_size=None):
     """The window of a `(window,)` state passed to a language model's call as `initial_state`, checked.
 
     Args:
         state: what the caller passed: the layout of the model's `initial_state(batch_size)`.
         size: n, the window's length.
         before_start: what marks positions before the start of the text, for the error message (e.g. "pad_id=0").
+        batch_size: the batch size of the call's tokens, where it is known when tracing (None where it is not).
 
     Returns:
         [batch, n] int32.
@@ -42,6 +43,11 @@ def checked_window(state, size, before_start):
     shape = tuple(state[0].shape)
     if len(shape) != 2 or (shape[1] is not None and shape[1] != size):
         raise ValueError(f"initial_state[0] must be [batch, {size}] ({layout}); got shape {shape}")
+    if batch_size is not None and shape[0] is not None and shape[0] != batch_size:
+        raise ValueError(
+            f"initial_state[0] must have the tokens' batch size, {batch_size}, as its first dimension; "
+            f"got shape {shape}"
+        )
     return ops.cast(state[0], "int32")
 
 

@@ -127,6 +127,9 @@ def test_a_wrong_initial_state_is_an_error_naming_the_layout():
         model(tokens(), initial_state=window)
     with pytest.raises(ValueError, match=r"initial_state\[0\] must be \[batch, 3\] .*got shape \(3, 4\)"):
         model(tokens(), initial_state=(np.zeros((3, 4), "int32"),))
+    batch = r"initial_state\[0\] must have the tokens' batch size, 3, .*got shape \(2, 3\)"
+    with pytest.raises(ValueError, match=batch):
+        model(tokens(), initial_state=model.initial_state(2))
 
 
 @pytest.mark.jax

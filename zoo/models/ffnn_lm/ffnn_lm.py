@@ -125,7 +125,7 @@ class FeedForwardLM(keras.Model):
         if initial_state is None:
             sequence = ops.pad(tokens, [[0, 0], [n, 0]], constant_values=self.pad_id)
         else:
-            window = checked_window(initial_state, n, f"pad_id={self.pad_id}")
+            window = checked_window(initial_state, n, f"pad_id={self.pad_id}", tokens.shape[0])
             sequence = ops.concatenate([window, tokens], axis=1)
         # sequence [batch, n + T]: token t is sequence[:, n + t], and the one `back` steps before it
         # sequence[:, n + t - back]; the context is oldest first: back = n - 1, ..., 0.

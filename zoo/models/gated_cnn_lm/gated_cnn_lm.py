@@ -161,7 +161,7 @@ class GatedCNNLM(keras.Model):
         else:
             # The R tokens before tokens[:, 0] run through the blocks with them: every output at t >= 0 reaches back
             # R - 1 tokens, all inside the window, and the window's BEFORE_START positions read as the zero padding.
-            window = checked_window(initial_state, R, f"{BEFORE_START}")
+            window = checked_window(initial_state, R, f"{BEFORE_START}", tokens.shape[0])
             sequence = ops.concatenate([window, tokens], axis=1)
             valid = ops.expand_dims(ops.cast(ops.greater_equal(sequence, 0), self.compute_dtype), -1)
             features = self._features(ops.maximum(sequence, 0), valid, training)
