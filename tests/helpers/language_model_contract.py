@@ -20,6 +20,10 @@ a time: `initial_state(batch_size)` is its state before the first token, and `st
                                              previous returned, give the logits and final state of one call on
                                              their concatenation; a masked (padded) tail leaves the state as after
                                              the last real token; the state equals the one `step` reaches
+    assert_state_ends_at_each_row_s_last_real_token
+                                             from a carried state, with rows of different numbers of real
+                                             tokens (none included), the returned state is the one `step`
+                                             reaches after each row's real tokens, eagerly and under XLA
 
 A model's test file builds small models with random weights, calls these on them, and keeps what is particular to
 the model: its NumPy reference, weights, context or receptive field, tied embeddings, Keras twins, presets and bad
@@ -204,3 +208,36 @@ def assert_carried_state_equals_one_call(model, x, cuts, atol=1e-5):
     np.testing.assert_allclose(numpy(padded_logits)[:, : head.shape[1]], numpy(plain_logits), atol=atol)
     for a, b in zip(padded_state, plain_state):
         np.testing.assert_allclose(numpy(a), numpy(b), atol=atol)
+
+
+def assert_state_ends_at_each_row_s_last_real_token(model, x, lengths, atol=1e-5):
+    """From the state after `x`'s first 2 tokens, a call on the rest of `x` with row b's first lengths[b] positions
+    real (the others masked) returns the state that `step` reaches from there after row b's real tokens (a row of
+    0 real tokens keeps the state it came with), and the logits of the real positions; both eagerly and compiled
+    with XLA (under TensorFlow for any batch size and length, so that the mask and state are symbolic)."""
+    batch = x.shape[0]
+    head, rest = x[:, :2], x[:, 2:]
+    assert len(lengths) == batch and max(lengths) <= rest.shape[1], (lengths, rest.shape)
+    mask = np.arange(rest.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    _, start = model(head, initial_state=model.initial_state(batch), return_state=True)
+    start = tuple(numpy(s) for s in start)
+    stepped, states = start, [start]  # states[t]: after t tokens of `rest`
+    step_logits = []
+    for t in range(rest.shape[1]):
+        logits_t, stepped = model.step(rest[:, t], stepped)
+        step_logits.append(numpy(logits_t))
+        states.append(tuple(numpy(s) for s in stepped))
+    expected = [np.stack([states[n][i][b] for b, n in enumerate(lengths)]) for i in range(len(start))]
+    step_logits = np.stack(step_logits, axis=1)
+
+    def call(tokens_, mask_, *state):
+        return model(tokens_, initial_state=state, mask=mask_, return_state=True)
+
+    specs = [((None, None), "int32"), ((None, None), "bool")]
+    specs += [((None, *s.shape[1:]), keras.backend.standardize_dtype(s.dtype)) for s in start]
+    compiled = backend.xla_compiled(call, model.variables, input_specs=specs)
+    for logits, state in (call(rest, mask, *start), compiled(rest, mask, *start)):
+        np.testing.assert_allclose(numpy(logits)[mask], step_logits[mask], atol=atol)
+        assert len(state) == len(expected)
+        for got, want in zip(state, expected):
+            np.testing.assert_allclose(numpy(got), want, atol=atol)

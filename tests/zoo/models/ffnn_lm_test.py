@@ -91,6 +91,48 @@ def test_step_equals_call(config):
 
 
 @pytest.mark.jax
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_carried_state_equals_one_call(config):
+    # Windows of 3, 1 and 5 tokens: the 1-token window is shorter than the context, so the state it returns still
+    # holds tokens of the window before it.
+    contract.assert_carried_state_equals_one_call(make(config), tokens(time=9), cuts=[3, 4])
+
+
+# Under JAX (where it compiles each eager op) for the first configuration only: the rest adds minutes, not cases.
+@pytest.mark.parametrize(
+    "config", [pytest.param(CONFIGS[0], marks=pytest.mark.jax), *CONFIGS[1:]], ids=IDS
+)
+def test_state_ends_at_each_row_s_last_real_token(config):
+    contract.assert_state_ends_at_each_row_s_last_real_token(make(config), tokens(batch=4, time=9), [5, 1, 0, 7])
+
+
+def test_a_start_state_gives_the_logits_of_a_call_without_one():
+    model = make(CONFIGS[1])  # pad_id 2 fills the start window
+    x = tokens()
+    logits, (window,) = model(x, initial_state=model.initial_state(3), return_state=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(logits), keras.ops.convert_to_numpy(model(x)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(window), x[:, -3:])
+    short = x[:, :2]  # shorter than the window: the start's pad_id stays in it
+    (window,) = model(short, return_state=True)[1]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(window), np.concatenate([[[2]] * 3, short], axis=1))
+
+
+def test_a_wrong_initial_state_is_an_error_naming_the_layout():
+    model = make(CONFIGS[0])
+    (window,) = model.initial_state(3)
+    layout = r"\(window,\): one int32 tensor \[batch, 3\], the last 3 tokens read, oldest first, pad_id=0 before"
+    with pytest.raises(ValueError, match=r"initial_state must hold 1 tensor, " + layout + r".*got 2"):
+        model(tokens(), initial_state=(window, window))
+    with pytest.raises(ValueError, match=r"initial_state must be a tuple " + layout + r".*got a .* of shape \(3, 3\)"):
+        model(tokens(), initial_state=window)
+    with pytest.raises(ValueError, match=r"initial_state\[0\] must be \[batch, 3\] .*got shape \(3, 4\)"):
+        model(tokens(), initial_state=(np.zeros((3, 4), "int32"),))
+    batch = r"initial_state\[0\] must have the tokens' batch size, 3, .*got shape \(2, 3\)"
+    with pytest.raises(ValueError, match=batch):
+        model(tokens(), initial_state=model.initial_state(2))
+
+
+@pytest.mark.jax
 def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[0]), tokens(time=6))
 

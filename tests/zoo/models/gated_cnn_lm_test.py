@@ -103,6 +103,45 @@ def test_step_equals_call(config):
 
 
 @pytest.mark.jax
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_carried_state_equals_one_call(config):
+    # Windows of 2, 1, 5 and 4 tokens: most shorter than the receptive field (4 and 5; 1 for k1), so the first
+    # positions of a window reach back through the state into more than one earlier window.
+    contract.assert_carried_state_equals_one_call(make(config), tokens(time=12), cuts=[2, 3, 8])
+
+
+# Under JAX (where it compiles each eager op) for the first configuration only: the rest adds minutes, not cases.
+@pytest.mark.parametrize(
+    "config", [pytest.param(CONFIGS[0], marks=pytest.mark.jax), *CONFIGS[1:]], ids=IDS
+)
+def test_state_ends_at_each_row_s_last_real_token(config):
+    contract.assert_state_ends_at_each_row_s_last_real_token(make(config), tokens(batch=4, time=10), [6, 1, 0, 8])
+
+
+def test_a_start_state_gives_the_logits_of_a_call_without_one():
+    model = make(CONFIGS[0])  # receptive field 4
+    x = tokens()
+    logits, (window,) = model(x, initial_state=model.initial_state(3), return_state=True)
+    np.testing.assert_allclose(numpy(logits), numpy(model(x)), atol=1e-6)
+    np.testing.assert_array_equal(numpy(window), x[:, -4:])
+    short = x[:, :2]  # shorter than the window: -1 marks the positions before the start
+    (window,) = model(short, return_state=True)[1]
+    np.testing.assert_array_equal(numpy(window), np.concatenate([np.full((3, 2), -1), short], axis=1))
+
+
+def test_a_wrong_initial_state_is_an_error_naming_the_layout():
+    model = make(CONFIGS[0])
+    (window,) = model.initial_state(3)
+    layout = r"\(window,\): one int32 tensor \[batch, 4\], the last 4 tokens read, oldest first, -1 before the start"
+    with pytest.raises(ValueError, match=r"initial_state must hold 1 tensor, " + layout + r".*got 0"):
+        model(tokens(), initial_state=())
+    with pytest.raises(ValueError, match=r"initial_state must be a tuple " + layout + r".*got a .* of shape \(3, 4\)"):
+        model(tokens(), initial_state=window)
+    with pytest.raises(ValueError, match=r"initial_state\[0\] must be \[batch, 4\] .*got shape \(3, 4, 1\)"):
+        model(tokens(), initial_state=(np.zeros((3, 4, 1), "int32"),))
+
+
+@pytest.mark.jax
 def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS[1]), tokens(time=7))
 

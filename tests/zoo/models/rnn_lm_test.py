@@ -48,6 +48,14 @@ def test_carried_state_equals_one_call(name):
     contract.assert_carried_state_equals_one_call(make(CONFIGS[name]), tokens(time=9), cuts=[3, 4])
 
 
+# Under JAX for the stacked LSTM only: the rest adds minutes to the JAX pass, not cases.
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.jax) if name == "lstm" else name for name in sorted(CONFIGS)]
+)
+def test_state_ends_at_each_row_s_last_real_token(name):
+    contract.assert_state_ends_at_each_row_s_last_real_token(make(CONFIGS[name]), tokens(batch=4, time=9), [5, 1, 0, 7])
+
+
 def test_a_wrong_initial_state_is_an_error_naming_the_layout():
     model = make(CONFIGS["lstm"])
     with pytest.raises(ValueError, match=r"initial_state must hold 4 tensors .*sizes \[5, 5, 5, 5\]"):
@@ -136,6 +144,75 @@ def test_jit_compiled_call_and_steps_equal_eager():
     contract.assert_jit_compiled_call_and_steps_equal_eager(make(CONFIGS["lstm_peepholes_tied"]), tokens(time=6))
 
 
+INIT_SCALE_CONFIGS = {
+    **CONFIGS,
+    # What init_scale overrides: chrono initialisation of the biases, the forget bias at 1, a cell's initialiser.
+    "lstm_chrono_peepholes": dict(
+        cell="lstm",
+        units=4,
+        num_layers=2,
+        embedding_dim=3,
+        cell_options={"peepholes": True, "chrono_max_length": 50, "unit_forget_bias": True},
+    ),
+    "gru_chrono": dict(cell="gru", units=4, embedding_dim=3, cell_options={"chrono_max_length": 50}),
+    "elman_constant_kernel": dict(cell="elman", units=4, embedding_dim=3, cell_options={"kernel_initializer": "ones"}),
+    "leaky_trainable_alpha": dict(cell="leaky", units=4, embedding_dim=3, cell_options={"trainable_alpha": True}),
+}
+
+
+def built(config, **overrides):
+    """An RNNLM built with its own initial weights under seed 0: {weight path without the model's name: NumPy}."""
+    keras.utils.set_random_seed(0)
+    model = RNNLM(vocab_size=VOCAB, **{**config, **overrides})
+    model.build((None, None))
+    return {w.path.split("/", 1)[1]: numpy(w) for w in model.weights}
+
+
+@pytest.mark.parametrize("name", sorted(INIT_SCALE_CONFIGS))
+def test_init_scale_draws_every_weight_from_a_uniform(name):
+    config = INIT_SCALE_CONFIGS[name]
+    weights = built(config, init_scale=0.05)
+    for path, value in weights.items():
+        if path.endswith("/alpha"):  # leak rates are rates, not weights: kept
+            np.testing.assert_allclose(value, config.get("cell_options", {}).get("alpha", 0.5))
+            continue
+        assert np.all(np.abs(value) <= 0.05), (path, value)
+        # Spread over the range (not one value, nor a narrower default such as U(-0.05, 0.05) scaled down).
+        assert np.ptp(value) > 0.03 if value.size >= 8 else np.ptp(value) > 0, (path, value)
+    # Every weight its own draw: no two weights of the same size start equal (an LSTM's peepholes included).
+    values = [v.ravel() for path, v in weights.items() if not path.endswith("/alpha")]
+    for i, a in enumerate(values):
+        assert not any(len(a) == len(b) and np.array_equal(a, b) for b in values[i + 1 :])
+    # The same seed draws the same weights.
+    again = built(config, init_scale=0.05)
+    for path in weights:
+        np.testing.assert_array_equal(again[path], weights[path])
+
+
+def test_without_init_scale_the_initialisers_are_the_layers_own():
+    config = CONFIGS["lstm"]
+    weights = built(config)
+    assert RNNLM(vocab_size=VOCAB, **config).get_config()["init_scale"] is None
+    for path, value in built(config, init_scale=None).items():
+        np.testing.assert_array_equal(value, weights[path])
+    for layer in ("lstm_0", "lstm_1"):
+        # Biases: zeros, the forget gate's ones; the recurrent kernel: orthogonal (R R^T = I).
+        np.testing.assert_array_equal(weights[f"{layer}/lstm_cell/bias"], np.repeat([0.0, 1.0, 0.0, 0.0], 5))
+        recurrent = weights[f"{layer}/lstm_cell/recurrent_kernel"]
+        np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(5), atol=1e-5)
+    np.testing.assert_array_equal(weights["output/bias"], 0.0)
+    assert np.abs(weights["output/kernel"]).max() > 0.1  # Glorot: limit sqrt(6 / (5 + 11)) = 0.61
+
+
+def test_init_scale_config_and_keras_file_round_trip(tmp_path):
+    model = RNNLM(vocab_size=VOCAB, cell="gru", units=4, embedding_dim=3, init_scale=0.1)
+    model.build((None, None))
+    loaded = contract.assert_config_and_keras_file_round_trip(
+        model, tokens(), str(tmp_path / "m.keras"), expected_config={"init_scale": 0.1}
+    )
+    assert loaded.init_scale == 0.1
+
+
 def test_dropout_only_while_training():
     contract.assert_dropout_only_while_training(make(CONFIGS["lstm"], dropout=0.5), make(CONFIGS["lstm"]), tokens())
 
@@ -191,3 +268,6 @@ def test_bad_arguments():
         RNNLM(vocab_size=VOCAB, cell_options={"hops": 3})
     with pytest.raises(ValueError, match=r"pad_id must be an int in \[0, vocab_size=11\), got 2.0"):
         RNNLM(vocab_size=VOCAB, pad_id=2.0)
+    for bad in (0, -0.1, float("inf"), "0.1", True):
+        with pytest.raises(ValueError, match=r"init_scale must be a positive float .* or None .*, got " + repr(bad)):
+            RNNLM(vocab_size=VOCAB, init_scale=bad)

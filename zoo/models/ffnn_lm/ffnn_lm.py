@@ -7,25 +7,9 @@ import keras
 from keras import ops
 
 from zoo import arguments
+from zoo.models.token_window import checked_window
+from zoo.models.token_window import last_window
 from zoo.models.token_window import slide_window
-
-
-def shift_right(tokens, steps, pad_id):
-    """Delays a token sequence by `steps` positions, filling the start with `pad_id`.
-
-    Args:
-        tokens: [batch, T] int.
-        steps: non-negative Python int.
-        pad_id: the token id that stands for positions before the start.
-
-    Returns:
-        [batch, T] int: position t holds tokens[:, t - steps], or `pad_id` where t < steps.
-    """
-    if steps == 0:
-        return tokens
-    return ops.pad(tokens, [[0, 0], [steps, 0]], constant_values=pad_id)[:, :-steps]
-
-
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -59,9 +43,18 @@ class FeedForwardLM(keras.Model):
     Call arguments:
         tokens: [batch, T] int32, right-padded with `pad_id`.
         training: whether dropout is active.
+        initial_state: None (the start of a text: n-1 `pad_id`s), or the n-1 tokens before tokens[:, 0], in the
+            layout of `initial_state(batch_size)`: e.g. the state a previous call returned, to go on with the same
+            text (truncated BPTT on a stream carries it from one window into the next). The first positions then
+            see those tokens as their context, exactly as if both calls' tokens were one sequence.
+        mask: None, or bool [batch, T]: False at padded positions, which only follow the real ones. It only
+            decides the returned state (the model is causal: padding never reaches a real token's logits; the
+            logits at masked positions are meaningless).
+        return_state: also return the state after each row's last real token: `(window,)`, the last n-1 tokens up
+            to it, in the layout of `initial_state`.
 
     Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1] (in fact only the
-    n-1 most recent of them).
+    n-1 most recent of them, reaching back into `initial_state`); with `return_state`, `(logits, state)`.
 
     Decoding: `initial_state(batch_size)` is `(window,)`, the last n-1 tokens [batch, n-1] (all `pad_id`);
     `step(tokens [batch], state) -> (logits [batch, vocab_size], state)` appends one token to the window.
@@ -98,6 +91,7 @@ class FeedForwardLM(keras.Model):
         self.dropout = arguments.rate("dropout", dropout)
         self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
         self.context_size = self.order - 1
+        self.supports_masking = True  # `call` takes a mask of padded positions (for the state it returns)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.input_dropout = keras.layers.Dropout(self.dropout, name="input_dropout")
@@ -125,14 +119,21 @@ class FeedForwardLM(keras.Model):
             y = y + self.direct(x)
         return y
 
-    def call(self, tokens, training=False):
+    def call(self, tokens, training=False, initial_state=None, mask=None, return_state=False):
         tokens = ops.cast(tokens, "int32")
-        # Oldest context token first: the one `context_size - 1` steps back, ..., the current one.
+        n = self.context_size
+        if initial_state is None:
+            sequence = ops.pad(tokens, [[0, 0], [n, 0]], constant_values=self.pad_id)
+        else:
+            window = checked_window(initial_state, n, f"pad_id={self.pad_id}", tokens.shape[0])
+            sequence = ops.concatenate([window, tokens], axis=1)
+        # sequence [batch, n + T]: token t is sequence[:, n + t], and the one `back` steps before it
+        # sequence[:, n + t - back]; the context is oldest first: back = n - 1, ..., 0.
         x = ops.concatenate(
-            [self.embedding(shift_right(tokens, back, self.pad_id)) for back in reversed(range(self.context_size))],
-            axis=-1,
+            [self.embedding(sequence[:, n - back : (-back or None)]) for back in reversed(range(n))], axis=-1
         )
-        return self._scores(x, training)
+        logits = self._scores(x, training)
+        return (logits, (last_window(sequence, n, mask),)) if return_state else logits
 
     def initial_state(self, batch_size):
         return (ops.full((batch_size, self.context_size), self.pad_id, dtype="int32"),)

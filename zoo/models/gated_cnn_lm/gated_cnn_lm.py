@@ -6,6 +6,8 @@ import keras
 from keras import ops
 
 from zoo import arguments
+from zoo.models.token_window import checked_window
+from zoo.models.token_window import last_window
 from zoo.models.token_window import slide_window
 
 # In a decoding window, the token id of positions before the start of the sequence.
@@ -66,8 +68,18 @@ class GatedCNNLM(keras.Model):
     Call arguments:
         tokens: [batch, T] int32, right-padded with `pad_id`.
         training: whether dropout is active.
+        initial_state: None (the start of a text), or the R tokens before tokens[:, 0], in the layout of
+            `initial_state(batch_size)`: e.g. the state a previous call returned, to go on with the same text
+            (truncated BPTT on a stream carries it from one window into the next). The first positions then see
+            those tokens through the convolutions, exactly as if both calls' tokens were one sequence.
+        mask: None, or bool [batch, T]: False at padded positions, which only follow the real ones. It only
+            decides the returned state (the model is causal: padding never reaches a real token's logits; the
+            logits at masked positions are meaningless).
+        return_state: also return the state after each row's last real token: `(window,)`, the last R tokens up
+            to it (-1 before the start), in the layout of `initial_state`.
 
-    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1].
+    Returns logits [batch, T, vocab_size]: logits[:, t] scores token t+1 given tokens[:, :t+1] (and the tokens
+    of `initial_state` before them); with `return_state`, `(logits, state)`.
 
     Decoding: `initial_state(batch_size)` is `(window,)`, the last R tokens [batch, R], where -1 marks positions
     before the start (zero vectors, as the convolutions' padding); `step(tokens [batch], state) -> (logits [batch,
@@ -103,6 +115,7 @@ class GatedCNNLM(keras.Model):
         self.dropout = arguments.rate("dropout", dropout)
         self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
         self.receptive_field = receptive_field(self.kernel_size, self.num_blocks)
+        self.supports_masking = True  # `call` takes a mask of padded positions (for the state it returns)
 
         self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.input_projection = None
@@ -138,9 +151,22 @@ class GatedCNNLM(keras.Model):
             x = x + dropout(gated_linear_unit(block(block_input)), training=training)
         return x
 
-    def call(self, tokens, training=False):
+    def call(self, tokens, training=False, initial_state=None, mask=None, return_state=False):
         tokens = ops.cast(tokens, "int32")
-        return self.output_projection(self._features(tokens, None, training))
+        R = self.receptive_field
+        if initial_state is None:
+            # The start of a text: the convolutions' own causal zero padding.
+            logits = self.output_projection(self._features(tokens, None, training))
+            sequence = ops.pad(tokens, [[0, 0], [R, 0]], constant_values=BEFORE_START)
+        else:
+            # The R tokens before tokens[:, 0] run through the blocks with them: every output at t >= 0 reaches back
+            # R - 1 tokens, all inside the window, and the window's BEFORE_START positions read as the zero padding.
+            window = checked_window(initial_state, R, f"{BEFORE_START}", tokens.shape[0])
+            sequence = ops.concatenate([window, tokens], axis=1)
+            valid = ops.expand_dims(ops.cast(ops.greater_equal(sequence, 0), self.compute_dtype), -1)
+            features = self._features(ops.maximum(sequence, 0), valid, training)
+            logits = self.output_projection(features[:, R:])
+        return (logits, (last_window(sequence, R, mask),)) if return_state else logits
 
     def initial_state(self, batch_size):
         return (ops.full((batch_size, self.receptive_field), BEFORE_START, dtype="int32"),)

@@ -2,16 +2,69 @@
 et al. (2014), with optionally tied input and output embeddings (Press & Wolf 2017; Inan et al. 2017)."""
 
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
 from zoo import arguments
 from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
+from zoo.rnn.recurrent import cell_arguments
 
 
 def state_sizes(cell):
     """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
     return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+
+
+@keras.saving.register_keras_serializable(package="zoo", name="RNNLMUniform")
+class _Uniform(keras.initializers.Initializer):
+    """U(-scale, scale), from a new seed (drawn from Keras's global seed) at every call.
+
+    Keras's `RandomUniform` keeps one seed and so repeats its draw for every weight it initialises: the three
+    peepholes of an LSTM cell (one `peephole_initializer`) would start equal.
+    """
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, shape, dtype=None):
+        return keras.initializers.RandomUniform(-self.scale, self.scale)(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+
+def uniform_layer_options(layer_class, scale):
+    """The arguments that make every weight of a zoo recurrent layer's cell start U(-scale, scale): each of the
+    cell's `*_initializer` arguments, and chrono initialisation and the LSTM's unit forget bias switched off (they
+    would replace the biases' draw). A leaky cell's leak rates `alpha` are rates, not weights: they keep their
+    values."""
+    names = cell_arguments(layer_class.cell_class)
+    options = {name: _Uniform(scale) for name in names if name.endswith("_initializer")}
+    if "chrono_max_length" in names:
+        options["chrono_max_length"] = None
+    if "unit_forget_bias" in names:
+        options["unit_forget_bias"] = False
+    return options
+
+
+def check_init_scale(value):
+    """Returns `value` as a float if it is a positive finite number, or None (the layers' own initialisers)."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"init_scale must be a positive float (every weight drawn from U(-init_scale, init_scale)) or None (the "
+            f"layers' own initialisers), got {value!r}"
+        )
+    return float(value)
 
 
 
@@ -45,6 +98,12 @@ class RNNLM(keras.Model):
         cell_options: dict of further arguments of every recurrent layer (`peepholes`, `reset_after`, `alpha`, ...).
         pad_id: int in [0, vocab_size), the token that right-pads sequences (default 0). Padding only follows the
             real tokens and the model is causal, so it never reaches a real token's logits.
+        init_scale: None (default: the layers' own initialisers: Glorot-uniform kernels, orthogonal recurrent
+            kernels, zero biases, the LSTM's forget bias at 1, U(-0.05, 0.05) embeddings), or a positive float s:
+            every weight (embeddings, kernels, recurrent kernels, peepholes, biases, the output layer) starts
+            U(-s, s), as in Zaremba et al. (0.1, 0.05 and 0.04 for their small, medium and large models). It
+            overrides the initialisers, `unit_forget_bias` and chrono initialisation (`chrono_max_length`) given
+            in `cell_options`; a leaky cell's leak rates `alpha` keep their values.
 
     Call arguments:
         tokens: [batch, T] int32, right-padded with `pad_id`.
@@ -88,6 +147,7 @@ class RNNLM(keras.Model):
         tie_embeddings=False,
         cell_options=None,
         pad_id=0,
+        init_scale=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -102,12 +162,24 @@ class RNNLM(keras.Model):
         self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
         self.cell_options = arguments.options("cell_options", cell_options)
         self.pad_id = arguments.token_id("pad_id", pad_id, self.vocab_size)
+        self.init_scale = check_init_scale(init_scale)
         self.supports_masking = True  # `call` takes a mask of padded positions (it keeps the state there)
 
-        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        # With init_scale, every layer gets its own U(-s, s) initialisers (the defaults otherwise).
+        def uniform(*names):
+            return {} if self.init_scale is None else {name: _Uniform(self.init_scale) for name in names}
+
+        def layer_options():
+            if self.init_scale is None:
+                return self.cell_options
+            return {**self.cell_options, **uniform_layer_options(RECURRENT_LAYERS[self.cell], self.init_scale)}
+
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim, name="embedding", **uniform("embeddings_initializer")
+        )
         self.recurrent_layers = [
             RECURRENT_LAYERS[self.cell](
-                self.units, return_sequences=True, return_state=True, name=f"{self.cell}_{index}", **self.cell_options
+                self.units, return_sequences=True, return_state=True, name=f"{self.cell}_{index}", **layer_options()
             )
             for index in range(self.num_layers)
         ]
@@ -126,7 +198,9 @@ class RNNLM(keras.Model):
                     f"embedding_dim={top_size} or tie_embeddings=False"
                 )
         else:
-            self.output_projection = keras.layers.Dense(self.vocab_size, name="output")
+            self.output_projection = keras.layers.Dense(
+                self.vocab_size, name="output", **uniform("kernel_initializer", "bias_initializer")
+            )
 
     def build(self, tokens_shape=None):
         self.embedding.build((None,))
@@ -135,7 +209,8 @@ class RNNLM(keras.Model):
             layer.build((None, None, size))
             size = layer.cell.output_size
         if self.tie_embeddings:
-            self.output_bias = self.add_weight(shape=(self.vocab_size,), name="output_bias", initializer="zeros")
+            initializer = "zeros" if self.init_scale is None else _Uniform(self.init_scale)
+            self.output_bias = self.add_weight(shape=(self.vocab_size,), name="output_bias", initializer=initializer)
         else:
             self.output_projection.build((None, size))
 
@@ -213,4 +288,5 @@ class RNNLM(keras.Model):
             "tie_embeddings": self.tie_embeddings,
             "cell_options": self.cell_options,
             "pad_id": self.pad_id,
+            "init_scale": self.init_scale,
         }
