@@ -18,7 +18,10 @@ the token it meant to the trained weights; words of the new data that it lacks b
 Exports: `serving_default` takes prompts (strings) and returns greedy continuations (`text`) with each generated token's
 log-probability; `sample` does the same with temperature, top-k, top-p and a seed; `score` takes sentences and returns
 their perplexities. A continuation never holds `<pad>` or `<bos>`, and holds `<unk>` only when the run's config sets
-`allow_unk` (default False: the decoder picks the best known word instead).
+`allow_unk` (default False: the decoder picks the best known word instead). A model trained on a stream (config
+`bptt_steps` set) reads those texts after `<eos>` instead of `<bos>`, and also exports `continue`: a prompt and the
+model's state in, the continuation and the state after it out, so a client holds a long text with a stateless server
+(see `LanguageModelServing`).
 """
 
 import functools

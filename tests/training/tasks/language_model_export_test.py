@@ -2,7 +2,7 @@
 which carries the model's state from one request into the next, in both TensorFlow loaders and through the server
 (REST and gRPC).
 
-Every test exports a model (10-30 s on 2 cores): all are slow."""
+The tests that export a model (10-30 s each on 2 cores) are slow."""
 
 import os
 
@@ -22,6 +22,7 @@ from tests.helpers.saved_model import load_with_session
 from tests.serving.server.conftest import free_port
 from tests.serving.server.conftest import make_server
 from tests.training.tasks import runs
+from training.tasks.language_model import state_widths
 
 MAX_NEW = 4
 PRESETS = ("lstm", "ffnn", "gcnn")  # float states; int windows that start as <pad>; int windows that start as -1
@@ -166,8 +167,8 @@ def test_stream_texts_are_read_after_eos_and_only_stream_models_continue(exports
     prompts = ["", "a big", "zebra"]
     greedy = loaded.signatures["serving_default"](prompt=tf.constant(prompts))
     for row, prompt in enumerate(prompts):
-        tokens, log_probs, _ = stepped(model, model.initial_state(1), [vocabulary.eos_id] + token_ids(vocabulary, prompt),
-                                       vocabulary)
+        fed = [vocabulary.eos_id] + token_ids(vocabulary, prompt)
+        tokens, log_probs, _ = stepped(model, model.initial_state(1), fed, vocabulary)
         assert greedy["text"].numpy()[row].decode() == words(vocabulary, tokens)
         np.testing.assert_allclose(greedy["log_probs"].numpy()[row, : len(tokens)], log_probs, atol=1e-4)
     # From a fresh state, an empty prompt reads <eos> as serving_default does.
@@ -195,7 +196,7 @@ def test_stream_texts_are_read_after_eos_and_only_stream_models_continue(exports
 
 @pytest.mark.slow
 def test_a_state_of_another_width_or_batch_is_invalid_argument(exports):
-    task, config, model, path, loaded = exports("ffnn")
+    _, config, _, path, loaded = exports("ffnn")
     state_size = loaded.signatures["continue"].structured_input_signature[1]["state"].shape[1]
     assert state_size == config["model_options"]["order"] - 1  # the window of the n-gram's context
     message = rf"state must be \[batch, state_size\] with state_size {state_size}, one row per prompt"
@@ -217,7 +218,7 @@ def test_a_state_of_another_width_or_batch_is_invalid_argument(exports):
 
 @pytest.mark.slow
 def test_continue_over_rest_and_grpc_with_the_state_passed_back(exports):
-    task, config, model, path, loaded = exports("lstm")
+    _, _, _, path, loaded = exports("lstm")
     state_size = loaded.signatures["continue"].structured_input_signature[1]["state"].shape[1]
     base = os.path.dirname(path)
     server = make_server(model_name="lm", model_base_path=base, rest_api_port=free_port()).start()
@@ -260,3 +261,26 @@ def test_continue_over_rest_and_grpc_with_the_state_passed_back(exports):
     finally:
         channel.close()
         server.stop()
+
+
+class Fixed:
+    """A stand-in for a model, whose initial state is `parts`."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+
+    def initial_state(self, batch_size):
+        return tuple(np.repeat(part[None], batch_size, axis=0) for part in self.parts)
+
+
+def test_only_states_that_float32_carries_exactly_are_exported():
+    assert state_widths(Fixed(np.zeros(3, "float32"), np.full(2, -1, "int32")), vocab_size=10) == [3, 2]
+    with pytest.raises(ValueError, match="^continue carries float states exactly only from a zero initial state; "
+                                         "part 1 of Fixed's initial_state is not zeros$"):
+        state_widths(Fixed(np.zeros(3, "float32"), np.ones(2, "float32")), vocab_size=10)
+    with pytest.raises(ValueError, match="exact up to 2\\^24; the vocabulary has 16777217 tokens$"):
+        state_widths(Fixed(np.zeros(2, "int32")), vocab_size=2**24 + 1)
+    with pytest.raises(ValueError, match="part 0 of Fixed's initial_state has shape \\(1, 2, 2\\)$"):
+        state_widths(Fixed(np.zeros((2, 2), "float32")), vocab_size=10)
+    with pytest.raises(ValueError, match="part 0 of Fixed's initial_state is string$"):
+        state_widths(Fixed(np.array(["a"])), vocab_size=10)
