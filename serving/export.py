@@ -8,7 +8,8 @@ Writes `<export_base>/<name>/<version>/` (version: the next integer unless given
 one sentence a line, and a question and returns the answer with each hop's attention over the story's sentences; the
 tree models take a tree as a string, a ListOps expression or an unlabelled parse, and return the root's class, its
 probabilities and every node's class with its span) plus the task's own (`regress` for adding, `classify` for
-latching, over serialized tf.Examples; `sample` and `score` for a language model; `translate` and `nbest` for
+latching, over serialized tf.Examples; `sample` and `score` for a language model, and `continue` for one trained on a
+stream; `translate` and `nbest` for
 translation; `labelled_tree` for sentiment trees, over the treebank's labelled lines), warmup requests in
 `assets.extra/tf_serving_warmup_requests`, and adds the model to `<export_base>/models.config`. The version directory
 is written under a temporary name and renamed into place, so a polling server never sees half a version, and nothing
@@ -17,8 +18,8 @@ Serving) needs.
 
 Every signature also has an endpoint that takes its inputs as one dict, which `keras.layers.TFSMLayer` calls:
 `serve` for `serving_default` (Keras's default endpoint name) and `serve_<signature>` for the others (`serve_sample`,
-`serve_score`, `serve_regress`, `serve_classify`, `serve_translate`, `serve_nbest`, `serve_labelled_tree`), each
-returning the signature's outputs.
+`serve_score`, `serve_continue`, `serve_regress`, `serve_classify`, `serve_translate`, `serve_nbest`,
+`serve_labelled_tree`), each returning the signature's outputs.
 
 Ops: the language model's export tokenizes with TensorFlow Text ops, and so does a translation export whose tokenizer
 splits words (the `files` preset), so a Python program that loads them must `import tensorflow_text` first (pip

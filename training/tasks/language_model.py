@@ -28,7 +28,10 @@ the token it meant to the trained weights; words of the new data that it lacks b
 Exports: `serving_default` takes prompts (strings) and returns greedy continuations (`text`) with each generated token's
 log-probability; `sample` does the same with temperature, top-k, top-p and a seed; `score` takes sentences and returns
 their perplexities. A continuation never holds `<pad>` or `<bos>`, and holds `<unk>` only when the run's config sets
-`allow_unk` (default False: the decoder picks the best known word instead).
+`allow_unk` (default False: the decoder picks the best known word instead). A model trained on a stream (config
+`bptt_steps` set) reads those texts after `<eos>` instead of `<bos>`, and also exports `continue`: a prompt and the
+model's state in, the continuation and the state after it out, so a client holds a long text with a stateless server
+(see `LanguageModelServing`).
 """
 
 import functools
@@ -498,6 +501,35 @@ class LanguageModelServing(tf.Module):
     score(sentences: string [batch]) -> perplexity: float [batch], log_prob: float [batch] (nats, the end of
         sentence included), tokens: int32 [batch]
 
+    These read each text after `<bos>`, as a sentence model was trained. A stream model (a run whose config sets
+    `bptt_steps`: trained on the corpus as one token stream, sentences joined by `<eos>`, with no `<bos>`) reads
+    each after `<eos>` instead: a text starts where a sentence has ended.
+
+    A stream model also exports `continue`, which lets a client hold one long text (a conversation) with a
+    stateless server, the model's state travelling with each request:
+
+    continue(prompt: string [batch], state: float32 [batch, state_size]) -> text, log_probs, lengths (as
+        serving_default: the greedy continuation), and state: float32 [batch, state_size], the state after the
+        prompt's tokens and every generated token (the `<eos>` included when it was generated). Passed back with
+        the next prompt, it goes on with the same text: prompt A then prompt B with A's returned state give what
+        one call with the text "A <A's continuation> B" gives (`<eos>` written as the word `<eos>`).
+
+    - A fresh text sends a state of zeros: `state` is the model's state minus its initial state
+      (`model.initial_state`), each part flattened to [batch, width] and cast to float32, the parts concatenated
+      in order. So zeros are the initial state of every model, the recurrent ones' zeros as well as the feed-forward
+      and convolutional ones' windows of token ids (which start as `<pad>` or -1, not 0). The round trip is exact:
+      float states are carried as they are (their initial state is zeros; the export checks it), token ids are
+      integers below 2^24, which float32 holds exactly (JSON carries them too). `state_size` is fixed at export;
+      the signature's metadata gives it (the input's shape [-1, state_size]), and a state of another width fails
+      with INVALID_ARGUMENT naming it.
+    - The prompt's tokens are read as they come, with no `<bos>` or `<eos>` before them (the state holds what came
+      before), and all of them (no max_length cut: the state must follow every token). An empty prompt reads
+      `<eos>`: the model needs a token to read before it can predict one, and `<eos>` is the stream's own
+      separator, so an empty prompt asks for a new sentence (from a fresh state, what serving_default writes for
+      an empty prompt). A sentence ended by the model is followed by its `<eos>` in the state already.
+    - Only stream models export it: a sentence model never read past a sentence's end nor began without `<bos>`,
+      so a state carried from one turn into the next means nothing to it.
+
     Generation never emits `<pad>` or `<bos>`, nor `<unk>` unless `config["allow_unk"]` (runs written before that key
     existed count as False).
 
@@ -517,6 +549,9 @@ class LanguageModelServing(tf.Module):
         # with (or replaced by) another module's, nor read a file that another module's close() removed.
         self.vocabulary = Vocabulary(corpus.vocabulary.tokens, specials=corpus.vocabulary.specials)
         self.banned_ids = banned_ids(self.vocabulary, config)
+        self.stream = bool(config.get("bptt_steps"))
+        # What a text is read after: the start of a sentence, or (in a stream) the end of the one before.
+        self.start_id = self.vocabulary.eos_id if self.stream else self.vocabulary.bos_id
         self._scratch = tempfile.TemporaryDirectory(prefix="vocabulary-")
         self.vocabulary.save(os.path.join(self._scratch.name, "vocabulary.txt"))
         self.functions = {
@@ -536,20 +571,27 @@ class LanguageModelServing(tf.Module):
             ),
             "score": tf.function(self._score, input_signature=[tf.TensorSpec([None], tf.string, name="sentences")]),
         }
+        if self.stream:
+            self.state_widths = state_widths(model, self.vocabulary.size)
+            self.state_size = sum(self.state_widths)
+            self.functions["continue"] = tf.function(
+                self._continue,
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="prompt"),
+                    tf.TensorSpec([None, self.state_size], tf.float32, name="state"),
+                ],
+            )
 
     def close(self):
         """Removes the temporary vocabulary file. Call it after saving: the tables cannot be rebuilt without it."""
         self._scratch.cleanup()
 
     def _ids(self, strings):
-        """<bos> + the token ids of each string, cut to max_length: (ids int32 [batch, n], lengths int32 [batch])."""
-        ids = tf.cast(self.vocabulary.encode(self.tokenizer.tokenize(strings), bos=True), tf.int32)
-        ids = ids[:, : self.max_length]
-        dense = ids.to_tensor(default_value=self.vocabulary.pad_id)
-        # An empty batch has no columns at all; the decoding loop reads column 0.
-        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]],
-                       constant_values=self.vocabulary.pad_id)
-        return dense, tf.cast(ids.row_lengths(), tf.int32)
+        """The start token (`<bos>`; a stream model's: `<eos>`) + the token ids of each string, cut to max_length:
+        (ids int32 [batch, n], lengths int32 [batch])."""
+        ids = tf.cast(self.vocabulary.encode(self.tokenizer.tokenize(strings)), tf.int32)
+        start = tf.RaggedTensor.from_tensor(tf.fill(tf.stack([ids.nrows(), 1]), self.start_id))
+        return _padded(tf.concat([start, ids], axis=1)[:, : self.max_length], self.vocabulary.pad_id)
 
     def _sample(self, prompt, temperature, top_k, top_p, seed):
         checks = [
@@ -572,10 +614,33 @@ class LanguageModelServing(tf.Module):
 
     def _generate(self, prompt, method, temperature, top_k, top_p, seed):
         ids, lengths = self._ids(prompt)
-        batch = tf.shape(prompt)[0]
-        result = generate(
+        result = self._decode(ids, lengths, self.model.initial_state(tf.shape(prompt)[0]), method=method,
+                              temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        return self._outputs(result)
+
+    def _continue(self, prompt, state):
+        expected = (f"state must be [batch, state_size] with state_size {self.state_size}, one row per prompt (zeros "
+                    "for a fresh text, else the state that continue returned)")
+        checks = [
+            tf.debugging.assert_equal(tf.shape(state)[1], self.state_size, message=expected),
+            tf.debugging.assert_equal(tf.shape(state)[0], tf.shape(prompt)[0], message=expected),
+        ]
+        with tf.control_dependencies(checks):
+            state = tf.identity(state)
+        # The prompt's tokens, with nothing before them; an empty prompt reads <eos> (a new sentence).
+        ids = tf.cast(self.vocabulary.encode(self.tokenizer.tokenize(prompt)), tf.int32)
+        empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
+        eos = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], self.vocabulary.eos_id), empty)
+        ids, lengths = _padded(tf.concat([eos, ids], axis=1), self.vocabulary.pad_id)
+        initial = self.model.initial_state(tf.shape(prompt)[0])
+        result = self._decode(ids, lengths, decode_state(state, initial, self.state_widths), return_state=True)
+        return {**self._outputs(result), "state": encode_state(result["state"], initial)}
+
+    def _decode(self, ids, lengths, initial_state, method="greedy", temperature=1.0, top_k=0, top_p=1.0, seed=0,
+                return_state=False):
+        return generate(
             self.model.step,
-            self.model.initial_state(batch),
+            initial_state,
             ids,
             lengths,
             self.max_new_tokens,
@@ -587,7 +652,11 @@ class LanguageModelServing(tf.Module):
             top_p=top_p,
             seed=seed,
             banned_ids=self.banned_ids,
+            return_state=return_state,
         )
+
+    def _outputs(self, result):
+        """text, log_probs and lengths from what `generate` returned."""
         tokens, generated = result["tokens"], result["lengths"]
         ended = tf.logical_and(generated > 0, tf.equal(
             tf.gather(tokens, tf.maximum(generated - 1, 0), batch_dims=1), self.vocabulary.eos_id))
@@ -604,3 +673,57 @@ class LanguageModelServing(tf.Module):
         nll, mask = _token_nll(targets, self.model(ids, training=False))
         total = tf.reduce_sum(nll * mask, axis=1)
         return {"perplexity": tf.exp(total / tf.cast(lengths, tf.float32)), "log_prob": -total, "tokens": lengths}
+
+
+def _padded(ids, pad_id):
+    """Ragged ids [batch, (n)] -> (dense int32 [batch, max(n, 1)] right-padded with pad_id, lengths int32 [batch])."""
+    dense = ids.to_tensor(default_value=pad_id)
+    # An empty batch has no columns at all; the decoding loop reads column 0.
+    dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]], constant_values=pad_id)
+    return dense, tf.cast(ids.row_lengths(), tf.int32)
+
+
+# Integers up to 2^24 are exact in float32.
+_FLOAT32_EXACT_INTEGERS = 2**24
+
+
+def state_widths(model, vocab_size):
+    """The width of each part of `model.initial_state` (flattened), which `continue` carries as one float32 row;
+    raises ValueError unless the round trip through float32 is exact."""
+    widths = []
+    for index, part in enumerate(tf.nest.flatten(model.initial_state(1))):
+        part = tf.convert_to_tensor(part)
+        if part.shape.rank != 2:
+            raise ValueError(f"continue carries a state of [batch, width] tensors; part {index} of "
+                             f"{type(model).__name__}'s initial_state has shape {part.shape}")
+        if part.dtype.is_floating:
+            if not bool(tf.reduce_all(tf.equal(part, 0.0))):
+                raise ValueError(f"continue carries float states exactly only from a zero initial state; part "
+                                 f"{index} of {type(model).__name__}'s initial_state is not zeros")
+        elif part.dtype.is_integer:
+            if vocab_size > _FLOAT32_EXACT_INTEGERS:
+                raise ValueError(f"continue carries token ids in float32, exact up to 2^24; the vocabulary has "
+                                 f"{vocab_size} tokens")
+        else:
+            raise ValueError(f"continue carries float or int states; part {index} of {type(model).__name__}'s "
+                             f"initial_state is {part.dtype.name}")
+        widths.append(int(part.shape[1]))
+    return widths
+
+
+def encode_state(state, initial):
+    """The state as `continue` writes it: float32 [batch, state_size], each part minus its initial value, the parts
+    in `tf.nest.flatten` order (zeros: the initial state)."""
+    parts = zip(tf.nest.flatten(state), tf.nest.flatten(initial))
+    return tf.concat([tf.cast(part - tf.cast(start, part.dtype), tf.float32) for part, start in parts], axis=1)
+
+
+def decode_state(encoded, initial, widths):
+    """`encode_state`'s inverse: float32 [batch, state_size] -> the state in the structure of `initial` (integer
+    parts rounded)."""
+    parts = []
+    for piece, start in zip(tf.split(encoded, widths, axis=1), tf.nest.flatten(initial)):
+        if start.dtype.is_integer:
+            piece = tf.round(piece)
+        parts.append(tf.cast(piece, start.dtype) + start)
+    return tf.nest.pack_sequence_as(initial, parts)

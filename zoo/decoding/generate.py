@@ -3,6 +3,7 @@ top-p), in one in-graph while loop."""
 
 import numbers
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -63,6 +64,7 @@ def generate(
     top_p=1.0,
     seed=0,
     banned_ids=(),
+    return_state=False,
 ):
     """Continues each prompt of a batch with up to `max_new_tokens` tokens, all rows in one `ops.while_loop`.
 
@@ -73,6 +75,12 @@ def generate(
     `eos_id` (the eos is written and counted in `lengths`) or after `max_new_tokens` tokens. After that its tokens
     are `pad_id` and its log-probabilities 0. The model is still stepped for finished rows, fed `pad_id`, and
     those outputs are discarded.
+
+    With `return_state`, the state after each row's last token is returned too: a finished row's state is kept as
+    it was (not stepped with `pad_id`), and once the loop ends each row reads its last generated token in one more
+    step. The state is then the state after the row's prompt and every token it generated (the eos included when
+    it was generated), exactly as stepping the model over those tokens gives it, so a caller can go on with the same
+    text later (a stateless server hands it to its client and takes it back with the next prompt).
 
     Banned tokens: no method ever chooses a token of `banned_ids`. A language model's caller bans the ids that are
     not words: the padding and the beginning of sentence, and the unknown token unless its output may hold it.
@@ -97,7 +105,8 @@ def generate(
             just read. `state` is any nested structure of tensors with a leading batch dimension, passed through
             unchanged in structure. `logits` is float [batch, vocab], the unnormalised scores of the next token.
         initial_state: the state before the first token, e.g. `model.initial_state(batch_size)`.
-        prompt: int [batch, P], right-padded with `pad_id`. Each row starts with the model's <bos>.
+        prompt: int [batch, P], right-padded with `pad_id`. Each row starts with the model's <bos> (or, when
+            `initial_state` carries text read before, with whatever token comes next in that text).
         prompt_lengths: int [batch], each in [1, P].
         max_new_tokens: positive int, the width of the outputs.
         eos_id: int >= 0, the token that ends a row.
@@ -114,10 +123,13 @@ def generate(
         values are validated here. Tensor values are not.
         banned_ids: list or tuple of token ids (ints in [0, vocab)) that are never generated (default none). The
             prompt may hold them: prompt tokens are read, not generated.
+        return_state: also return "state", the state after each row's prompt and generated tokens (default False).
+            Every leaf of the state must have the batch as its leading dimension.
 
     Returns:
         {"tokens": int32 [batch, max_new_tokens], "log_probs": float32 [batch, max_new_tokens],
-         "lengths": int32 [batch]}: the generated tokens (eos included) and how many there are in each row.
+         "lengths": int32 [batch]}: the generated tokens (eos included) and how many there are in each row; with
+        `return_state`, also "state", in the structure of `initial_state`.
 
     Example:
         ```python
@@ -144,6 +156,8 @@ def generate(
     if not ops.is_tensor(seed) and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise ValueError(f"seed must be an int or an int tensor, got {seed!r}")
     banned_ids = samplers.checked_token_ids("banned_ids", banned_ids)
+    if not isinstance(return_state, bool):
+        raise ValueError(f"return_state must be True or False, got {return_state!r}")
 
     prompt = ops.cast(prompt, "int32")
     prompt_lengths = ops.cast(prompt_lengths, "int32")
@@ -155,7 +169,9 @@ def generate(
         return ops.logical_and(t < max_steps, ops.logical_not(ops.all(finished)))
 
     def advance(t, tokens, state, out_tokens, out_log_probs, lengths, finished):
-        logits, state = step(tokens, state)
+        logits, stepped = step(tokens, state)
+        # A finished row's state stays the state before its last token (read after the loop), if it is returned.
+        state = _keep_rows(finished, state, stepped) if return_state else stepped
         logits = ops.cast(logits, "float32")
         chosen = choose_tokens(logits, t, method, temperature, top_k, top_p, seed, banned_ids)
         log_prob = ops.take_along_axis(ops.log_softmax(logits, axis=-1), chosen[:, None], axis=-1)
@@ -180,8 +196,23 @@ def generate(
         ops.zeros_like(prompt_lengths),
         ops.zeros_like(prompt_lengths, dtype="bool"),
     )
-    _, _, _, out_tokens, out_log_probs, lengths, _ = ops.while_loop(running, advance, loop_state)
-    return {"tokens": out_tokens, "log_probs": out_log_probs, "lengths": lengths}
+    _, _, state, out_tokens, out_log_probs, lengths, _ = ops.while_loop(running, advance, loop_state)
+    result = {"tokens": out_tokens, "log_probs": out_log_probs, "lengths": lengths}
+    if return_state:
+        # Every row generated at least one token; its last one is read here.
+        last = ops.take_along_axis(out_tokens, ops.maximum(lengths - 1, 0)[:, None], axis=1)[:, 0]
+        _, result["state"] = step(last, state)
+    return result
+
+
+def _keep_rows(keep, old, new):
+    """`new`, with the rows where `keep` [batch] is true taken from `old` (nested structures of [batch, ...])."""
+
+    def select(old_leaf, new_leaf):
+        mask = ops.reshape(keep, (-1,) + (1,) * (len(new_leaf.shape) - 1))
+        return ops.where(mask, old_leaf, new_leaf)
+
+    return keras.tree.map_structure(select, old, new)
 
 
 def _token_id(name, value):

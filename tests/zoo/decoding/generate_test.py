@@ -82,7 +82,7 @@ def run(model, prompt, prompt_lengths, max_new_tokens, eos_id=EOS, **options):
     prompt = np.asarray(prompt, "int32")
     state = model.initial_state(len(prompt))
     out = generate(model.step, state, prompt, prompt_lengths, max_new_tokens, eos_id, **options)
-    return {name: keras.ops.convert_to_numpy(value) for name, value in out.items()}
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, out)
 
 
 def random_prompts(rng, batch, width, vocab):
@@ -372,6 +372,58 @@ def test_saved_model_round_trip(tmp_path):
         assert (other_seed["tokens"].numpy() != drawn["tokens"]).any()
 
 
+class Recorder(Bigram):
+    """The bigram model, whose state also records every token it reads (`read` [batch, 32], in order) and how many
+    (`count`): the state after a text tells exactly which tokens were read, pads included."""
+
+    def initial_state(self, batch_size):
+        return {"read": keras.ops.full((batch_size, 32), -1, "int32"), "count": keras.ops.zeros((batch_size,), "int32")}
+
+    def step(self, tokens, state):
+        logits, _ = super().step(tokens, {"steps": state["count"], "extra": ()})
+        here = keras.ops.equal(keras.ops.arange(32, dtype="int32")[None, :], state["count"][:, None])
+        read = keras.ops.where(here, keras.ops.cast(tokens, "int32")[:, None], state["read"])
+        return logits, {"read": read, "count": state["count"] + 1}
+
+
+def recorded(state):
+    """The tokens a Recorder's state has read, one list per row."""
+    read, count = (keras.ops.convert_to_numpy(state[key]) for key in ("read", "count"))
+    assert ((read >= 0) == (np.arange(32)[None, :] < count[:, None])).all()
+    return [row[:n].tolist() for row, n in zip(read, count)]
+
+
+def test_the_returned_state_is_the_state_after_the_prompt_and_every_generated_token():
+    # Rows that end with eos at different steps (the pads fed to finished rows must not reach the state) and rows
+    # cut by max_new_tokens (their last token is read too), eagerly, in a graph and under XLA.
+    table, prompt, lengths, max_new_tokens, (tokens, log_probs, generated) = greedy_case()
+    expected = [prompt[row, :n].tolist() + tokens[row, :g].tolist()
+                for row, (n, g) in enumerate(zip(lengths, generated))]
+    assert any(row[-1] == EOS for row in expected) and any(row[-1] != EOS for row in expected)
+    eager = run(Recorder(table), prompt, lengths, max_new_tokens, return_state=True)
+    assert_matches(eager, (tokens, log_probs, generated))
+    assert recorded(eager["state"]) == expected
+    for jit_compile in (False, True):
+        out = traced(Recorder(table), max_new_tokens, jit_compile=jit_compile, return_state=True)(prompt, lengths)
+        assert recorded(out["state"]) == expected
+    # The same tokens as without it; and an empty batch.
+    assert_matches(run(Recorder(table), prompt, lengths, max_new_tokens), (tokens, log_probs, generated))
+    assert "state" not in run(Recorder(table), prompt, lengths, max_new_tokens)
+    empty = run(Recorder(table), np.zeros((0, 3), "int32"), np.zeros(0, "int32"), 4, return_state=True)
+    assert empty["state"]["read"].shape == (0, 32) and empty["tokens"].shape == (0, 4)
+
+
+def test_going_on_from_a_returned_state_equals_decoding_the_whole_text_at_once():
+    # A Counter's tokens depend only on how many tokens its state has read: text decoded in two calls, the second
+    # from the first's state, is text decoded in one.
+    model = Counter(np.zeros((16, 16)))
+    first = run(model, [[BOS, 5, 6]], [3], 4, return_state=True)
+    second = generate(model.step, first["state"], np.array([[9, 10]], "int32"), [2], 4, EOS, return_state=True)
+    whole = run(model, [[BOS, 5, 6] + first["tokens"][0].tolist() + [9, 10]], [9], 4, return_state=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(second["tokens"]), whole["tokens"])
+    assert int(second["state"]["steps"][0]) == int(whole["state"]["steps"][0]) == 3 + 4 + 2 + 4
+
+
 UNK = 2
 SPECIALS = (PAD, BOS, UNK)
 
@@ -451,6 +503,7 @@ def test_bad_arguments():
         ({"seed": "x"}, r"^seed must be an int or an int tensor, got 'x'$"),
         ({"banned_ids": 0}, r"^banned_ids must be a list or tuple of token ids \(non-negative ints\), got 0$"),
         ({"banned_ids": (0, -1)}, r"^banned_ids must hold non-negative int token ids, got -1 in \(0, -1\)$"),
+        ({"return_state": 1}, r"^return_state must be True or False, got 1$"),
     ]
     for override, message in cases:
         arguments = {"max_new_tokens": 3, "eos_id": EOS, **override}
