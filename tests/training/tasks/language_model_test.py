@@ -211,7 +211,6 @@ ZAREMBA = {
 
 
 def test_the_zaremba_presets_are_the_papers_recipes():
-    init_scale_built = "init_scale" in zoo.models.arguments_of("lstm_lm")
     for name, (units, dropout, init_scale, bptt, epochs, factor, start, clip, parameters) in ZAREMBA.items():
         _, config = make_config(name)
         assert config["model"] == "lstm_lm" and config["corpus"] == "files"
@@ -223,12 +222,11 @@ def test_the_zaremba_presets_are_the_papers_recipes():
         assert config["learning_rate_decay_factor"] == pytest.approx(factor)
         assert config["stream_loss"] == "sum" and config["partial_window"] == "drop"
         assert config["max_vocab_size"] == 10002 and config["random_length"] is None
-        options = dict(config["model_options"])
-        if not init_scale_built:
-            options.pop("init_scale")  # the RNNLM option comes with the stream trainer; the count does not need it
-        model = zoo.models.get(config["model"], vocab_size=config["max_vocab_size"], **options)
+        model = zoo.models.get(config["model"], vocab_size=config["max_vocab_size"], **config["model_options"])
         model(np.zeros((1, 2), "int32"))
         assert model.count_params() == parameters, name
+        scale = config["model_options"]["init_scale"]
+        assert all(np.abs(w).max() <= scale for w in model.get_weights()), name
 
 
 @pytest.mark.parametrize(
