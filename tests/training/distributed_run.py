@@ -22,7 +22,6 @@ the options:
 import argparse
 import io
 import json
-import os
 
 from training.startup import import_tensorflow
 
@@ -52,7 +51,9 @@ class ReplayedAdding(AddingTask):
             return super().dataset(config, split, batch_size, input_context=input_context,
                                    skip_batches=skip_batches, pad_to_multiple=pad_to_multiple)
         if batch_size != self.batches.shape[1]:
-            raise ValueError(f"the replayed batches hold {self.batches.shape[1]} examples, the run asks for {batch_size}")
+            raise ValueError(
+                f"the replayed batches hold {self.batches.shape[1]} examples; the run asks for {batch_size} a step"
+            )
         inputs, targets = (tf.constant(column) for column in self.split_data(config)["train"])
         return tf.data.Dataset.from_tensor_slices(self.batches).skip(skip_batches).map(
             lambda indices: (tf.gather(inputs, indices), tf.gather(targets, indices), tf.ones_like(indices, tf.float32))

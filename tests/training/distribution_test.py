@@ -95,8 +95,14 @@ def test_two_workers_read_their_own_shards_and_step_like_one_device_on_their_uni
         )
         for index in range(2)
     ]
-    for worker in workers:
-        finish(worker)
+    try:
+        for worker in workers:
+            finish(worker)
+    finally:  # a worker that failed leaves the other waiting for it: end both
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
     chief, other = np.load(tmp_path / "worker0.npz"), np.load(tmp_path / "worker1.npz")
     assert int(chief["replicas"]) == 2
     for a, b in zip(weights(chief), weights(other), strict=True):

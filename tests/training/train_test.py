@@ -76,32 +76,35 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 300
-    while latest_step(killed_dir) < 140 and time.time() < deadline:  # inside the second epoch (125 steps each)
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = latest_step(killed_dir)
-    assert 140 <= killed_at < 750, "the run was not killed in the middle of training"
-    # The latest checkpoint, which a resume restores, is complete; so is every older one the index names, unless the
-    # kill came while CheckpointManager.save swept it away (it records the new checkpoint, deletes the oldest one's
-    # files, then records the list again, so for a moment the list still names the deleted one).
-    state = tf.train.get_checkpoint_state(str(killed_dir / "checkpoints"))
-    assert tf.train.load_checkpoint(state.model_checkpoint_path).get_variable_to_shape_map()
-    for path in state.all_model_checkpoint_paths:
-        if tf.io.gfile.exists(f"{path}.index"):
-            assert tf.train.load_checkpoint(path).get_variable_to_shape_map(), path
-    resumed = run("training.train", *args, f"--model_dir={killed_dir}")
-    assert resumed.returncode == 0, resumed.stderr
-    match = re.search(r"resumed from \S+ckpt-(\d+) at step (\d+) \(epoch (\d+)\)", resumed.stdout)
-    assert match, resumed.stdout
-    assert int(match.group(1)) == int(match.group(2)) == killed_at and int(match.group(3)) == killed_at // 125 + 1
     try:
+        deadline = time.time() + 300
+        while latest_step(killed_dir) < 140 and time.time() < deadline:  # inside the second epoch (125 steps each)
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        killed_at = latest_step(killed_dir)
+        assert 140 <= killed_at < 750, "the run was not killed in the middle of training"
+        # The latest checkpoint, which a resume restores, is complete; so is every older one the index names, unless
+        # the kill came while CheckpointManager.save swept it away (it records the new checkpoint, deletes the oldest
+        # one's files, then records the list again, so for a moment the list still names the deleted one).
+        state = tf.train.get_checkpoint_state(str(killed_dir / "checkpoints"))
+        assert tf.train.load_checkpoint(state.model_checkpoint_path).get_variable_to_shape_map()
+        for path in state.all_model_checkpoint_paths:
+            if tf.io.gfile.exists(f"{path}.index"):
+                assert tf.train.load_checkpoint(path).get_variable_to_shape_map(), path
+        resumed = run("training.train", *args, f"--model_dir={killed_dir}")
+        assert resumed.returncode == 0, resumed.stderr
+        match = re.search(r"resumed from \S+ckpt-(\d+) at step (\d+) \(epoch (\d+)\)", resumed.stdout)
+        assert match, resumed.stdout
+        assert int(match.group(1)) == int(match.group(2)) == killed_at
+        assert int(match.group(3)) == killed_at // 125 + 1
         _, stderr = whole.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        whole.kill()
-        raise
-    assert whole.returncode == 0, stderr[-4000:]
+        assert whole.returncode == 0, stderr[-4000:]
+    finally:  # a failure or a hang above leaves no run behind
+        for started in (process, whole):
+            if started.poll() is None:
+                started.kill()
+                started.communicate()
     # The resumed run is the uninterrupted one: the same model, optimizer state, step, epoch and best value in its
     # last checkpoint, and the same final metrics. Both are one process on the same CPU kernels, and the resumed one
     # reads the rest of the same seeded stream, so they agree to float rounding (bit for bit on one machine).
