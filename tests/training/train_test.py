@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -53,34 +54,72 @@ def latest_step(model_dir):
     return int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else 0
 
 
+def checkpointed_state(path):
+    """{name: value} of every variable a checkpoint holds but its save counter (how often a run saved, not what)."""
+    reader = tf.train.load_checkpoint(path)
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH" and not name.startswith("save_counter")
+    }
+
+
 @pytest.mark.slow
-def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
-    args = ["--task=adding", "--preset=short", f"--model_dir={tmp_path}", "--override=checkpoint_every_steps=10"]
+def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_resumes_to_the_same_weights(tmp_path):
+    killed_dir, whole_dir = tmp_path / "killed", tmp_path / "whole"
+    args = ["--task=adding", "--preset=short", "--override=checkpoint_every_steps=10"]
+    # The same run uninterrupted, alongside, for the weights the killed and resumed one must end with.
+    whole = subprocess.Popen([sys.executable, "-m", "training.train", *args, f"--model_dir={whole_dir}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "training.train", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "training.train", *args, f"--model_dir={killed_dir}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 300
-    while latest_step(tmp_path) < 140 and time.time() < deadline:  # inside the second epoch (125 steps each)
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = latest_step(tmp_path)
-    assert 140 <= killed_at < 750, "the run was not killed in the middle of training"
-    # The latest checkpoint, which a resume restores, is complete; so is every older one the index names, unless the
-    # kill came while CheckpointManager.save swept it away (it records the new checkpoint, deletes the oldest one's
-    # files, then records the list again, so for a moment the list still names the deleted one).
-    state = tf.train.get_checkpoint_state(str(tmp_path / "checkpoints"))
-    assert tf.train.load_checkpoint(state.model_checkpoint_path).get_variable_to_shape_map()
-    for path in state.all_model_checkpoint_paths:
-        if tf.io.gfile.exists(f"{path}.index"):
-            assert tf.train.load_checkpoint(path).get_variable_to_shape_map(), path
-    resumed = run("training.train", *args)
-    assert resumed.returncode == 0, resumed.stderr
-    match = re.search(r"resumed from \S+ckpt-(\d+) at step (\d+) \(epoch (\d+)\)", resumed.stdout)
-    assert match, resumed.stdout
-    assert int(match.group(1)) == int(match.group(2)) == killed_at and int(match.group(3)) == killed_at // 125 + 1
-    with open(tmp_path / "metrics.json") as f:
-        assert json.load(f)["step"] == 750
+    try:
+        deadline = time.time() + 300
+        while latest_step(killed_dir) < 140 and time.time() < deadline:  # inside the second epoch (125 steps each)
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        killed_at = latest_step(killed_dir)
+        assert 140 <= killed_at < 750, "the run was not killed in the middle of training"
+        # The latest checkpoint, which a resume restores, is complete; so is every older one the index names, unless
+        # the kill came while CheckpointManager.save swept it away (it records the new checkpoint, deletes the oldest
+        # one's files, then records the list again, so for a moment the list still names the deleted one).
+        state = tf.train.get_checkpoint_state(str(killed_dir / "checkpoints"))
+        assert tf.train.load_checkpoint(state.model_checkpoint_path).get_variable_to_shape_map()
+        for path in state.all_model_checkpoint_paths:
+            if tf.io.gfile.exists(f"{path}.index"):
+                assert tf.train.load_checkpoint(path).get_variable_to_shape_map(), path
+        resumed = run("training.train", *args, f"--model_dir={killed_dir}")
+        assert resumed.returncode == 0, resumed.stderr
+        match = re.search(r"resumed from \S+ckpt-(\d+) at step (\d+) \(epoch (\d+)\)", resumed.stdout)
+        assert match, resumed.stdout
+        assert int(match.group(1)) == int(match.group(2)) == killed_at
+        assert int(match.group(3)) == killed_at // 125 + 1
+        _, stderr = whole.communicate(timeout=300)
+        assert whole.returncode == 0, stderr[-4000:]
+    finally:  # a failure or a hang above leaves no run behind
+        for started in (process, whole):
+            if started.poll() is None:
+                started.kill()
+                started.communicate()
+    # The resumed run is the uninterrupted one: the same model, optimizer state, step, epoch and best value in its
+    # last checkpoint, and the same final metrics. Both are one process on the same CPU kernels, and the resumed one
+    # reads the rest of the same seeded stream, so they agree to float rounding (bit for bit on one machine).
+    final = {name: checkpointed_state(path / "checkpoints" / "ckpt-750") for name, path in
+             (("killed", killed_dir), ("whole", whole_dir))}
+    assert sorted(final["killed"]) == sorted(final["whole"])
+    for name in sorted(final["whole"]):
+        np.testing.assert_allclose(final["killed"][name], final["whole"][name], rtol=1e-6, atol=1e-7, err_msg=name)
+    metrics = {}
+    for name, path in (("killed", killed_dir), ("whole", whole_dir)):
+        with open(path / "metrics.json") as f:
+            metrics[name] = json.load(f)
+    assert metrics["killed"]["step"] == metrics["whole"]["step"] == 750
+    assert metrics["killed"]["validation"] == pytest.approx(metrics["whole"]["validation"], rel=1e-6)
+    assert metrics["killed"]["best"]["value"] == pytest.approx(metrics["whole"]["best"]["value"], rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -33,17 +33,24 @@ def weights(trainer):
     return [keras.ops.convert_to_numpy(v) for v in trainer.model.weights]
 
 
-def test_resuming_mid_epoch_gives_the_uninterrupted_run(tmp_path):
-    whole = make_trainer(tmp_path / "whole", steps=30)
+@pytest.mark.parametrize("length_jitter", [0.0, 0.3], ids=["fixed_length", "bucketed_by_length"])
+def test_resuming_mid_epoch_gives_the_uninterrupted_run(tmp_path, length_jitter):
+    # With length_jitter 0.3 the sequences are 10 to 13 steps long, and the training stream is bucketed by length:
+    # runs of 8 shuffled batches' worth of examples sorted by length, cut into batches that are shuffled again. Step
+    # 12 is in the middle of such a run, so the resumed stream must skip into it exactly.
+    whole = make_trainer(tmp_path / "whole", steps=30, length_jitter=length_jitter)
     whole.fit()
-    first = make_trainer(tmp_path / "split", steps=12)  # stops inside the first epoch (16 steps)
+    if length_jitter:
+        lengths = [batch[0].shape[1] for _, batch in zip(range(16), whole.train_data())]
+        assert len(set(lengths)) > 1 and min(lengths) < 13, f"not bucketed by length: {lengths}"
+    first = make_trainer(tmp_path / "split", steps=12, length_jitter=length_jitter)  # stops inside the first epoch
     first.fit()
     out = io.StringIO()
-    second = make_trainer(tmp_path / "split", steps=30, out=out)
+    second = make_trainer(tmp_path / "split", steps=30, length_jitter=length_jitter, out=out)
     second.fit()
     assert "resumed from" in out.getvalue() and "at step 12 (epoch 1)" in out.getvalue()
     assert int(second.step) == 30 and int(second.epoch) == 1 and int(second.step_in_epoch) == 14
-    for a, b in zip(weights(whole), weights(second)):
+    for a, b in zip(weights(whole), weights(second), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
     # The optimizer state came back too: both runs made 30 updates.
     assert int(second.optimizer.iterations) == int(whole.optimizer.iterations) == 30
