@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.training.tasks import runs
+from training import config as run_config
+
 
 def run(module, *args, env=None, timeout=900):
     return subprocess.run(
@@ -64,10 +67,25 @@ def checkpointed_state(path):
     }
 
 
+# (task, preset, overrides): sentences (the adding task's sequences), and a token stream with its carried state.
+KILLED_RUNS = {
+    "sequences": ("adding", "short", "checkpoint_every_steps=10"),
+    "streams": ("language_model", "lstm", "bptt_steps=20,train_size=4000,batch_size=16,epochs=3,"
+                "checkpoint_every_steps=10"),
+}
+
+
 @pytest.mark.slow
-def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("kind", sorted(KILLED_RUNS))
+def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_resumes_to_the_same_weights(
+        tmp_path, kind):
     killed_dir, whole_dir = tmp_path / "killed", tmp_path / "whole"
-    args = ["--task=adding", "--preset=short", "--override=checkpoint_every_steps=10"]
+    task_name, preset, overrides = KILLED_RUNS[kind]
+    args = [f"--task={task_name}", f"--preset={preset}", f"--override={overrides}"]
+    task, config = runs.make_config(task_name, preset, **run_config.parse_overrides(overrides))
+    per_epoch = task.steps_per_epoch(config, config["batch_size"])
+    total = per_epoch * config["epochs"]
+    kill_after = per_epoch + 15  # inside the second epoch
     # The same run uninterrupted, alongside, for the weights the killed and resumed one must end with.
     whole = subprocess.Popen([sys.executable, "-m", "training.train", *args, f"--model_dir={whole_dir}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -78,12 +96,12 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
     )
     try:
         deadline = time.time() + 300
-        while latest_step(killed_dir) < 140 and time.time() < deadline:  # inside the second epoch (125 steps each)
+        while latest_step(killed_dir) < kill_after and time.time() < deadline:
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         killed_at = latest_step(killed_dir)
-        assert 140 <= killed_at < 750, "the run was not killed in the middle of training"
+        assert kill_after <= killed_at < total, "the run was not killed in the middle of training"
         # The latest checkpoint, which a resume restores, is complete; so is every older one the index names, unless
         # the kill came while CheckpointManager.save swept it away (it records the new checkpoint, deletes the oldest
         # one's files, then records the list again, so for a moment the list still names the deleted one).
@@ -97,7 +115,7 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
         match = re.search(r"resumed from \S+ckpt-(\d+) at step (\d+) \(epoch (\d+)\)", resumed.stdout)
         assert match, resumed.stdout
         assert int(match.group(1)) == int(match.group(2)) == killed_at
-        assert int(match.group(3)) == killed_at // 125 + 1
+        assert int(match.group(3)) == killed_at // per_epoch + 1
         _, stderr = whole.communicate(timeout=300)
         assert whole.returncode == 0, stderr[-4000:]
     finally:  # a failure or a hang above leaves no run behind
@@ -108,7 +126,7 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
     # The resumed run is the uninterrupted one: the same model, optimizer state, step, epoch and best value in its
     # last checkpoint, and the same final metrics. Both are one process on the same CPU kernels, and the resumed one
     # reads the rest of the same seeded stream, so they agree to float rounding (bit for bit on one machine).
-    final = {name: checkpointed_state(path / "checkpoints" / "ckpt-750") for name, path in
+    final = {name: checkpointed_state(path / "checkpoints" / f"ckpt-{total}") for name, path in
              (("killed", killed_dir), ("whole", whole_dir))}
     assert sorted(final["killed"]) == sorted(final["whole"])
     for name in sorted(final["whole"]):
@@ -117,7 +135,9 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
     for name, path in (("killed", killed_dir), ("whole", whole_dir)):
         with open(path / "metrics.json") as f:
             metrics[name] = json.load(f)
-    assert metrics["killed"]["step"] == metrics["whole"]["step"] == 750
+    assert metrics["killed"]["step"] == metrics["whole"]["step"] == total
+    if kind == "streams":  # the carried state is in the checkpoint, and the resumed run carried the same
+        assert any(name.startswith("carried_state") for name in final["whole"])
     assert metrics["killed"]["validation"] == pytest.approx(metrics["whole"]["validation"], rel=1e-6)
     assert metrics["killed"]["best"]["value"] == pytest.approx(metrics["whole"]["best"]["value"], rel=1e-6)
 
