@@ -94,6 +94,17 @@ class FusedLoopSpy:
         monkeypatch.setattr(layer_class, "fused_loop", counted)
 
 
+@pytest.fixture
+def fused_at_every_size(monkeypatch):
+    """Lets the fused loops run for layers of any size (tests use small ones), as `fused_loop_min_units = 1` does."""
+    from zoo.rnn import GRU
+    from zoo.rnn import LSTM
+
+    for layer_class in (LSTM, GRU):
+        monkeypatch.setattr(layer_class, "fused_loop_min_units", 1)
+
+
+@pytest.mark.usefixtures("fused_at_every_size")
 class FusedLoopContract:
     layer_class = None
     keras_class = None
@@ -237,3 +248,13 @@ class FusedLoopContract:
         for config in self.other_loop_configs.values():
             self.layer_class(4, **config)(np.zeros((2, 5, 3), "float32"), training=True)
         assert spy.calls == 0
+
+    def test_layers_below_the_size_threshold_take_keras_loop(self, monkeypatch):
+        backend.skip_unless_tensorflow("The fused loop")
+        spy = FusedLoopSpy(monkeypatch, self.layer_class)
+        monkeypatch.setattr(self.layer_class, "fused_loop_min_units", 6)
+        x = np.zeros((2, 5, 3), "float32")
+        self.layer_class(5)(x)
+        assert spy.calls == 0
+        self.layer_class(6)(x)
+        assert spy.calls == 1

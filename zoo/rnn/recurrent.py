@@ -226,12 +226,16 @@ class Recurrent(keras.layers.RNN):
         return use_cudnn
 
     # The fused loop: a subclass that has one (LSTM, GRU) overrides `fused_loop` and extends `fused_loop_applies`.
+    # Below `fused_loop_min_units` units Keras's loop runs: there the per-step element-wise work, not the matrix
+    # products the fused loop batches, dominates a step, and Keras's loop was measured faster on the CPU.
+    fused_loop_min_units = 1
 
     def fused_loop_applies(self, training):
         """Whether `fused_loop` may run this call instead of Keras's loop; the conditions every fused loop shares."""
         cell = self.cell
         return (
             type(self).fused_loop is not Recurrent.fused_loop
+            and cell.units >= self.fused_loop_min_units
             and keras.backend.backend() == "tensorflow"
             and not self.unroll
             and cell.activation is keras.activations.tanh

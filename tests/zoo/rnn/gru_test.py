@@ -3,10 +3,12 @@ import numpy as np
 import pytest
 
 from tests.helpers import fused_loop
+from tests.helpers.fused_loop import fused_at_every_size  # noqa: F401 (a fixture)
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
 from zoo.rnn import GRU
 
 
+@pytest.mark.usefixtures("fused_at_every_size")
 class TestGRU(SequenceLayerContract):
     layer_class = GRU
     config = {"units": 5}

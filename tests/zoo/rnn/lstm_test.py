@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import fused_loop
+from tests.helpers.fused_loop import fused_at_every_size  # noqa: F401 (a fixture)
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
 from tests.zoo.cells.lstm_cell_test import PEEPHOLE_LSTM_WEIGHTS
 from zoo.rnn import LSTM
@@ -14,6 +15,19 @@ class TestLSTM(SequenceLayerContract):
 
     def expected_weights(self):
         return PEEPHOLE_LSTM_WEIGHTS
+
+    def keras_twins(self):
+        return [({"units": 5}, lambda **kw: keras.layers.LSTM(5, **kw))]
+
+
+@pytest.mark.usefixtures("fused_at_every_size")
+class TestLSTMWithoutPeepholes(SequenceLayerContract):
+    # The whole contract (stateful, SavedModel, XLA, Bidirectional, ...) through the fused loop as well.
+    layer_class = LSTM
+    config = {"units": 5}
+
+    def expected_weights(self):
+        return {"kernel": (3, 20), "recurrent_kernel": (5, 20), "bias": (20,)}
 
     def keras_twins(self):
         return [({"units": 5}, lambda **kw: keras.layers.LSTM(5, **kw))]
