@@ -92,14 +92,17 @@ class GRU(Recurrent, keras.layers.GRU):
 
     - Keras's own dispatch, on a GPU with `use_cudnn="auto"` and whenever `use_cudnn=True`: cuDNN's kernel where
       Keras can use it (`reset_after=True`), Keras's loop otherwise.
-    - The fused loop, on TensorFlow otherwise, when its conditions hold: `reset_after=True`, the default activations
-      (`tanh`, `sigmoid`), `unroll=False`, and no recurrent dropout while training. It makes the input projections
-      U x_t + b of all steps with one matrix product before the loop, so a step only does h W + b' and the gates,
-      several steps per loop iteration; its backward pass is written out (`gru_sequence`): step by step only dh,
-      then the gradients of W, b', U and b as one product (or sum) each over all steps. Masks, `go_backwards`,
-      `initial_state`, `return_state`, `stateful`, `dropout` on the inputs, no bias, `zero_output_for_mask`,
-      unknown lengths and XLA all run in it, with Keras's semantics. On the CPU it trains at about 0.8x Keras's step
-      time at hidden 512 and about Keras's time at hidden 128 (`benchmarks/cells.py`, docs/performance.md).
+    - The fused loop (`gru_sequence`), on TensorFlow otherwise, when all its conditions hold: at least
+      `fused_loop_min_units` (512) units, `reset_after=True`, the default activations (`tanh`, `sigmoid`),
+      `unroll=False`, and no recurrent dropout while training. It makes the input projections U x_t + b of all steps
+      with one matrix product before the loop, so that a step only does h W + b' and the gates, several steps per
+      loop iteration; its backward pass is written out: step by step only dh, from the gates' factors the forward
+      pass kept, then the gradients of W, b', U, b and the inputs with one product (or sum) each over all steps.
+      Masks, `go_backwards`, `initial_state`, `return_state`, `stateful`, `dropout` on the inputs, no bias,
+      `zero_output_for_mask`, unknown lengths and XLA all run in it, with Keras's semantics. On a 2-core CPU a
+      training step takes about 0.82x Keras's time at 512 units (`benchmarks/cells.py`, docs/performance.md), where
+      Keras's loop around the zoo cell takes 0.9x; at 256 units and below the fused loop would take about Keras's
+      time and Keras's loop around the zoo cell about 0.83x, which is why that loop runs there.
     - Keras's loop (`keras.layers.RNN`) around the cell otherwise, and always with `reset_after=False`.
 
     Args:

@@ -101,17 +101,19 @@ class LSTM(Recurrent, keras.layers.LSTM):
 
     - Keras's own dispatch, on a GPU with `use_cudnn="auto"` and whenever `use_cudnn=True`: cuDNN's kernel where
       Keras can use it, Keras's loop otherwise.
-    - The fused loop, on TensorFlow otherwise, when its conditions hold: the default activations (`tanh`, `sigmoid`),
-      no peepholes, `unroll=False`, and no recurrent dropout while training. It makes the input projections
-      U x_t + b of all steps with one matrix product before the loop (as cuDNN does), so a step only does h W and
-      the gates, several steps per loop iteration; its backward pass is written out (`lstm_sequence`): step by step
-      only dh and dc, with the gates' factors kept by the forward pass, then the gradients of W, U and b as one
-      product each over all steps. Masks, `go_backwards`, `initial_state`, `return_state`, `stateful`, `dropout`
-      on the inputs (one mask per sequence), no bias, `zero_output_for_mask`, unknown lengths and XLA all run in it,
-      with Keras's semantics (a masked step keeps the state; the output repeats the last one, zeros before the first
-      step that runs). On the CPU it trains at about 0.7x Keras's step time at hidden 512 and about Keras's time at
-      hidden 128 (`benchmarks/cells.py`, docs/performance.md).
-    - Keras's loop (`keras.layers.RNN`) around the cell otherwise, and always with peepholes (cuDNN has none).
+    - The fused loop (`lstm_sequence`), on TensorFlow otherwise, when all its conditions hold: at least
+      `fused_loop_min_units` (256) units, the default activations (`tanh`, `sigmoid`), no peepholes, `unroll=False`,
+      and no recurrent dropout while training. It makes the input projections U x_t + b of all steps with one matrix
+      product before the loop (as cuDNN does), so that a step only does h W and the gates, several steps per loop
+      iteration; its backward pass is written out: step by step only dh and dc, from the gates' factors the forward
+      pass kept, then the gradients of W, U, b and the inputs with one product (or sum) each over all steps. Masks,
+      `go_backwards`, `initial_state`, `return_state`, `stateful`, `dropout` on the inputs (Keras's one mask per
+      sequence), no bias, `zero_output_for_mask`, unknown lengths and XLA all run in it, with Keras's semantics (a
+      masked step keeps the state; the output repeats the last one, zeros before the first step that runs). On a
+      2-core CPU a training step takes about 0.7x Keras's time at 512 units and 0.9x at 256 (`benchmarks/cells.py`,
+      docs/performance.md); below 256 units it would take about 1.2x, which is why Keras's loop runs there.
+    - Keras's loop (`keras.layers.RNN`) around the cell otherwise, and always with peepholes (cuDNN has none): about
+      Keras's own time.
 
     Args:
         units: positive int, size of h_t and c_t.
@@ -122,7 +124,7 @@ class LSTM(Recurrent, keras.layers.LSTM):
         `go_backwards`, `stateful`, `unroll`, `zero_output_for_mask`).
 
     Call arguments and masking: as `keras.layers.RNN`; inputs [batch, time, features]; states [h, c]. On the cuDNN
-    path masks must be right-padded, as for `keras.layers.LSTM`.
+    path masks must be right-padded, as for `keras.layers.LSTM`; the fused loop takes any mask.
 
     Example:
         ```python
