@@ -153,6 +153,11 @@ class Recurrent(keras.layers.RNN):
     boolean `mask` [batch, time] (masked steps keep the state and repeat the last output), an optional
     `initial_state` list; output [batch, output_size], or [batch, time, output_size] with `return_sequences`, followed
     by the final states with `return_state`.
+
+    A subclass may also have a fused loop (`LSTM`, `GRU`): it overrides `fused_loop` and extends
+    `fused_loop_applies`, and `inner_loop` runs that loop for the calls it applies to (on TensorFlow, from
+    `fused_loop_min_units` units, with the default activations, without `unroll`, recurrent dropout in training, or
+    a cuDNN dispatch to keep), Keras's otherwise.
     """
 
     cell_class = None
