@@ -3,6 +3,7 @@
 import inspect
 
 import keras
+from keras import ops
 
 from zoo import arguments
 
@@ -48,6 +49,98 @@ def _cudnn_path_blocks_xla():
     return keras.backend.backend() == "tensorflow" and bool(keras.distribution.list_devices("gpu"))
 
 
+# The fused loops run on TensorFlow only, where keras.ops.scan's `unroll` is the while loop's `parallel_iterations`:
+# how many iterations may run at once (their independent ops overlap), 32 as in Keras's own RNN loop.
+PARALLEL_ITERATIONS = 32
+# Steps run by one iteration of the fused loops' while loops, when it divides the (static) sequence length: each
+# iteration costs a fixed overhead (loop control, reading and writing the carried tensors), paid once for all its
+# steps. The first divisor of the length in this list is taken; none (or an unknown length): one step per iteration.
+STEPS_PER_ITERATION = (10, 8, 5, 4, 3, 2)
+
+
+def scan_steps(step, state, xs, reverse=False):
+    """`keras.ops.scan(step, state, xs, reverse)`, running several steps per loop iteration where it can.
+
+    Args:
+        step: `step(state, inputs) -> (state, outputs)`, `outputs` a tuple of tensors shaped as `state`'s.
+        state: a tuple of tensors, the initial state.
+        xs: a tuple of tensors [time, ...], the inputs of every step.
+        reverse: run from the last step to the first (outputs stay in time order).
+
+    Returns:
+        (final state, outputs): the outputs stacked over time, [time, ...] each.
+    """
+    state, xs = tuple(state), tuple(xs)
+    time = xs[0].shape[0]
+    if time is None:
+        if len(xs) > 1:
+            # keras.ops.scan (on TensorFlow) cannot scan over several tensors of unknown length: pack them into one.
+            step, xs = _packed_inputs(step, xs, state[0].dtype)
+        return ops.scan(step, state, xs, reverse=reverse, unroll=PARALLEL_ITERATIONS)
+    per_iteration = next((k for k in STEPS_PER_ITERATION if time % k == 0 and time > k), 1)
+    if per_iteration == 1:
+        return ops.scan(step, state, xs, reverse=reverse, unroll=PARALLEL_ITERATIONS)
+    k = per_iteration
+    # ops.scan's outputs have its carry's structure and shapes, so the carry holds, besides the state, the outputs of
+    # the iteration's k steps ([k, ...] each).
+    count = len(state)
+
+    def chunk(carry, inputs):
+        inner = carry[count:]
+        outputs = [None] * k
+        for j in reversed(range(k)) if reverse else range(k):
+            inner, outputs[j] = step(tuple(inner), tuple(x[j] for x in inputs))
+        stacked = tuple(ops.stack([out[n] for out in outputs]) for n in range(count))
+        return stacked + tuple(inner), stacked + tuple(inner)
+
+    start = tuple(ops.repeat(ops.expand_dims(s, 0), k, axis=0) for s in state) + tuple(state)
+    chunks = tuple(ops.reshape(x, (time // k, k, -1) + tuple(x.shape[2:])) for x in xs)
+    final, outputs = ops.scan(chunk, start, chunks, reverse=reverse, unroll=PARALLEL_ITERATIONS)
+    return final[count:], tuple(ops.reshape(o, (time, -1) + tuple(o.shape[3:])) for o in outputs[:count])
+
+
+def _packed_inputs(step, xs, dtype):
+    """`step` and `xs` ([time, batch, width] tensors) rewritten to scan over one tensor, xs concatenated on the
+    last axis in `dtype` (bool inputs as 0 and 1, restored to bool for `step`)."""
+    dtypes = [keras.backend.standardize_dtype(x.dtype) for x in xs]
+    widths = [x.shape[-1] for x in xs]
+    packed = ops.concatenate([ops.cast(x, dtype) for x in xs], axis=-1)
+    boundaries = [sum(widths[: n + 1]) for n in range(len(widths) - 1)]
+
+    def unpacked_step(state, inputs):
+        pieces = ops.split(inputs, boundaries, axis=-1)
+        pieces = [ops.cast(p, "bool") if d == "bool" else p for p, d in zip(pieces, dtypes)]
+        return step(state, tuple(pieces))
+
+    return unpacked_step, packed
+
+
+def _gpu_visible():
+    """Whether the backend sees a GPU (where Keras's cuDNN path of `LSTM`/`GRU` may run); False if it cannot say."""
+    try:
+        return bool(keras.distribution.list_devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def masked_outputs(states, mask, zero_output_for_mask):
+    """The outputs `keras.layers.RNN` returns from the states of a masked run, all time-major.
+
+    Args:
+        states: [time, batch, units], h_t after each step, masked steps holding h_{t-1} (the cell's output is h_t).
+        mask: [time, batch, 1] in `states`' dtype, 1 for a step that ran, 0 for a masked one.
+        zero_output_for_mask: zeros at masked steps; otherwise a masked step repeats the last output, and steps
+            before the first unmasked one output zeros (Keras's output starts at zero, the state at initial_state).
+
+    Returns:
+        [time, batch, units].
+    """
+    if zero_output_for_mask:
+        return states * mask
+    seen = ops.cast(ops.cumsum(mask, axis=0) > 0, states.dtype)
+    return states * seen
+
+
 class Recurrent(keras.layers.RNN):
     """Base of the zoo sequence layers: `keras.layers.RNN` over one zoo cell, configured by flat arguments.
 
@@ -60,6 +153,11 @@ class Recurrent(keras.layers.RNN):
     boolean `mask` [batch, time] (masked steps keep the state and repeat the last output), an optional
     `initial_state` list; output [batch, output_size], or [batch, time, output_size] with `return_sequences`, followed
     by the final states with `return_state`.
+
+    A subclass may also have a fused loop (`LSTM`, `GRU`): it overrides `fused_loop` and extends
+    `fused_loop_applies`, and `inner_loop` runs that loop for the calls it applies to (on TensorFlow, from
+    `fused_loop_min_units` units, with the default activations, without `unroll`, recurrent dropout in training, or
+    a cuDNN dispatch to keep), Keras's otherwise.
     """
 
     cell_class = None
@@ -131,6 +229,79 @@ class Recurrent(keras.layers.RNN):
             # Tell Keras not to jit-compile a model that holds this layer, as keras.layers.LSTM/GRU do.
             self.supports_jit = False
         return use_cudnn
+
+    # The fused loop: a subclass that has one (LSTM, GRU) overrides `fused_loop` and extends `fused_loop_applies`.
+    # Below `fused_loop_min_units` units Keras's loop runs: there the per-step element-wise work, not the matrix
+    # products the fused loop batches, dominates a step, and Keras's loop was measured faster on the CPU.
+    fused_loop_min_units = 1
+
+    def fused_loop_applies(self, training):
+        """Whether `fused_loop` may run this call instead of Keras's loop; the conditions every fused loop shares."""
+        cell = self.cell
+        return (
+            type(self).fused_loop is not Recurrent.fused_loop
+            and cell.units >= self.fused_loop_min_units
+            and keras.backend.backend() == "tensorflow"
+            and not self.unroll
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not (training and cell.recurrent_dropout > 0.0)
+            and self._keras_loop_not_required()
+        )
+
+    def _keras_loop_not_required(self):
+        # Keras's cuDNN dispatch stays as it is: use_cudnn=True always goes to Keras (which runs cuDNN or says why
+        # it cannot), and so does use_cudnn="auto" wherever a GPU is visible.
+        use_cudnn = getattr(self, "use_cudnn", False)
+        return use_cudnn is not True and not (use_cudnn == "auto" and _gpu_visible())
+
+    def fused_loop(self, sequences, initial_state, mask, training):
+        """Returns (last_output, outputs, final_states) as `keras.layers.RNN.inner_loop` does."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused loop")
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.fused_loop_applies(training):
+            if isinstance(mask, (list, tuple)):
+                mask = mask[0]
+            return self.fused_loop(sequences, list(initial_state), mask, training)
+        return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+
+    def project_inputs(self, sequences, mask, training, kernel, bias):
+        """U x_t + b for every step at once, time-major, in the order the loop runs, and the mask to match.
+
+        Args:
+            sequences: [batch, time, features]; `dropout` (one mask per sequence, Keras's) applies when training.
+            mask: None or [batch, time].
+            kernel: U, [features, width].      bias: None or [width].
+
+        Returns:
+            ([time, batch, width], None or a [time, batch, 1] bool mask), both reversed in time with `go_backwards`.
+        """
+        if training and self.cell.dropout > 0.0:
+            sequences = sequences * ops.expand_dims(self.cell.get_dropout_mask(sequences[:, 0, :]), 1)
+        time, batch = ops.shape(sequences)[1], ops.shape(sequences)[0]
+        sequences = ops.reshape(ops.transpose(sequences, (1, 0, 2)), (-1, sequences.shape[-1]))
+        projected = ops.reshape(ops.matmul(sequences, kernel), (time, batch, kernel.shape[-1]))
+        if bias is not None:
+            projected = projected + bias
+        if mask is not None:
+            mask = ops.expand_dims(ops.transpose(ops.cast(mask, "bool")), -1)
+        if self.go_backwards:
+            projected = ops.flip(projected, axis=0)
+            mask = None if mask is None else ops.flip(mask, axis=0)
+        return projected, mask
+
+    def loop_results(self, states, final_states, mask):
+        """(last_output, outputs, final_states) as `keras.layers.RNN.inner_loop` returns them, from `states`
+        ([time, batch, units], the output state h_t after every step, time-major in the order the loop ran)."""
+        if mask is not None:
+            states = masked_outputs(states, ops.cast(mask, states.dtype), self.zero_output_for_mask)
+        last_output = states[-1]
+        if self.return_sequences:
+            outputs = ops.transpose(states, (1, 0, 2))
+        else:
+            outputs = ops.expand_dims(last_output, 1)
+        return last_output, outputs, final_states
 
     def get_config(self):
         config = keras.layers.RNN.get_config(self)

@@ -2,10 +2,13 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import fused_loop
+from tests.helpers.fused_loop import fused_at_every_size  # noqa: F401 (a fixture)
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
 from zoo.rnn import GRU
 
 
+@pytest.mark.usefixtures("fused_at_every_size")
 class TestGRU(SequenceLayerContract):
     layer_class = GRU
     config = {"units": 5}
@@ -20,10 +23,17 @@ class TestGRU(SequenceLayerContract):
         ]
 
 
-def test_is_keras_gru_loop():
+def test_is_keras_gru_with_its_cudnn_dispatch():
+    # A keras.layers.GRU (Bidirectional, use_cudnn and the cuDNN path on a GPU work as for Keras's own).
     layer = GRU(4)
     assert isinstance(layer, keras.layers.GRU) and layer.use_cudnn == "auto"
-    assert type(layer).inner_loop is keras.layers.GRU.inner_loop
+
+
+class TestGRUFusedLoop(fused_loop.FusedLoopContract):
+    layer_class = GRU
+    keras_class = keras.layers.GRU
+    state_count = 1
+    other_loop_configs = {"reset_before": {"reset_after": False}}
 
 
 def test_reset_before_never_takes_the_cudnn_path():

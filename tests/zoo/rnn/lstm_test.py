@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import fused_loop
+from tests.helpers.fused_loop import fused_at_every_size  # noqa: F401 (a fixture)
 from tests.helpers.sequence_layer_contract import SequenceLayerContract
 from tests.zoo.cells.lstm_cell_test import PEEPHOLE_LSTM_WEIGHTS
 from zoo.rnn import LSTM
@@ -18,12 +20,31 @@ class TestLSTM(SequenceLayerContract):
         return [({"units": 5}, lambda **kw: keras.layers.LSTM(5, **kw))]
 
 
-def test_is_keras_lstm_loop_without_peepholes():
-    # Keras's own LSTM loop (and its cuDNN dispatch) runs our cell.
+@pytest.mark.usefixtures("fused_at_every_size")
+class TestLSTMWithoutPeepholes(SequenceLayerContract):
+    # The whole contract (stateful, SavedModel, XLA, Bidirectional, ...) through the fused loop as well.
+    layer_class = LSTM
+    config = {"units": 5}
+
+    def expected_weights(self):
+        return {"kernel": (3, 20), "recurrent_kernel": (5, 20), "bias": (20,)}
+
+    def keras_twins(self):
+        return [({"units": 5}, lambda **kw: keras.layers.LSTM(5, **kw))]
+
+
+def test_is_keras_lstm_with_its_cudnn_dispatch():
+    # A keras.layers.LSTM (Bidirectional, use_cudnn and the cuDNN path on a GPU work as for Keras's own).
     layer = LSTM(4)
     assert isinstance(layer, keras.layers.LSTM)
     assert layer.use_cudnn == "auto"
-    assert type(layer).inner_loop is keras.layers.LSTM.inner_loop
+
+
+class TestLSTMFusedLoop(fused_loop.FusedLoopContract):
+    layer_class = LSTM
+    keras_class = keras.layers.LSTM
+    state_count = 2
+    other_loop_configs = {"peepholes": {"peepholes": True}}
 
 
 def test_peepholes_never_take_the_cudnn_path():
