@@ -53,7 +53,7 @@ serve: demo-models
 	$(PY) -m serving.demo --serve
 
 test: setup
-	$(PY) -m pytest -n $(WORKERS) -q
+	$(PY) -m pytest -n $(WORKERS) -q --durations=20
 
 test-fast: setup
 	$(PY) -m pytest -n $(WORKERS) -q -m "not slow"
