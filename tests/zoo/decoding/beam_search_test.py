@@ -204,8 +204,7 @@ def greedy_tokens(model, starts, max_length, **options):
     return {name: keras.ops.convert_to_numpy(value) for name, value in out.items()}
 
 
-@pytest.mark.jax
-def test_beam_1_is_greedy():
+def test_beam_1_is_greedy():  # TensorFlow only: beam search's other tests run under JAX too
     starts = [BOS, 2, 4, 5, 7, 8]
     ended = []
     for seed in range(4):
@@ -298,7 +297,6 @@ def test_rows_do_not_depend_on_the_batch():
     np.testing.assert_array_equal(reversed_rows["tokens"], batch["tokens"][::-1])
 
 
-@pytest.mark.jax
 def test_per_row_beam_size_and_max_length():
     # Each row gets exactly what a search with its own static beam size and maximum length gives it alone.
     model = random_model(6, vocab=10, eos_logit=-1.0)
