@@ -65,6 +65,14 @@ def define_flags():
     flags.DEFINE_string("output_dir", "docs/results", "Where language_models.md is written.")
 
 
+def check_models(models):
+    """A usage error naming the models that are not presets of the language_model task."""
+    presets = tasks.get("language_model").presets
+    unknown = sorted(set(models) - set(presets))
+    if unknown:
+        raise app.UsageError(f"unknown models {unknown}; valid: {sorted(presets)}")
+
+
 def run_config_for(preset, seed):
     task = tasks.get("language_model")
     overrides = {"corpus": "files", "data_dir": os.path.abspath(FLAGS.data_dir)} if FLAGS.data_dir else {}
@@ -221,10 +229,7 @@ def write_report(results, command):
 def main(argv):
     absl_warnings_only()
     del argv
-    task = tasks.get("language_model")
-    unknown = sorted(set(FLAGS.models) - set(task.presets))
-    if unknown:
-        raise app.UsageError(f"unknown models {unknown}; valid: {sorted(task.presets)}")
+    check_models(FLAGS.models)
     results = {preset: [train_one(preset, seed) for seed in range(FLAGS.seeds)] for preset in FLAGS.models}
     command = "python -m training.experiments.language_models" + "".join(
         f" --{name}={value}" for name, value in (("models", ",".join(FLAGS.models)), ("seeds", FLAGS.seeds),

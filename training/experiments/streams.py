@@ -28,7 +28,6 @@ import platform
 import sys
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from training.startup import absl_warnings_only
@@ -41,6 +40,7 @@ import keras  # noqa: E402
 
 from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
+from training.experiments import language_models  # noqa: E402
 from training.experiments import memory_figures  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
@@ -261,10 +261,7 @@ def draw_curves(results, path):
 def main(argv):
     absl_warnings_only()
     del argv
-    task = tasks.get("language_model")
-    unknown = sorted(set(FLAGS.models) - set(task.presets))
-    if unknown:
-        raise app.UsageError(f"unknown models {unknown}; valid: {sorted(task.presets)}")
+    language_models.check_models(FLAGS.models)
     overrides = {"data_dir": os.path.abspath(FLAGS.data_dir)} if FLAGS.data_dir else {}
     results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, FLAGS.jit_compile)
                for preset in FLAGS.models]

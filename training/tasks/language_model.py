@@ -187,6 +187,16 @@ _CHAR_PRESETS = {name: {**_CHAR_COMMON, "model": model, "model_options": options
 STREAM_LOSSES = ("mean", "sum")
 
 
+def training_partial_window(config):
+    """config["partial_window"] in training; None (and a config written before the key existed) reads "drop"."""
+    return config.get("partial_window") or "drop"
+
+
+def window_loss(config):
+    """config["stream_loss"]; None (and a config written before the key existed) reads "mean"."""
+    return config.get("stream_loss") or "mean"
+
+
 class LanguageModelTask(Task):
     name = "language_model"
     monitor = ("perplexity", "min")
@@ -217,13 +227,13 @@ class LanguageModelTask(Task):
                 f"{config['max_vocab_size']}"
             )
         # Keys of stream mode; configs written before they existed lack them (the defaults then).
-        partial_window = config.get("partial_window") or "drop"
+        partial_window = training_partial_window(config)
         if partial_window not in streams.PARTIAL_WINDOWS:
             raise ValueError(
                 f"partial_window must be one of {streams.PARTIAL_WINDOWS} (what an epoch's last, shorter window of "
                 f"training does), got {partial_window!r}"
             )
-        stream_loss = config.get("stream_loss") or "mean"
+        stream_loss = window_loss(config)
         if stream_loss not in STREAM_LOSSES:
             raise ValueError(
                 f"stream_loss must be one of {STREAM_LOSSES} (a window's NLL per token, or summed over its steps and "
@@ -287,7 +297,7 @@ class LanguageModelTask(Task):
             random_length=config.get("random_length") if training else None,
             seed=config["seed"],
             # Evaluation scores every token of the split; training may leave out each epoch's last, short window.
-            partial_window=(config.get("partial_window") or "drop") if training else "pad",
+            partial_window=training_partial_window(config) if training else "pad",
             pad_id=self.corpus(config).vocabulary.pad_id,
         )
 
@@ -303,7 +313,7 @@ class LanguageModelTask(Task):
             config["bptt_steps"],
             random_length=config.get("random_length"),
             seed=config["seed"],
-            partial_window=config.get("partial_window") or "drop",
+            partial_window=training_partial_window(config),
         )
 
     def input_features(self, config):
@@ -335,7 +345,7 @@ class LanguageModelTask(Task):
             # A stream's window: its summed NLL ("sum", as Zaremba et al.'s code: the gradient then grows with the
             # window) or that sum over the window's length ("mean": the batch's loss is its mean NLL per token).
             total = tf.reduce_sum(nll * mask, axis=1)
-            return total if config.get("stream_loss") == "sum" else total / tf.cast(tf.shape(targets)[1], tf.float32)
+            return total if window_loss(config) == "sum" else total / tf.cast(tf.shape(targets)[1], tf.float32)
         # Summed over the sentence, divided by the mean number of tokens per training sentence: the batch's loss
         # is then its mean NLL per token, with every token weighted alike (short sentences are not favoured).
         return tf.reduce_sum(nll * mask, axis=1) / self.corpus(config).mean_tokens
