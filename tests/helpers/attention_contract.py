@@ -9,8 +9,9 @@ A mechanism's test file subclasses it as `Test<Mechanism>(AttentionContract)` an
     numpy_scores        the scores e_t of the lecture's equations in NumPy: (config, weights by name, query, memory)
                         -> [batch, S]
 
-Every check also runs under Keras's JAX backend (marker `jax`), except the SavedModel round trip and the float64
-gradient check, which are TensorFlow only.
+The checks whose code depends on the backend also run under Keras's JAX backend (marker `jax`): weights, the NumPy
+reference, masking, XLA and bad shapes. The config, file and SavedModel round trips and the float64 gradient check run
+under TensorFlow only.
 """
 
 import keras
@@ -49,7 +50,6 @@ def numpy_attention(scores, memory, mask):
     return np.einsum("bs,bsm->bm", alignment, memory), alignment
 
 
-@pytest.mark.jax
 class AttentionContract:
     layer_class = None
     configs = ()
@@ -89,6 +89,7 @@ class AttentionContract:
 
     # The checks.
 
+    @pytest.mark.jax
     def test_weights(self):
         for config in self.configs:
             layer = self.make(config)
@@ -96,6 +97,7 @@ class AttentionContract:
             assert weights == self.expected_weights(config), f"{config}: weights {weights}"
             assert len(layer.weights) == len(weights), "two weights share a name"
 
+    @pytest.mark.jax
     def test_numpy_reference(self):
         query, memory = self.data()
         mask = source_mask()
@@ -118,6 +120,7 @@ class AttentionContract:
                 atol=1e-5,
             )
 
+    @pytest.mark.jax
     def test_masked_positions_get_no_weight(self):
         query, memory = self.data()
         mask = source_mask()
@@ -161,6 +164,7 @@ class AttentionContract:
                 assert np.any(t != 0), f"{config}: gradient with respect to {name} is identically zero"
                 np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6, err_msg=f"{config}: gradient wrt {name}")
 
+    @pytest.mark.jax
     def test_jit_compile(self):
         query, memory = self.data()
         mask = source_mask()
@@ -188,6 +192,7 @@ class AttentionContract:
             batches.append([query, memory, source_mask(batch, time).astype("float32")])
         saved_model.assert_saved_model_round_trip(self.model(), batches, str(tmp_path / "export"))
 
+    @pytest.mark.jax
     def test_bad_shapes(self):
         name = self.layer_class.__name__
         with pytest.raises(ValueError, match=rf"{name} expects a query of shape \(batch, query_dim\)"):

@@ -16,6 +16,15 @@ TENSORFLOW = NAME == "tensorflow"
 JAX = NAME == "jax"
 
 
+def jax_for(names, under_jax):
+    """`names` as pytest parameters, those in `under_jax` also marked `jax`: the JAX pass (eager JAX is slow) checks a
+    mechanism on one or two configurations rather than on all of them; TensorFlow checks every one."""
+    unknown = set(under_jax) - set(names)
+    if unknown:
+        raise ValueError(f"jax_for: {sorted(unknown)} are not among the parameters {list(names)}")
+    return [pytest.param(n, marks=[pytest.mark.jax] if n in under_jax else []) for n in names]
+
+
 def skip_unless_tensorflow(what):
     """Skips the calling test, saying so, unless Keras runs on TensorFlow."""
     if not TENSORFLOW:

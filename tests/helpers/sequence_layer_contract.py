@@ -8,7 +8,9 @@ A layer's test file subclasses it as `Test<Layer>(SequenceLayerContract)` and se
     keras_twins        [(our config, Keras layer factory taking the RNN keyword arguments)]: configurations in which
                        the layer computes what a Keras layer computes, given the Keras layer's weights
 
-Every check also runs under Keras's JAX backend (marker `jax`), except the SavedModel round trip (TensorFlow only).
+The checks whose code depends on the backend also run under Keras's JAX backend (marker `jax`): the layer check,
+the parities, the stateful layer, XLA training and bad inputs. The config, file and SavedModel round trips and bad
+arguments run under TensorFlow only.
 """
 
 import keras
@@ -30,7 +32,6 @@ def _inputs(batch=BATCH, time=TIME, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, time, INPUT_DIM)).astype("float32")
 
 
-@pytest.mark.jax
 class SequenceLayerContract:
     layer_class = None
     config = {}
@@ -45,6 +46,7 @@ class SequenceLayerContract:
     def make(self, **overrides):
         return self.layer_class(**{**self.config, **overrides})
 
+    @pytest.mark.jax
     def test_layer_check(self):
         size = self.make().cell.output_size
         layer_check.run_layer_check(
@@ -55,6 +57,7 @@ class SequenceLayerContract:
             lambda: self.make(), (BATCH, TIME, INPUT_DIM), (BATCH, size), self.expected_weights()
         )
 
+    @pytest.mark.jax
     def test_equals_keras_rnn_around_the_cell(self):
         ours = self.make(return_sequences=True, return_state=True)
         ours.build((None, None, INPUT_DIM))
@@ -66,6 +69,7 @@ class SequenceLayerContract:
         x = _inputs()
         reference.assert_same_sequences(reference.run_sequence_layer(ours, x), reference.run_sequence_layer(generic, x))
 
+    @pytest.mark.jax
     @pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "reversed"])
     def test_keras_parity(self, go_backwards):
         twins = self.keras_twins()
@@ -106,6 +110,7 @@ class SequenceLayerContract:
             model, [_inputs(2, 3, seed=1), _inputs(5, 8, seed=2)], str(tmp_path / "export")
         )
 
+    @pytest.mark.jax
     def test_stateful_carries_state_across_calls(self):
         x = _inputs()
         whole = self.make(return_sequences=True)
@@ -117,6 +122,7 @@ class SequenceLayerContract:
         halves = [keras.ops.convert_to_numpy(stateful(x[:, :3])), keras.ops.convert_to_numpy(stateful(x[:, 3:]))]
         np.testing.assert_allclose(np.concatenate(halves, axis=1), keras.ops.convert_to_numpy(whole(x)), atol=1e-5)
 
+    @pytest.mark.jax
     def test_jit_compiled_training(self):
         model = keras.Sequential([keras.Input((TIME, INPUT_DIM)), self.make(), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse", jit_compile=True)
@@ -132,6 +138,7 @@ class SequenceLayerContract:
         with pytest.raises(ValueError, match=r"units must be a positive int, got -3"):
             self.make(units=-3)
 
+    @pytest.mark.jax
     def test_bad_inputs(self):
         name = self.layer_class.__name__
         with pytest.raises(ValueError, match=rf"{name} expects inputs of shape \(batch, time, features\)"):

@@ -11,8 +11,9 @@ A composition's test file subclasses it as `Test<Composition>(TreeCompositionCon
                         [n, input_dim], children's states [[n, K, units], ...] (zeros at absent children), mask [n, K]
                         bool) -> the list of new states, each [n, units]
 
-Every check also runs under Keras's JAX backend (marker `jax`), except the float64 gradient check, which is
-TensorFlow only.
+The checks whose code depends on the backend also run under Keras's JAX backend (marker `jax`): weights, the NumPy
+reference, absent children, XLA and bad shapes. The config and file round trips, bad arguments and the float64
+gradient check run under TensorFlow only.
 """
 
 import keras
@@ -35,7 +36,6 @@ def children_mask(nodes=NODES, arity=2):
     return mask
 
 
-@pytest.mark.jax
 class TreeCompositionContract:
     layer_class = None
     configs = ()
@@ -88,6 +88,7 @@ class TreeCompositionContract:
 
     # The checks.
 
+    @pytest.mark.jax
     def test_weights(self):
         for config in self.configs:
             layer = self.make(config)
@@ -95,6 +96,7 @@ class TreeCompositionContract:
             assert weights == self.expected_weights(config), f"{config}: weights {weights}"
             assert len(layer.weights) == len(weights), "two weights share a name"
 
+    @pytest.mark.jax
     def test_numpy_reference(self):
         x, children, mask = self.data()
         for config in self.configs:
@@ -105,6 +107,7 @@ class TreeCompositionContract:
             for index, (a, e) in enumerate(zip(actual, expected)):
                 np.testing.assert_allclose(a, e, atol=1e-5, err_msg=f"state {index} of {config}")
 
+    @pytest.mark.jax
     def test_absent_children_never_change_a_result(self):
         layer = self.make()
         x, children, mask = self.data()
@@ -147,6 +150,7 @@ class TreeCompositionContract:
                 assert np.any(t != 0), f"{config}: gradient with respect to {name} is identically zero"
                 np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6, err_msg=f"{config}: gradient wrt {name}")
 
+    @pytest.mark.jax
     def test_jit_compile(self):
         x, children, mask = self.data()
         for config in self.configs:
@@ -172,6 +176,7 @@ class TreeCompositionContract:
             with pytest.raises(ValueError, match=rf"units must be a positive int, got {units!r}"):
                 self.layer_class(**(self.configs[0] | {"units": units}))
 
+    @pytest.mark.jax
     def test_bad_shapes(self):
         name = self.layer_class.__name__
         layer = self.layer_class(**self.configs[0])

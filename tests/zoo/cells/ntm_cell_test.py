@@ -131,6 +131,7 @@ class TestNTMCell(CellContract):
     test_keras_parity = None
     test_dropout = None
 
+    @pytest.mark.jax
     def test_initial_state_needs_a_built_cell_and_starts_focused_on_location_0(self):
         # (The contract's test_initial_state checks the built cell's initial state against numpy_initial_state.)
         cell = self.make_cell()
@@ -146,6 +147,7 @@ class TestNTMCell(CellContract):
         np.testing.assert_allclose(write_w, np.tile(start, (1, 2)), atol=1e-6)
         np.testing.assert_array_equal(memory, np.full((1, 20), 1e-6, "float32"))
 
+    @pytest.mark.jax
     def test_unpack_state(self):
         layer = self.sequence_layer()
         y, *states = layer(self.inputs())
@@ -161,6 +163,7 @@ class TestNTMCell(CellContract):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(parts["memory"]).reshape(BATCH, 20),
                                       keras.ops.convert_to_numpy(states[-1]))
 
+    @pytest.mark.jax
     def test_clipping(self):
         # Huge head and output weights: ξ_t and y_t stay within ±clip_value, and everything stays finite.
         layer = self.sequence_layer(MAIN | {"clip_value": 2.0})

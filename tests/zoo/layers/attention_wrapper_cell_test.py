@@ -20,7 +20,8 @@ from tests.helpers.attention_contract import source_mask
 from tests.helpers.cell_contract import padding_mask
 from zoo.layers import AttentionWrapperCell
 
-pytestmark = pytest.mark.jax
+# The checks whose code depends on the backend also run under Keras's JAX backend (marker `jax`); the config, file
+# and SavedModel round trips, bad arguments and the float64 gradient check run under TensorFlow only.
 
 BATCH, TIME, SOURCE_TIME, INPUT_DIM, MEMORY_DIM, UNITS = 4, 6, 5, 2, 6, 5
 
@@ -159,6 +160,7 @@ def run(layer, inputs):
     return keras.ops.convert_to_numpy(outputs), [keras.ops.convert_to_numpy(s) for s in states]
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("target_masked", [False, True], ids=["all_targets", "padded_targets"])
 def test_numpy_reference(name, target_masked):
@@ -174,6 +176,7 @@ def test_numpy_reference(name, target_masked):
     reference.assert_same_sequences(run(layer, inputs), expected)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_stepping_equals_the_rnn(name):
     targets, memory, memory_mask = data()
@@ -190,6 +193,7 @@ def test_stepping_equals_the_rnn(name):
         reference.assert_same_sequences(run(unrolled, inputs), by_hand)
 
 
+@pytest.mark.jax
 def test_state_layout():
     targets, memory, memory_mask = data()
     layer = decoder("elman_luong_general_feeding_dense")
@@ -219,6 +223,7 @@ def test_state_layout():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(output)))
 
 
+@pytest.mark.jax
 def test_padded_target_steps_change_nothing():
     targets, memory, memory_mask = data()
     layer = decoder("lstm_bahdanau_normalized_context_fed_back")
@@ -231,6 +236,7 @@ def test_padded_target_steps_change_nothing():
         np.testing.assert_allclose(padded, plain, atol=1e-5)
 
 
+@pytest.mark.jax
 def test_bridges():
     rng = np.random.default_rng(0)
     memory = rng.normal(size=(BATCH, SOURCE_TIME, MEMORY_DIM)).astype("float32")
@@ -263,6 +269,7 @@ def test_bridges():
         zeros.get_initial_state(memory=memory[..., :4])
 
 
+@pytest.mark.jax
 def test_inner_dropout_uses_one_mask_per_sequence():
     # Without an attention layer the output is h_t; with U = I (on x_t and the fed-back c_{t-1}), W = 0, b = 0 and a
     # linear Elman cell, h_t = mask * [x_t; c_{t-1}], so with x_t = 1 its first columns show the input dropout mask:
@@ -317,6 +324,7 @@ def test_gradients_float64():
             np.testing.assert_allclose(t, n, rtol=1e-4, atol=1e-5, err_msg=f"{name}: gradient wrt {weight}")
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_jit_compile(name):
     targets, memory, memory_mask = data()
@@ -363,6 +371,7 @@ def test_saved_model_round_trip(name, tmp_path):
     saved_model.assert_saved_model_round_trip(functional_decoder(name), batches, str(tmp_path / "export"))
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
 def test_trains_with_fit(jit_compile):
     model = functional_decoder("lstm_bahdanau_normalized_context_fed_back")
@@ -396,6 +405,7 @@ def test_bad_arguments():
         AttentionWrapperCell(keras.layers.Dense(3), luong, 4)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", ["elman_luong_general_feeding_dense", "lstm_bahdanau_normalized_context_fed_back"])
 def test_mixed_float16(name):
     inputs = list(data())
@@ -412,6 +422,7 @@ def test_mixed_float16(name):
     assert np.all(np.isfinite(alignment)) and np.all(alignment[inputs[2] == 0] == 0.0)
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("name", ["elman_luong_general_feeding_dense", "lstm_bahdanau_normalized_context_fed_back"])
 def test_states_reorder_and_tile_by_batch(name):
     # What a beam search does to every state tensor: gather rows (reorder, tile). A step from the gathered state
@@ -429,6 +440,7 @@ def test_states_reorder_and_tile_by_batch(name):
         np.testing.assert_allclose(actual, keras.ops.convert_to_numpy(expected)[rows], atol=1e-6)
 
 
+@pytest.mark.jax
 def test_weights():
     cell = decoder("elman_luong_general_feeding_dense").cell
     inner, mechanism = cell.cell.weights, cell.attention_mechanism.weights

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tests.helpers.tree_composition_contract import TreeCompositionContract
 from zoo.layers.binary_tree_lstm_composition import BinaryTreeLSTMComposition
@@ -49,6 +50,7 @@ class TestBinaryTreeLSTMComposition(TreeCompositionContract):
     def numpy_compose(self, config, weights, x, children_states, mask):
         return numpy_nary_tree_lstm(config, weights, x, children_states, mask)
 
+    @pytest.mark.jax
     def test_child_positions_have_their_own_weights(self):
         # Unlike the Child-Sum form, swapping the two children changes the result.
         layer = self.make()
@@ -58,6 +60,7 @@ class TestBinaryTreeLSTMComposition(TreeCompositionContract):
         swapped = self.call(layer, x, [h[:, ::-1], c[:, ::-1]], full)
         assert not np.allclose(straight[0], swapped[0])
 
+    @pytest.mark.jax
     def test_three_child_slots(self):
         config = {"units": UNITS}
         layer = BinaryTreeLSTMComposition(**config)
@@ -74,6 +77,7 @@ class TestBinaryTreeLSTMComposition(TreeCompositionContract):
         for a, e in zip(self.call(layer, x, children, mask), expected):
             np.testing.assert_allclose(a, e, atol=1e-5)
 
+    @pytest.mark.jax
     def test_forget_bias_starts_at_one(self):
         layer = BinaryTreeLSTMComposition(UNITS)
         layer.build((None, 3), [(None, 2, UNITS)] * 2)

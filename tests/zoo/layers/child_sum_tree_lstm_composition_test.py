@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tests.helpers import reference
 from tests.helpers.tree_composition_contract import TreeCompositionContract
@@ -46,6 +47,7 @@ class TestChildSumTreeLSTMComposition(TreeCompositionContract):
     def numpy_compose(self, config, weights, x, children_states, mask):
         return numpy_child_sum_tree_lstm(config, weights, x, children_states, mask)
 
+    @pytest.mark.jax
     def test_order_invariant_over_children(self):
         layer = self.make()
         x, children, mask = self.data()
@@ -55,6 +57,7 @@ class TestChildSumTreeLSTMComposition(TreeCompositionContract):
             for a, e in zip(permuted, expected):
                 np.testing.assert_allclose(a, e, atol=1e-6)
 
+    @pytest.mark.jax
     def test_any_number_of_child_slots_with_the_same_weights(self):
         # A node's result does not depend on how many empty slots follow its children.
         layer = self.make()

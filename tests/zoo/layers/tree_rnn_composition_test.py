@@ -34,6 +34,7 @@ class TestTreeRNNComposition(TreeCompositionContract):
     def numpy_compose(self, config, weights, x, children_states, mask):
         return numpy_tree_rnn(config, weights, x, children_states, mask)
 
+    @pytest.mark.jax
     def test_a_leaf_is_its_word_vector(self):
         layer = self.make()
         x, children, mask = self.data()
@@ -44,6 +45,7 @@ class TestTreeRNNComposition(TreeCompositionContract):
         wide.build((None, UNITS), [(None, 3, UNITS)])
         assert tuple(wide.recurrent_kernel.shape) == (3 * UNITS, UNITS)
 
+    @pytest.mark.jax
     def test_inputs_must_be_word_vectors_of_units(self):
         with pytest.raises(ValueError, match=r"inputs must have units=4 features, got input_dim=3"):
             TreeRNNComposition(UNITS).build((None, 3), [(None, 2, UNITS)])

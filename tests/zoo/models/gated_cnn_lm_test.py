@@ -102,8 +102,8 @@ def test_step_equals_call(config):
     assert window.shape == (3, model.receptive_field)
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+# Under JAX the three-block model only: the windows reach back through the state into more than one earlier window.
+@pytest.mark.parametrize("config", [pytest.param(CONFIGS[0], marks=pytest.mark.jax), *CONFIGS[1:]], ids=IDS)
 def test_carried_state_equals_one_call(config):
     # Windows of 2, 1, 5 and 4 tokens: most shorter than the receptive field (4 and 5; 1 for k1), so the first
     # positions of a window reach back through the state into more than one earlier window.

@@ -4,6 +4,7 @@ import pytest
 
 from tests.helpers import language_model_contract as contract
 from tests.helpers import reference
+from tests.helpers.backend import jax_for
 from tests.helpers.language_model_contract import numpy
 from zoo.models.rnn_lm.rnn_lm import RNNLM
 from zoo.models.rnn_lm.rnn_lm_presets import RNN_LM_PRESETS
@@ -36,22 +37,22 @@ def make(config, seed=0, **overrides):
     return model
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+# Under JAX (where each eager op compiles) two configurations: an output-feedback cell and a tied, peephole LSTM.
+JAX_CONFIGS = ("jordan_tied", "lstm_peepholes_tied")
+
+
+@pytest.mark.parametrize("name", jax_for(sorted(CONFIGS), JAX_CONFIGS))
 def test_step_equals_call(name):
     contract.assert_step_equals_call(make(CONFIGS[name]), tokens())
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", jax_for(sorted(CONFIGS), JAX_CONFIGS))
 def test_carried_state_equals_one_call(name):
     contract.assert_carried_state_equals_one_call(make(CONFIGS[name]), tokens(time=9), cuts=[3, 4])
 
 
 # Under JAX for the stacked LSTM only: the rest adds minutes to the JAX pass, not cases.
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=pytest.mark.jax) if name == "lstm" else name for name in sorted(CONFIGS)]
-)
+@pytest.mark.parametrize("name", jax_for(sorted(CONFIGS), ("lstm",)))
 def test_state_ends_at_each_row_s_last_real_token(name):
     contract.assert_state_ends_at_each_row_s_last_real_token(make(CONFIGS[name]), tokens(batch=4, time=9), [5, 1, 0, 7])
 

@@ -12,6 +12,7 @@ import zoo
 from tests.helpers import backend
 from tests.helpers import reference
 from tests.helpers import saved_model
+from tests.helpers.backend import jax_for
 from tests.helpers.language_model_contract import numpy
 from zoo import decoding
 from zoo.models.seq2seq.seq2seq import Seq2Seq
@@ -68,12 +69,6 @@ def run_steps(model, source, target):
         step_logits, state = model.step(target[:, t], state)
         logits.append(numpy(step_logits))
     return np.stack(logits, axis=1)
-
-
-def jax_for(names, under_jax):
-    """`names` as parameters, those in `under_jax` also marked `jax`: the JAX pass (eager JAX is slow) checks each
-    mechanism on one or two configurations rather than on all of them."""
-    return [pytest.param(n, marks=[pytest.mark.jax] if n in under_jax else []) for n in names]
 
 
 @pytest.mark.parametrize("name", jax_for(sorted(CONFIGS), ("bahdanau_copy", "luong_concat_tied")))
