@@ -5,9 +5,10 @@ same parameter budget and the same wall-clock budget; and the same LSTM trained 
         [--minutes=60] [--seed=0] [--data_dir=FILE_OR_DIR (default: the bundled tiny Shakespeare)]
 
 Each model is a preset of the language_model task (`char_*`: streams of characters, the state carried from window
-to window, `training.data.streams`). A run trains epoch after epoch until its training time (validation passes
-left out) reaches `--minutes`; the runs live under --work_dir, so an interrupted experiment resumes where it was
-(the training time so far is kept in the run's streams_timing.json). The best checkpoint by validation perplexity is
+to window, `training.data.streams`). A run trains epoch after epoch until one more epoch, as long as the last, would
+take its training time (validation passes left out) past `--minutes`; the runs live under --work_dir, so an
+interrupted experiment resumes where it was (the training time so far is kept in the run's streams_timing.json),
+losing at most the epoch it was in. The best checkpoint by validation perplexity is
 evaluated on the test split, streamed with the state carried through it: nats per character = ln(perplexity), a
 character being every character of the text and every line end (`<eos>`), as char-rnn and nanoGPT count them.
 
@@ -69,17 +70,37 @@ def define_flags():
     flags.DEFINE_string("output_dir", "docs/results", "Where streams.md and its figure are written.")
 
 
+# Checkpoints at epoch ends only: the training time is recorded an epoch at a time, so a run killed mid-epoch loses
+# that epoch's steps with its time instead of keeping steps whose time was never counted.
+EPOCH_ENDS_ONLY = 10**9
+
+
 def run_config_for(preset, seed, overrides):
     task = tasks.get("language_model")
-    config = run_config.resolve(DEFAULTS, task.presets, preset, overrides)
+    config = run_config.resolve(DEFAULTS, task.presets, preset, {"checkpoint_every_steps": EPOCH_ENDS_ONLY,
+                                                                  **overrides})
     return task, {"task": task.name, "preset": preset, **config, "seed": seed}
 
 
+def another_epoch_fits(timing, minutes):
+    """Whether a run with this timing record starts another epoch within a budget of `minutes` of training: the first
+    epoch always runs; after it, one more runs when an epoch as long as the last one ends within the budget, so the
+    run's training time stays under it (an epoch of tiny Shakespeare takes minutes here, and the last one's
+    checkpoint may be the best)."""
+    if not timing["curve"]:
+        return timing["seconds"] < minutes * 60
+    return timing["seconds"] + _last_epoch_seconds(timing["curve"]) <= minutes * 60
+
+
+def _last_epoch_seconds(curve):
+    return (curve[-1][0] - (curve[-2][0] if len(curve) > 1 else 0.0)) * 60
+
+
 def train_for(task, config, model_dir, minutes, jit_compile=False, max_steps=None):
-    """Trains the run in `model_dir` an epoch at a time until its training time (validation passes left out)
-    reaches `minutes`, or, with `max_steps`, for that many steps. Returns the run's timing record: {"seconds",
-    "steps", "curve": [[minutes, step, validation nats], ...]}, also kept in the run's streams_timing.json, so that
-    a rerun goes on where an interrupted one stopped."""
+    """Trains the run in `model_dir` an epoch at a time while another epoch fits in `minutes` of training time
+    (validation passes left out; see `another_epoch_fits`), or, with `max_steps`, for that many steps. Returns the
+    run's timing record: {"seconds", "steps", "curve": [[minutes, step, validation nats], ...]}, also kept in the
+    run's streams_timing.json, so that a rerun goes on where an interrupted one stopped."""
     path = os.path.join(model_dir, TIMING_FILE)
     timing = {"seconds": 0.0, "steps": 0, "curve": []}
     if os.path.exists(path):
@@ -105,7 +126,20 @@ def train_for(task, config, model_dir, minutes, jit_compile=False, max_steps=Non
             with open(path, "w") as f:
                 json.dump(timing, f)
         return timing
-    while timing["seconds"] < minutes * 60:
+    trainer.restore("latest")
+    if int(trainer.step) > timing["steps"]:
+        # Killed after an epoch's checkpoint and before its record: the epoch's time is taken as the last recorded
+        # epoch's, its validation figure measured again.
+        if not timing["curve"]:
+            raise RuntimeError(f"{model_dir} holds a trained epoch whose time was never recorded: remove the directory "
+                               "to train the run again")
+        timing["seconds"] += _last_epoch_seconds(timing["curve"])
+        timing["steps"] = int(trainer.step)
+        nats = math.log(trainer.evaluate("validation")["perplexity"])
+        timing["curve"].append([timing["seconds"] / 60, timing["steps"], nats])
+        with open(path, "w") as f:
+            json.dump(timing, f)
+    while another_epoch_fits(timing, minutes):
         trainer.restore("latest")
         trainer.config["epochs"] = int(trainer.epoch) + 1
         trainer.history.clear()

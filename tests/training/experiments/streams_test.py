@@ -1,6 +1,7 @@
 """The streams experiment on a tiny budget: a streamed run and its sentence-by-sentence twin, resumed, measured and
 reported."""
 
+import json
 import math
 
 import numpy as np
@@ -68,3 +69,34 @@ def test_the_verdict_compares_the_lstm_with_the_target_and_the_hour(tmp_path):
     for late_or_worse in ({"minutes": 61.0}, {"test_nats": 1.36}):
         text = open(streams.write_report([{**run, **late_or_worse}], None, settings, str(tmp_path))).read()
         assert "**missed**" in text
+
+
+def test_another_epoch_starts_only_when_one_as_long_as_the_last_ends_within_the_budget():
+    assert streams.another_epoch_fits({"seconds": 0.0, "curve": []}, 60)  # the first epoch always runs
+    two_epochs = {"seconds": 1200.0, "curve": [[10.0, 5, 2.0], [20.0, 10, 1.9]]}  # the last took 10 minutes
+    assert streams.another_epoch_fits(two_epochs, 30)
+    assert not streams.another_epoch_fits(two_epochs, 29.9)
+    assert not streams.another_epoch_fits({"seconds": 720.0, "curve": [[12.0, 5, 2.0]]}, 23)
+
+
+@pytest.mark.slow
+def test_an_epoch_trained_but_never_recorded_is_counted_with_the_last_epoch_s_time(tmp_path):
+    # A run killed after an epoch's checkpoint and before its record: the rerun counts that epoch at the time of the
+    # one before it and measures its validation figure again (the same checkpoint: the same figure).
+    task, config = streams.run_config_for("lstm", 0, TINY)
+    model_dir = str(tmp_path / "run")
+    steps_per_epoch = streams.Trainer(task, config, model_dir + "_probe", progress="lines").steps_per_epoch
+    full = streams.train_for(task, config, model_dir, math.inf, max_steps=2 * steps_per_epoch)
+    assert len(full["curve"]) == 2 and full["steps"] == 2 * steps_per_epoch
+    path = tmp_path / "run" / streams.TIMING_FILE
+    first = full["curve"][0]
+    path.write_text(json.dumps({"seconds": first[0] * 60, "steps": first[1], "curve": [first]}))
+    again = streams.train_for(task, config, model_dir, 1e-6)  # no time left for another epoch
+    assert again["steps"] == 2 * steps_per_epoch and len(again["curve"]) == 2
+    np.testing.assert_allclose(again["seconds"], 2 * first[0] * 60)
+    np.testing.assert_allclose(again["curve"][1][2], full["curve"][1][2], rtol=1e-5)
+    assert json.loads(path.read_text()) == again
+    # Without a recorded epoch to take the time from, the run says what to do.
+    path.write_text(json.dumps({"seconds": 0.0, "steps": 0, "curve": []}))
+    with pytest.raises(RuntimeError, match="remove the directory"):
+        streams.train_for(task, config, model_dir, 1e-6)
