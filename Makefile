@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.seqzoo-installed
-WORKERS ?= 3
+WORKERS ?= 2
 
 .PHONY: setup demo test test-fast bench clean
 
