@@ -142,25 +142,64 @@ def test_kill_9_mid_epoch_loses_at_most_the_steps_since_the_last_checkpoint_and_
     assert metrics["killed"]["best"]["value"] == pytest.approx(metrics["whole"]["best"]["value"], rel=1e-6)
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--task=nope"], r"error: unknown task 'nope'; valid tasks: \['adding', 'babi', 'copy_memory', "),
-        (["--task=adding", "--preset=huge"], r"error: unknown preset 'huge'; valid presets: \['default', 'short'\]"),
-        (["--task=adding", "--override=unitz=3"], r"error: unknown override key 'unitz'; valid keys: \[.*'units'"),
-        (["--task=adding", "--override=units=many"], r"error: override units must be a number, got 'many'"),
-        (["--task=adding", "--strategy=gpus"], r"error: unknown strategy 'gpus'; valid strategies: \['default', "),
-        (["--task=adding", "--epochs=2", "--steps=3"], r"error: give --epochs or --steps, not both"),
-        (["--task=adding", "--strategy=multi_worker"], r"error: --strategy=multi_worker needs the TF_CONFIG"),
-        (["--task=adding", "--strategy=tpu"], r"error: --strategy=tpu needs --tpu=ADDRESS"),
-        (["--task=adding", "--data_dir=."], r"error: task 'adding' generates its data and reads no files; leave out "),
-        (["--task=adding", "--override=batch_size=0"], r"error: batch_size must be a positive int, got 0"),
-        (["--task=adding", "--override=learning_rate=-1"], r"error: learning_rate must be a number > 0, got -1.0"),
-        (["--task=adding", "--override=cell=lstmm"], r"error: cell must be one of 'elman', .*'gru', got 'lstmm'"),
-        (["--task=adding", "--init_from=nowhere"], r"error: --init_from: no run in 'nowhere' \(no config.json\)"),
-    ],
-)
-def test_bad_flags_are_named_with_the_valid_choices(tmp_path, args, message):
+BAD_FLAGS = [
+    (["--task=nope"], r"error: unknown task 'nope'; valid tasks: \['adding', 'babi', 'copy_memory', "),
+    (["--task=adding", "--preset=huge"], r"error: unknown preset 'huge'; valid presets: \['default', 'short'\]"),
+    (["--task=adding", "--override=unitz=3"], r"error: unknown override key 'unitz'; valid keys: \[.*'units'"),
+    (["--task=adding", "--override=units=many"], r"error: override units must be a number, got 'many'"),
+    (["--task=adding", "--strategy=gpus"], r"error: unknown strategy 'gpus'; valid strategies: \['default', "),
+    (["--task=adding", "--epochs=2", "--steps=3"], r"error: give --epochs or --steps, not both"),
+    (["--task=adding", "--strategy=multi_worker"], r"error: --strategy=multi_worker needs the TF_CONFIG"),
+    (["--task=adding", "--strategy=tpu"], r"error: --strategy=tpu needs --tpu=ADDRESS"),
+    (["--task=adding", "--data_dir=."], r"error: task 'adding' generates its data and reads no files; leave out "),
+    (["--task=adding", "--override=batch_size=0"], r"error: batch_size must be a positive int, got 0"),
+    (["--task=adding", "--override=learning_rate=-1"], r"error: learning_rate must be a number > 0, got -1.0"),
+    (["--task=adding", "--override=cell=lstmm"], r"error: cell must be one of 'elman', .*'gru', got 'lstmm'"),
+    (["--task=adding", "--init_from=nowhere"], r"error: --init_from: no run in 'nowhere' \(no config.json\)"),
+]
+
+# Every case in one process (importing TensorFlow once, not once a case): each command line is parsed afresh and
+# given to the entry point's main, as `python -m training.train` does; test_a_bad_flag_ends_the_process_with_status_2
+# runs one of them as its own process, exit status included.
+BAD_FLAGS_DRIVER = r"""
+import contextlib, io, json, sys
+from absl import flags
+from training import train
+results = []
+for args in json.loads(sys.argv[1]):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train", *args])
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = train.main(["train"])
+    results.append([status, stderr.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_flag_results(tmp_path_factory):
+    """{index of a BAD_FLAGS case: (main's return value, what it wrote to stderr, its model_dir)}."""
+    work = tmp_path_factory.mktemp("bad_flags")
+    command_lines = [[*args, f"--model_dir={work / str(i)}"] for i, (args, _) in enumerate(BAD_FLAGS)]
+    result = subprocess.run([sys.executable, "-c", BAD_FLAGS_DRIVER, json.dumps(command_lines)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CONFIG": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    return {i: (status, stderr, work / str(i)) for i, (status, stderr) in enumerate(outputs)}
+
+
+@pytest.mark.parametrize("index", range(len(BAD_FLAGS)), ids=[" ".join(args) for args, _ in BAD_FLAGS])
+def test_bad_flags_are_named_with_the_valid_choices(bad_flag_results, index):
+    status, stderr, model_dir = bad_flag_results[index]
+    assert status == 2, stderr
+    assert re.search(BAD_FLAGS[index][1], stderr), stderr
+    assert "Traceback" not in stderr
+    assert not model_dir.exists(), "a rejected run must not create its model_dir"
+
+
+def test_a_bad_flag_ends_the_process_with_status_2(tmp_path):
+    args, message = BAD_FLAGS[2]
     result = run("training.train", *args, f"--model_dir={tmp_path / 'run'}", env={"TF_CONFIG": ""}, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert re.search(message, result.stderr), result.stderr
