@@ -5,6 +5,7 @@ Keras variable wrappers instead of the raw `tf.Variable`s; so every export is ru
 through `tf.saved_model.load`.
 """
 
+import collections
 import os
 
 import keras
@@ -16,6 +17,35 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tests.helpers import backend
 
 
+# The last few SavedModels loaded into sessions, kept open as TF Serving keeps a loaded version: a test that runs an
+# export many times (every bad request of a list) loads it once. Keyed by the export's saved_model.pb (path, time and
+# size of the file), so a new export at the same path is loaded anew.
+_SESSIONS = collections.OrderedDict()
+_SESSIONS_KEPT = 4
+
+
+def _loaded_session(path):
+    """(session, meta graph) of the SavedModel at `path`, loaded by the TF1 loader (or kept from an earlier load)."""
+    stat = os.stat(os.path.join(path, "saved_model.pb"))
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _SESSIONS:
+        _SESSIONS.move_to_end(key)
+        return _SESSIONS[key]
+    graph = tf.Graph()
+    with graph.as_default():
+        session = tf.compat.v1.Session(graph=graph)
+        try:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], path)
+        except BaseException:
+            session.close()
+            raise
+    _SESSIONS[key] = (session, meta_graph)
+    while len(_SESSIONS) > _SESSIONS_KEPT:
+        _, (oldest, _) = _SESSIONS.popitem(last=False)
+        oldest.close()
+    return session, meta_graph
+
+
 def load_with_session(path, inputs, signature="serving_default"):
     """Runs `signature` of the SavedModel at `path` the way TF Serving does: TF1 loader, graph, session.
 
@@ -25,13 +55,11 @@ def load_with_session(path, inputs, signature="serving_default"):
     Returns:
         {signature output name: array}.
     """
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], path)
-        signature_def = meta_graph.signature_def[signature]
-        feed = {signature_def.inputs[name].name: value for name, value in inputs.items()}
-        fetches = {name: info.name for name, info in signature_def.outputs.items()}
-        return session.run(fetches, feed)
+    session, meta_graph = _loaded_session(path)
+    signature_def = meta_graph.signature_def[signature]
+    feed = {signature_def.inputs[name].name: value for name, value in inputs.items()}
+    fetches = {name: info.name for name, info in signature_def.outputs.items()}
+    return session.run(fetches, feed)
 
 
 def assert_saved_model_round_trip(model, input_batches, path, atol=1e-5, input_signature=None):
