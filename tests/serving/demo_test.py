@@ -1,5 +1,6 @@
 """`make demo`'s chain: train, export, serve, query over REST and gRPC (here on free ports and a scratch base)."""
 
+import json
 import os
 import re
 import subprocess
@@ -20,11 +21,26 @@ def run(*args):
     return result.stdout
 
 
+# The demo's adding and latching runs, trained from the command line, reach their thresholds on the test split.
+THRESHOLDS = [
+    # results.md §1.3: on the modern adding problem an LSTM goes far below the 0.167 baseline within a few epochs;
+    # the CI anchor there is MSE < 0.05. At T = 30 the short preset reaches about 0.0004.
+    ("adding", "mse", lambda v: v < 0.05),
+    # results.md §1.2: Bengio et al.'s latching at T = 20, L = 3, s = 0.2; chance is 0.5, and LSTM'97 solves its
+    # version of the problem outright. The short preset reaches 1.0 in one epoch.
+    ("latching", "accuracy", lambda v: v >= 0.95),
+]
+
+
 @pytest.mark.slow
 def test_train_export_serve_query(tmp_path):
     base = str(tmp_path / "saved")
-    for task in ("adding", "latching"):
+    for task, metric, passes in THRESHOLDS:
         run("training.train", f"--task={task}", "--preset=short", f"--model_dir={tmp_path / task}")
+        run("training.evaluate", f"--model_dir={tmp_path / task}")
+        with open(tmp_path / task / "evaluation_test.json") as f:
+            value = json.load(f)["metrics"][metric]
+        assert passes(value), f"{task}: test {metric} = {value}"
         run("serving.export", f"--model_dir={tmp_path / task}", f"--name={task}", f"--export_base={base}")
     run("training.train", "--task=language_model", "--preset=lstm", f"--model_dir={tmp_path / 'lm'}",
         "--override=train_size=20000", "--epochs=2")
@@ -42,7 +58,7 @@ def test_train_export_serve_query(tmp_path):
     assert len(sums) == 3, output
     for truth, by_rest, by_grpc in sums:
         assert by_rest == by_grpc
-        # The short preset reaches a test MSE of about 0.0004 (see train_test.py): each sum within 0.1.
+        # The short preset reaches a test MSE of about 0.0004 (THRESHOLDS): each sum within 0.1.
         assert abs(float(truth) - float(by_rest)) < 0.1, output
     classes = re.findall(r"truth (\w+)\s+gRPC Classify (\w+)", output)
     assert len(classes) == 4 and all(truth == answer for truth, answer in classes), output

@@ -26,20 +26,6 @@ from training import tasks
 from training.data import trees
 from training.trainer import Trainer
 
-RUN_OVERRIDES = "--override=train_size=512,validation_size=64,test_size=64"
-
-
-def train(tmp_path, task, preset="short", steps=20):
-    model_dir = str(tmp_path / f"run-{task}")
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", f"--task={task}", f"--preset={preset}", f"--model_dir={model_dir}",
-         f"--steps={steps}", RUN_OVERRIDES],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return model_dir
-
-
 def keras_model(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
@@ -50,8 +36,8 @@ def keras_model(model_dir):
 
 
 @pytest.mark.parametrize("task_name", ["adding", "latching", "copy_memory"])
-def test_exports_load_in_both_loaders_with_the_models_outputs(tmp_path, task_name):
-    model_dir = train(tmp_path, task_name)
+def test_exports_load_in_both_loaders_with_the_models_outputs(tmp_path, tiny_run, task_name):
+    model_dir = tiny_run(task_name)[2]
     path = export.export(model_dir, task_name, export_base=str(tmp_path / "saved"))
     assert path.endswith(f"{task_name}/1") and os.path.exists(os.path.join(path, export.WARMUP_FILE))
     task, config, model = keras_model(model_dir)
@@ -70,8 +56,8 @@ def test_exports_load_in_both_loaders_with_the_models_outputs(tmp_path, task_nam
     assert_dense_signature_outputs(path)
 
 
-def test_versions_config_and_serving(tmp_path):
-    model_dir = train(tmp_path, "adding")
+def test_versions_config_and_serving(tmp_path, tiny_run):
+    model_dir = tiny_run("adding")[2]
     base = str(tmp_path / "saved")
     first = export.export(model_dir, "adding", export_base=base)
     second = export.export(model_dir, "adding", export_base=base)
@@ -106,10 +92,10 @@ def test_versions_config_and_serving(tmp_path):
     assert status["model_version_status"][0]["version"] == "2"
 
 
-def test_bad_export_requests(tmp_path):
+def test_bad_export_requests(tmp_path, tiny_run):
     with pytest.raises(ValueError, match="no run in .* \\(no config.json\\)"):
         export.export(str(tmp_path / "nothing"), "x", export_base=str(tmp_path / "saved"))
-    model_dir = train(tmp_path, "latching", steps=2)
+    model_dir = tiny_run("latching")[2]
     with pytest.raises(ValueError, match="--name must be a plain directory name"):
         export.export(model_dir, "../escape", export_base=str(tmp_path / "saved"))
     result = subprocess.run([sys.executable, "-m", "serving.export", f"--model_dir={tmp_path / 'nothing'}",

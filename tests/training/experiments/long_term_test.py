@@ -32,12 +32,14 @@ def test_gradient_norms_has_one_entry_per_step_and_shrinks_with_distance_for_elm
 
 @pytest.mark.slow
 def test_gated_cells_solve_adding_at_t_100_while_elman_stays_at_the_baseline(tmp_path):
-    # The lecture's prediction, reduced to one seed and 1200 steps (Adam 0.01, 32 units, clipping at 1).
+    # The lecture's prediction, reduced to one seed and 900 steps (Adam 0.01, 32 units, clipping at 1). The full
+    # experiment's seed-0 runs (the same configuration for 1,500 steps) measured a validation MSE of 0.0067 at step
+    # 624 and 0.0019 at 780 for the LSTM, 0.0025 at step 312 for the GRU, and 0.16 to 0.17 throughout for Elman.
     # Thresholds: results.md §1.3: "LSTM MSE < 0.05 within a few epochs, SimpleRNN ~ 0.16-0.17"; the baseline of
     # predicting the mean is 1/6 ~ 0.167, so 0.12 is well above anything a model that remembers would reach.
     mse = {}
     for cell in ("lstm", "gru", "elman"):
-        _, metrics = long_term.train_one("adding", cell, 100, 0, 1200, str(tmp_path / cell))
+        _, metrics = long_term.train_one("adding", cell, 100, 0, 900, str(tmp_path / cell))
         mse[cell] = metrics["mse"]
     baseline = tasks.get("adding").chance_levels({})["mse"]
     assert mse["lstm"] < 0.05 and mse["gru"] < 0.05, mse
