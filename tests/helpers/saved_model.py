@@ -17,11 +17,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tests.helpers import backend
 
 
-# The last few SavedModels loaded into sessions, kept open as TF Serving keeps a loaded version: a test that runs an
+# The last two SavedModels loaded into sessions, kept open as TF Serving keeps a loaded version: a test that runs an
 # export many times (every bad request of a list) loads it once. Keyed by the export's saved_model.pb (path, time and
 # size of the file), so a new export at the same path is loaded anew.
 _SESSIONS = collections.OrderedDict()
-_SESSIONS_KEPT = 4
+_SESSIONS_KEPT = 2
 
 
 def _loaded_session(path):
