@@ -139,8 +139,7 @@ def train_for(task, config, model_dir, minutes, jit_compile=False, max_steps=Non
         timing["curve"].append([timing["seconds"] / 60, timing["steps"], nats])
         with open(path, "w") as f:
             json.dump(timing, f)
-    while another_epoch_fits(timing, minutes):
-        trainer.restore("latest")
+    while another_epoch_fits(timing, minutes):  # the trainer is at the latest checkpoint: restored above, or fit
         trainer.config["epochs"] = int(trainer.epoch) + 1
         trainer.history.clear()
         trainer.fit()
