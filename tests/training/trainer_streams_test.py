@@ -106,6 +106,20 @@ def test_evaluation_scores_every_token_of_the_split_with_the_state_carried_throu
     assert trainer.eval_state[0].shape[0] == 1 and trainer.carried_state[0].shape[0] == 4
 
 
+@pytest.mark.parametrize("stream_loss", ["mean", "sum"])
+def test_the_evaluation_loss_is_per_token_whatever_the_split_s_last_window(tmp_path, stream_loss):
+    # Two evaluation streams in windows of 7: a stream's positions are no multiple of 7, so its last window is
+    # partial (padded). The loss is still the split's NLL per token ("mean"), or per window of bptt_steps tokens
+    # ("sum"), like the training loss on full windows: ln(perplexity), times 7.
+    trainer = make(tmp_path / "run", bptt_steps=7, steps=2, eval_batch_size=2, stream_loss=stream_loss)
+    trainer.fit()
+    positions = len(trainer.task.corpus(trainer.config).stream_ids("validation")) // 2 - 1
+    assert positions % 7, positions
+    metrics = trainer.evaluate("validation")
+    scale = 7 if stream_loss == "sum" else 1
+    np.testing.assert_allclose(metrics["loss"], scale * np.log(metrics["perplexity"]), rtol=1e-5)
+
+
 def test_eval_batch_size_must_split_evenly_over_the_replicas():
     trainer = Trainer.__new__(Trainer)
     trainer.config, trainer.replicas, trainer.global_batch = {"eval_batch_size": 3}, 2, 8

@@ -357,8 +357,14 @@ class LanguageModelTask(Task):
 
     def summarize(self, config, means):
         """Perplexity and token accuracy from the means of the per-sentence sums (their ratio is the ratio of the
-        split's sums)."""
-        return token_summary(means)
+        split's sums). On streams the loss is made per token too: a window's loss is its NLL over the window's
+        length (or summed over it), so a split's last, padded windows would read low; the loss reported is the
+        split's NLL per token ("mean"), or per window of bptt_steps tokens ("sum"), what a full window's loss is."""
+        summary = token_summary(means)
+        if self.streams(config) and "perplexity" in summary and "loss" in summary:
+            per_token = math.log(summary["perplexity"])
+            summary["loss"] = per_token * (config["bptt_steps"] if window_loss(config) == "sum" else 1)
+        return summary
 
     # Export.
 
