@@ -1,4 +1,4 @@
-"""Non-recurrent blocks: attention mechanisms over an encoder's states, the cell that attends at every step, the
+"""Non-recurrent blocks: the log-mel front end of speech models, attention mechanisms over an encoder's states, the cell that attends at every step, the
 End-to-End Memory Network's sentence encoding, temporal encoding and memory read, and the recursive networks' tree
 compositions with the level-wise tree encoder."""
 
@@ -17,6 +17,7 @@ from zoo.layers.attention_wrapper_cell import latest_alignment
 from zoo.layers.bahdanau_attention import BahdanauAttention
 from zoo.layers.binary_tree_lstm_composition import BinaryTreeLSTMComposition
 from zoo.layers.child_sum_tree_lstm_composition import ChildSumTreeLSTMComposition
+from zoo.layers.log_mel_spectrogram import LogMelSpectrogram
 from zoo.layers.luong_attention import LuongAttention
 from zoo.layers.memory_read import MemoryRead
 from zoo.layers.sentence_encoding import SentenceEncoding
@@ -29,6 +30,6 @@ __all__ = [
     "ALIGNMENT_INDEX", "ATTENTION_INDEX", "COVERAGE_INDEX", "KEYS_INDEX", "MEMORY_INDEX", "MEMORY_MASK_INDEX",
     "OUTPUT_INDEX",
     "AttentionMechanism", "AttentionWrapperCell", "BahdanauAttention", "BinaryTreeLSTMComposition",
-    "ChildSumTreeLSTMComposition", "LuongAttention", "MemoryRead", "SentenceEncoding", "TemporalEncoding",
+    "ChildSumTreeLSTMComposition", "LogMelSpectrogram", "LuongAttention", "MemoryRead", "SentenceEncoding", "TemporalEncoding",
     "TreeComposition", "TreeEncoder", "TreeRNNComposition", "coverage", "latest_alignment", "sequence_mask",
 ]
