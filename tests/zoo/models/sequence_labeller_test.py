@@ -186,6 +186,53 @@ def test_padding_is_masked():
     assert not np.allclose(unmasked[x == 0], numpy(model(x, previous_tags=previous))[x == 0], atol=1e-3)
 
 
+def feature_twin(model):
+    """A labeller without a vocabulary with `model`'s weights but its embedding: it reads the embedded tokens."""
+    config = {**model.get_config(), "vocab_size": None}
+    twin = SequenceLabeller.from_config(config)
+    twin.build((None, None, model.embedding_dim))
+    by_path = {w.path.split("/", 1)[1]: w for w in model.weights}
+    for weight in twin.weights:
+        weight.assign(by_path[weight.path.split("/", 1)[1]])
+    return twin
+
+
+@pytest.mark.parametrize("arguments", [{"feedback": True}, {"bidirectional": True}, {}],
+                         ids=["feedback", "bidirectional", "forward"])
+def test_feature_inputs_with_a_mask_equal_the_embedded_tokens(arguments):
+    model = labeller(cell="lstm", num_layers=2, **arguments)
+    twin = feature_twin(model)
+    assert twin.embedding is None and len(twin.weights) == len(model.weights) - 1
+    x = tokens(batch=4, time=7, lengths=(7, 3, 1, 6))
+    mask = x != 0
+    # Garbage at the padded steps: only the mask tells them apart.
+    features = np.where(mask[..., None], numpy(model.embedding.embeddings)[x], 9.0).astype("float32")
+    expected = numpy(model(x))  # the free run, for a feedback model
+    np.testing.assert_allclose(numpy(twin(features, mask=mask))[mask], expected[mask], atol=1e-5)
+    np.testing.assert_array_equal(numpy(twin.predict_tags(features, mask=mask))[mask],
+                                  numpy(model.predict_tags(x))[mask])
+    if arguments.get("feedback"):
+        previous = numpy(model.shift_tags(gold_tags(x)))
+        np.testing.assert_allclose(numpy(twin((features, previous), mask=mask))[mask],
+                                   numpy(model(x, previous_tags=previous))[mask], atol=1e-5)
+    # Without the mask the garbage is read: by the backward layers at the real steps, by every layer at the padded
+    # ones (which a mask makes repeat the last real step, or zero in a bidirectional layer).
+    unmasked = numpy(twin(features))
+    assert not np.allclose(unmasked[~mask], numpy(twin(features, mask=mask))[~mask], atol=1e-3)
+    if arguments.get("bidirectional"):
+        assert not np.allclose(unmasked[mask], expected[mask], atol=1e-3)
+
+
+def test_feature_inputs_need_a_known_feature_size():
+    model = SequenceLabeller(vocab_size=None, num_tags=TAGS, units=5)
+    with pytest.raises(ValueError, match=r"takes feature vectors \[batch, T, features\] with a known feature size"):
+        model.build((None, None))
+    model = SequenceLabeller(vocab_size=None, num_tags=TAGS, units=5)
+    model.build((None, None, 3))
+    with pytest.raises(ValueError, match=r"takes feature vectors \[batch, T, features\], got shape \(2, 4\)"):
+        model(np.zeros((2, 4), "float32"))
+
+
 def test_jit_compile():
     model = labeller(cell="lstm", num_layers=2, feedback=True)
     x = tokens()

@@ -31,7 +31,8 @@ def keep_where_masked(mask, new, old):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class SequenceLabeller(keras.Model):
-    """Tags every step of a token sequence: logits [batch, T, num_tags] for token ids [batch, T].
+    """Tags every step of a sequence: logits [batch, T, num_tags] for token ids [batch, T], or for feature vectors
+    [batch, T, features] (e.g. acoustic frames) when `vocab_size` is None.
 
     Without feedback (weights in brackets; row vectors):
 
@@ -39,7 +40,8 @@ class SequenceLabeller(keras.Model):
         h^(1)_t = cell_1(e_t, h^(1)_{t-1}),  h^(l)_t = cell_l(h^(l-1)_t, h^(l)_{t-1})     (each cell's own weights)
         z_t = h^(L)_t W_y + b_y                       W_y: `readout/kernel` [units, num_tags], b_y: `readout/bias`
 
-    With `bidirectional=True` every layer reads the sequence both ways and h^(l)_t is the concatenation.
+    With `bidirectional=True` every layer reads the sequence both ways and h^(l)_t is the concatenation. Without a
+    vocabulary (`vocab_size=None`) the inputs are the vectors e_t themselves: there is no embedding.
 
     With `feedback=True` the previous output enters the first layer next to the token:
 
@@ -51,9 +53,10 @@ class SequenceLabeller(keras.Model):
     therefore cannot be bidirectional: the future outputs it would need are not chosen yet.
 
     Args:
-        vocab_size: positive int, number of token ids; id 0 is padding.
+        vocab_size: positive int, number of token ids (id 0 is padding); or None: the inputs are feature vectors,
+            their padding given by `mask`.
         num_tags: positive int, number of tags (the logits' size).
-        embedding_dim: positive int, size of e_t (default 64).
+        embedding_dim: positive int, size of e_t (default 64; with `vocab_size=None` the features' own size).
         cell: the recurrence: "elman", "jordan", "leaky", "lstm" or "gru" (default "lstm").
         units: positive int, hidden size of every recurrent layer (default 64).
         num_layers: positive int, how many recurrent layers are stacked (default 1).
@@ -64,12 +67,14 @@ class SequenceLabeller(keras.Model):
         cell_options: dict of further arguments for every recurrent layer (`recurrent_dropout`, `peepholes`, ...).
 
     Call arguments:
-        inputs: int [batch, T] token ids, right-padded with 0; or the pair `(tokens, previous_tags)`, the form
-            `fit(x=(tokens, model.shift_tags(tags)), y=tags)` passes.
+        inputs: int [batch, T] token ids, right-padded with 0 (or float [batch, T, features] without a vocabulary);
+            or the pair `(inputs, previous_tags)`, the form `fit(x=(tokens, model.shift_tags(tags)), y=tags)` passes.
         previous_tags: int [batch, T] (feedback models only): y_0 .. y_{T-1} for teacher forcing. When it is
             `None` a feedback model runs free, feeding back its own argmax (the inference path); dropout does not
             apply there, and asking for it with `training=True` is an error.
         training: whether dropout is active.
+        mask: optional bool [batch, T], True at the real steps (right-padded): for feature inputs, whose padding
+            cannot be read from the values; token inputs are masked where the id is 0 (and where `mask` is False).
 
     Returns [batch, T, num_tags] logits. Padded steps are masked: they leave the states alone, and their logits mean
     nothing (they repeat the last real step's, or with `bidirectional` are b_y alone), so losses should weight them
@@ -102,7 +107,7 @@ class SequenceLabeller(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size = arguments.positive_int("vocab_size", vocab_size)
+        self.vocab_size = None if vocab_size is None else arguments.positive_int("vocab_size", vocab_size)
         self.num_tags = arguments.positive_int("num_tags", num_tags)
         self.embedding_dim = arguments.positive_int("embedding_dim", embedding_dim)
         self.cell = arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
@@ -119,7 +124,9 @@ class SequenceLabeller(keras.Model):
                 "y_{t-1}, so it must read left to right; set one of them to False"
             )
 
-        self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        self.embedding = None
+        if self.vocab_size is not None:
+            self.embedding = keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.tag_embedding = None
         if self.feedback:
             self.tag_embedding = keras.layers.Embedding(self.num_tags + 1, self.tag_embedding_dim, name="tag_embedding")
@@ -133,6 +140,7 @@ class SequenceLabeller(keras.Model):
             self.recurrent_layers.append(layer)
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
         self.readout = keras.layers.Dense(self.num_tags, name="readout")
+        self.supports_masking = True  # one output per input step: the output mask is the input's
 
     @property
     def start_tag(self):
@@ -140,8 +148,16 @@ class SequenceLabeller(keras.Model):
         return self.num_tags
 
     def build(self, input_shape):
-        self.embedding.build((None, None))
-        features = self.embedding_dim
+        if self.embedding is None:
+            features = input_shape[-1] if len(input_shape) == 3 else None
+            if features is None:
+                raise ValueError(
+                    "a SequenceLabeller without a vocabulary (vocab_size=None) takes feature vectors [batch, T, "
+                    f"features] with a known feature size, got input shape {tuple(input_shape)}"
+                )
+        else:
+            self.embedding.build((None, None))
+            features = self.embedding_dim
         if self.feedback:
             self.tag_embedding.build((None, None))
             features += self.tag_embedding_dim
@@ -150,7 +166,7 @@ class SequenceLabeller(keras.Model):
             features = layer.compute_output_shape((None, None, features))[-1]
         self.readout.build((None, None, features))
 
-    def call(self, inputs, previous_tags=None, training=False):
+    def call(self, inputs, previous_tags=None, training=False, mask=None):
         tokens = inputs
         if isinstance(inputs, (tuple, list)):
             if len(inputs) != 2 or previous_tags is not None:
@@ -160,7 +176,8 @@ class SequenceLabeller(keras.Model):
                     + (" and previous_tags as well" if previous_tags is not None else "")
                 )
             tokens, previous_tags = inputs
-        tokens = ops.cast(tokens, "int32")
+            if isinstance(mask, (tuple, list)):  # Keras hands over one mask per input
+                mask = mask[0]
         if previous_tags is not None and not self.feedback:
             raise ValueError(
                 "previous_tags are the fed-back outputs of a feedback=True labeller; this labeller has "
@@ -172,9 +189,8 @@ class SequenceLabeller(keras.Model):
                     "a feedback labeller trains with teacher forcing: call it with "
                     "previous_tags=model.shift_tags(tags) (or inputs=(tokens, previous_tags)) when training=True"
                 )
-            return self._free_run(tokens)
-        mask = ops.not_equal(tokens, 0)
-        x = self.embedding(tokens)
+            return self._free_run(*self._embedded(tokens, mask))
+        x, mask = self._embedded(tokens, mask)
         if self.feedback:
             x = ops.concatenate([x, self.tag_embedding(ops.cast(previous_tags, "int32"))], axis=-1)
         for layer in self.recurrent_layers:
@@ -182,16 +198,32 @@ class SequenceLabeller(keras.Model):
             x = self.dropout_layer(x, training=training)
         return self.readout(x)
 
-    def _free_run(self, tokens):
-        """Logits [batch, T, num_tags] of a feedback labeller that feeds back its own argmax, one step at a time.
+    def _embedded(self, inputs, mask):
+        """(e [batch, T, features], mask [batch, T] bool or None) of the inputs."""
+        if self.embedding is None:
+            if len(inputs.shape) != 3:
+                raise ValueError(
+                    "a SequenceLabeller without a vocabulary (vocab_size=None) takes feature vectors [batch, T, "
+                    f"features], got shape {tuple(inputs.shape)}"
+                )
+            return ops.cast(inputs, self.compute_dtype), mask
+        tokens = ops.cast(inputs, "int32")
+        real = ops.not_equal(tokens, 0)
+        return self.embedding(tokens), real if mask is None else real & ops.cast(mask, "bool")
+
+    def _free_run(self, x, mask):
+        """Logits [batch, T, num_tags] of a feedback labeller that feeds back its own argmax, one step at a time, for
+        embedded inputs x [batch, T, features] and their mask [batch, T] (None: every step is real).
 
         The loop carries every layer's states, the tag to feed back, and the top layer's last output (which a masked
         step repeats, as `keras.layers.RNN` does); it runs in `ops.scan`, so it traces into one graph loop.
         """
         cells = [layer.cell for layer in self.recurrent_layers]
-        batch = ops.shape(tokens)[0]
-        embedded = ops.transpose(self.embedding(tokens), (1, 0, 2))  # [T, batch, embedding_dim]
-        mask = ops.transpose(ops.not_equal(tokens, 0), (1, 0))  # [T, batch]
+        batch = ops.shape(x)[0]
+        embedded = ops.transpose(x, (1, 0, 2))  # [T, batch, features]
+        if mask is None:
+            mask = ops.ones(ops.shape(x)[:2], "bool")
+        mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))  # [T, batch]
         initial = (
             [list(cell.get_initial_state(batch)) for cell in cells],
             ops.full((batch,), self.start_tag, dtype="int32"),
@@ -216,16 +248,18 @@ class SequenceLabeller(keras.Model):
 
         # The scan runs over the step index (one sequence of unknown length: Keras's TensorFlow scan cannot check
         # several) and each step takes its slice of the inputs.
-        _, (_, _, _, logits) = ops.scan(step, initial, ops.arange(ops.shape(tokens)[1]))
+        _, (_, _, _, logits) = ops.scan(step, initial, ops.arange(ops.shape(x)[1]))
         return ops.transpose(logits, (1, 0, 2))
 
-    def predict_tags(self, inputs):
+    def predict_tags(self, inputs, mask=None):
         """int32 [batch, T]: the argmax tag of every step; a feedback model feeds back its own choices.
 
         Args:
-            inputs: int [batch, T] token ids, right-padded with 0 (padded steps repeat the last step's tag).
+            inputs: int [batch, T] token ids, right-padded with 0 (padded steps repeat the last step's tag); or
+                feature vectors [batch, T, features] without a vocabulary.
+            mask: optional bool [batch, T], as in `call`.
         """
-        return ops.cast(ops.argmax(self(inputs, training=False), axis=-1), "int32")
+        return ops.cast(ops.argmax(self(inputs, training=False, mask=mask), axis=-1), "int32")
 
     def shift_tags(self, tags):
         """int32 [batch, T]: the teacher-forcing `previous_tags` for gold `tags` [batch, T] (start tag first)."""
