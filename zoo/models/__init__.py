@@ -6,6 +6,8 @@ model; an unknown preset or argument is a `ValueError` listing the valid ones.
 
 import inspect
 
+from zoo.models.acoustic_model.acoustic_model import AcousticModel
+from zoo.models.acoustic_model.acoustic_model_presets import ACOUSTIC_MODEL_PRESETS
 from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM
 from zoo.models.ffnn_lm.ffnn_lm_presets import FFNN_LM_PRESETS
 from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
@@ -41,6 +43,7 @@ _PRESETS = {
         (MemN2N, MEMN2N_PRESETS),
         (NTM, NTM_PRESETS),
         (TreeModel, TREE_PRESETS),
+        (AcousticModel, ACOUSTIC_MODEL_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -81,7 +84,7 @@ def _lookup(name):
 
 
 __all__ = [
-    "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "NTM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
+    "AcousticModel", "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "NTM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
     "TreeModel", "arguments_of",
     "get", "names", "preset",
 ]

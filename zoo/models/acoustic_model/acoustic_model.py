@@ -1,0 +1,159 @@
+"""AcousticModel: raw audio in, one vector of logits per output frame: the lecture's case 2 (speech recognition),
+input and output of different modality. Trained with CTC (A. Graves, S. Fernández, F. Gomez & J. Schmidhuber 2006,
+"Connectionist temporal classification") or frame by frame on aligned labels, with the previous frame's label fed
+back (the lecture's s_t = f(o_{t-1}, s_{t-1}, x_t))."""
+
+import keras
+from keras import ops
+
+from zoo import arguments
+from zoo.layers.log_mel_spectrogram import LogMelSpectrogram
+from zoo.layers.spec_augment import SpecAugment
+from zoo.models.sequence_labeller.sequence_labeller import SequenceLabeller
+from zoo.models.sequence_labeller.sequence_labeller import shift_tags
+from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
+
+
+def stack_frames(features, k):
+    """[batch, frames, channels] -> [batch, ceil(frames / k), k * channels]: k consecutive frames side by side,
+    the last group padded with zeros (frame stacking and striding by k; H. Sak, A. Senior, K. Rao & F. Beaufays 2015,
+    "Fast and accurate recurrent neural network acoustic models for speech recognition")."""
+    if k == 1:
+        return features
+    frames, channels = ops.shape(features)[1], features.shape[-1]
+    static = features.shape[1]
+    pad = (-static) % k if static is not None else (-frames) % k
+    if static is None or pad:
+        features = ops.pad(features, [[0, 0], [0, pad], [0, 0]])
+    return ops.reshape(features, (ops.shape(features)[0], -1, k * channels))
+
+
+def stacked_lengths(frame_lengths, k):
+    """int32 [batch]: output frames of rows of `frame_lengths` frames, ceil(length / k)."""
+    return (ops.cast(frame_lengths, "int32") + k - 1) // k
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class AcousticModel(keras.Model):
+    """Logits [batch, output frames, num_tags] for audio [batch, samples] (and its lengths).
+
+        F = LogMelSpectrogram(x)                  [batch, frames, num_mel_bins], standardized per utterance
+                                                  (`front_end`: no weights)
+        F <- SpecAugment(F)                       training only (`spec_augment`; no weights)
+        S_j = [F_{jk} ; F_{jk+1} ; ... ; F_{jk+k-1}]   k = `stack`: [batch, ceil(frames / k), k * num_mel_bins]
+        z = SequenceLabeller(S)                   `labeller`: stacked (bidirectional) recurrent layers and a
+                                                  read-out to num_tags (its docstring has the equations)
+
+    An output frame covers k input frames (30 ms for k = 3 at a 10 ms step). Its logits are over CTC's labels plus
+    the blank, or over frame tags (a word, or silence) when a left-to-right labeller is trained on aligned frames,
+    then with `feedback` the previous output frame's tag enters the next step.
+
+    Args:
+        num_tags: positive int, the logits' size.
+        sample_rate, frame_length, frame_step, num_mel_bins: the front end's (`LogMelSpectrogram`; defaults 16000,
+            400, 160, 80: 25 ms frames every 10 ms).
+        stack: positive int, k (default 3).
+        spec_augment: dict of `SpecAugment` arguments, or None for none (default).
+        cell, units, num_layers, bidirectional, dropout, feedback, tag_embedding_dim, cell_options: the labeller's
+            (`SequenceLabeller`; defaults "lstm", 128, 2, False, 0.0, False, 16, None).
+
+    Call arguments:
+        inputs: float audio [batch, samples] in [-1, 1], every row's samples first; or the pair (audio, lengths)
+            with lengths int [batch], the real samples of each row (padding after them changes nothing).
+        previous_tags: int [batch, output frames], the fed-back tags for teacher forcing (feedback models only,
+            `shift_tags`); without them a feedback model feeds back its own argmax.
+        training: SpecAugment and dropout are active only while training.
+
+    The logits of output frames past a row's end mean nothing: weight them 0 (`output_lengths`).
+
+    Example:
+        ```python
+        model = zoo.models.get("ctc_acoustic_model", num_tags=29)   # 28 characters and the blank
+        logits = model((audio, lengths))                            # [batch, frames / 3, 29]
+        frames = model.output_lengths(lengths)
+        ```
+    """
+
+    def __init__(self, num_tags, sample_rate=16000, frame_length=400, frame_step=160, num_mel_bins=80, stack=3,
+                 spec_augment=None, cell="lstm", units=128, num_layers=2, bidirectional=False, dropout=0.0,
+                 feedback=False, tag_embedding_dim=16, cell_options=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_tags = arguments.positive_int("num_tags", num_tags)
+        self.stack = arguments.positive_int("stack", stack)
+        if spec_augment is not None and not isinstance(spec_augment, dict):
+            raise ValueError(f"spec_augment must be a dict of SpecAugment arguments or None, got {spec_augment!r}")
+        self.spec_augment = None if spec_augment is None else dict(spec_augment)
+        self.front_end = LogMelSpectrogram(sample_rate=sample_rate, frame_length=frame_length, frame_step=frame_step,
+                                           num_mel_bins=num_mel_bins, name="front_end")
+        self.augment = None if spec_augment is None else SpecAugment(**self.spec_augment, name="spec_augment")
+        arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
+        self.labeller = SequenceLabeller(
+            vocab_size=None, num_tags=self.num_tags, cell=cell, units=units, num_layers=num_layers,
+            bidirectional=bidirectional, dropout=dropout, feedback=feedback, tag_embedding_dim=tag_embedding_dim,
+            cell_options=cell_options, name="labeller",
+        )
+
+    @property
+    def feedback(self):
+        return self.labeller.feedback
+
+    @property
+    def start_tag(self):
+        """The tag fed back before the first output frame (`num_tags`)."""
+        return self.labeller.start_tag
+
+    def build(self, input_shape):
+        self.labeller.build((None, None, self.stack * self.front_end.num_mel_bins))
+
+    def output_lengths(self, lengths):
+        """int32 [batch]: the output frames of audio of `lengths` samples."""
+        return stacked_lengths(self.front_end.frame_lengths(lengths), self.stack)
+
+    def features(self, audio, lengths=None, training=False):
+        """(stacked features [batch, output frames, stack * num_mel_bins], their mask [batch, output frames])."""
+        if len(audio.shape) != 2:
+            raise ValueError(f"AcousticModel takes audio [batch, samples] (or the pair (audio, lengths)), got shape "
+                             f"{tuple(audio.shape)}")
+        if lengths is None:
+            lengths = ops.full((ops.shape(audio)[0],), ops.shape(audio)[1], "int32")
+        lengths = ops.cast(lengths, "int32")
+        features = self.front_end(audio, lengths=lengths)
+        frame_mask = self.front_end.compute_mask(audio, lengths=lengths)
+        if self.augment is not None:
+            features = self.augment(features, training=training, mask=frame_mask)
+        stacked = stack_frames(features, self.stack)
+        mask = ops.arange(ops.shape(stacked)[1])[None, :] < self.output_lengths(lengths)[:, None]
+        return stacked, mask
+
+    def call(self, inputs, previous_tags=None, training=False):
+        audio, lengths = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        stacked, mask = self.features(audio, lengths, training=training)
+        if previous_tags is not None:
+            return self.labeller((stacked, previous_tags), training=training, mask=mask)
+        return self.labeller(stacked, training=training, mask=mask)
+
+    def shift_tags(self, tags):
+        """int32 [batch, output frames]: the teacher-forcing `previous_tags` for gold frame tags."""
+        return shift_tags(tags, self.start_tag)
+
+    def get_config(self):
+        front = self.front_end
+        labeller = self.labeller
+        return {
+            **super().get_config(),
+            "num_tags": self.num_tags,
+            "sample_rate": front.sample_rate,
+            "frame_length": front.frame_length,
+            "frame_step": front.frame_step,
+            "num_mel_bins": front.num_mel_bins,
+            "stack": self.stack,
+            "spec_augment": self.spec_augment,
+            "cell": labeller.cell,
+            "units": labeller.units,
+            "num_layers": labeller.num_layers,
+            "bidirectional": labeller.bidirectional,
+            "dropout": labeller.dropout,
+            "feedback": labeller.feedback,
+            "tag_embedding_dim": labeller.tag_embedding_dim,
+            "cell_options": labeller.cell_options,
+        }
