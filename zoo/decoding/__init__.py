@@ -10,13 +10,17 @@ The step contract. A model exposes `step(tokens, state) -> (logits, new_state)` 
 in one in-graph while loop, never choosing the token ids the caller bans (a language model's padding, beginning of
 sentence and, unless allowed, unknown token). `samplers` holds the pure functions on logits that it uses, the
 banning included. `beam_search` keeps the n best hypotheses of each row on the same step contract, with the GNMT
-length and coverage penalties, minimum and maximum length, and per-hypothesis alignments.
+length and coverage penalties, minimum and maximum length, and per-hypothesis alignments. `ctc` turns an acoustic
+model's frames into labels: CTC's best path and beam search, and the collapse of per-frame word tags.
 """
 
 from zoo.decoding import samplers
 from zoo.decoding.beam_search import beam_search
 from zoo.decoding.beam_search import gnmt_coverage_penalty
 from zoo.decoding.beam_search import gnmt_length_penalty
+from zoo.decoding.ctc import collapse_word_tags
+from zoo.decoding.ctc import ctc_beam_search_decode
+from zoo.decoding.ctc import ctc_greedy_decode
 from zoo.decoding.generate import generate
 from zoo.decoding.samplers import FILTERED_LOGIT
 from zoo.decoding.samplers import apply_temperature
@@ -31,6 +35,9 @@ __all__ = [
     "apply_temperature",
     "ban_tokens",
     "beam_search",
+    "collapse_word_tags",
+    "ctc_beam_search_decode",
+    "ctc_greedy_decode",
     "generate",
     "gnmt_coverage_penalty",
     "gnmt_length_penalty",
