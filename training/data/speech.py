@@ -33,6 +33,7 @@ Example:
 
 import collections
 import concurrent.futures
+import io
 import multiprocessing
 import os
 import wave
@@ -269,11 +270,18 @@ def read_wav(path, sample_rate=SAMPLE_RATE):
 def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     """Writes float samples in [-1, 1] as a mono 16-bit PCM WAV file."""
     pcm = np.round(np.clip(np.asarray(audio, np.float64), -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
+    with wave.open(path if hasattr(path, "write") else str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(sample_rate)
         f.writeframes(pcm.tobytes())
+
+
+def wav_bytes(audio, sample_rate=SAMPLE_RATE):
+    """The bytes of a mono 16-bit PCM WAV file of float samples in [-1, 1] (what a client sends)."""
+    buffer = io.BytesIO()
+    write_wav(buffer, audio, sample_rate)
+    return buffer.getvalue()
 
 
 def read_manifest(data_dir, split):

@@ -68,6 +68,27 @@ def test_the_model_is_its_front_end_stacked_into_its_labeller(arguments):
 
 
 @pytest.mark.jax
+def test_the_input_forms_agree():
+    model = model_of(feedback=True)
+    x, lengths = audio(), np.array([4000, 2500, 1200], "int32")
+    expected = numpy(model((x, lengths)))
+    pcm = np.round(x * 32768).astype("int16")
+    np.testing.assert_allclose(numpy(model({"audio": pcm, "lengths": lengths})), expected, atol=1e-3)
+    tags = np.random.default_rng(2).integers(0, TAGS, size=expected.shape[:2])
+    previous = numpy(model.shift_tags(tags))
+    forced = numpy(model((x, lengths), previous_tags=previous))
+    np.testing.assert_allclose(numpy(model((x, lengths, previous))), forced, atol=1e-6)
+    np.testing.assert_allclose(numpy(model({"audio": x, "lengths": lengths, "previous_tags": previous})), forced,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match=r"previous_tags were given twice"):
+        model((x, lengths, previous), previous_tags=previous)
+    with pytest.raises(ValueError, match=r"takes a dict with the keys \('audio', 'lengths', 'previous_tags'\)"):
+        model({"samples": x})
+    with pytest.raises(ValueError, match=r"got a tuple of 4"):
+        model((x, lengths, previous, previous))
+
+
+@pytest.mark.jax
 def test_spec_augment_masks_only_while_training():
     plain = model_of(dropout=0.0)
     augmented = model_of(dropout=0.0, spec_augment={"freq_masks": 2, "freq_mask_width": 8, "seed": 1})

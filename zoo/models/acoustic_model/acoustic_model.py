@@ -33,6 +33,26 @@ def stacked_lengths(frame_lengths, k):
     return (ops.cast(frame_lengths, "int32") + k - 1) // k
 
 
+INPUT_KEYS = ("audio", "lengths", "previous_tags")
+
+
+def _unpack(inputs):
+    """(audio, lengths or None, previous_tags or None) of the forms `AcousticModel` takes."""
+    if isinstance(inputs, dict):
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown or "audio" not in inputs:
+            raise ValueError(f"AcousticModel takes a dict with the keys {INPUT_KEYS} (audio required), got "
+                             f"{sorted(inputs)}")
+        return inputs["audio"], inputs.get("lengths"), inputs.get("previous_tags")
+    if isinstance(inputs, (tuple, list)):
+        if not 1 <= len(inputs) <= 3:
+            raise ValueError(f"AcousticModel takes audio, (audio, lengths) or (audio, lengths, previous_tags), got "
+                             f"a {type(inputs).__name__} of {len(inputs)}")
+        inputs = tuple(inputs) + (None,) * (3 - len(inputs))
+        return inputs
+    return inputs, None, None
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class AcousticModel(keras.Model):
     """Logits [batch, output frames, num_tags] for audio [batch, samples] (and its lengths).
@@ -58,8 +78,10 @@ class AcousticModel(keras.Model):
             (`SequenceLabeller`; defaults "lstm", 128, 2, False, 0.0, False, 16, None).
 
     Call arguments:
-        inputs: float audio [batch, samples] in [-1, 1], every row's samples first; or the pair (audio, lengths)
-            with lengths int [batch], the real samples of each row (padding after them changes nothing).
+        inputs: float audio [batch, samples] in [-1, 1] (or int16 PCM, scaled by 1 / 32768), every row's samples
+            first; or the pair (audio, lengths) with lengths int [batch], the real samples of each row (padding after
+            them changes nothing); or (audio, lengths, previous_tags); or a dict with those keys ("lengths" and
+            "previous_tags" optional).
         previous_tags: int [batch, output frames], the fed-back tags for teacher forcing (feedback models only,
             `shift_tags`); without them a feedback model feeds back its own argmax.
         training: SpecAugment and dropout are active only while training.
@@ -114,6 +136,8 @@ class AcousticModel(keras.Model):
         if len(audio.shape) != 2:
             raise ValueError(f"AcousticModel takes audio [batch, samples] (or the pair (audio, lengths)), got shape "
                              f"{tuple(audio.shape)}")
+        if audio.dtype == "int16":  # 16-bit PCM, as a WAV file holds it
+            audio = ops.cast(audio, "float32") / 32768.0
         if lengths is None:
             lengths = ops.full((ops.shape(audio)[0],), ops.shape(audio)[1], "int32")
         lengths = ops.cast(lengths, "int32")
@@ -126,7 +150,11 @@ class AcousticModel(keras.Model):
         return stacked, mask
 
     def call(self, inputs, previous_tags=None, training=False):
-        audio, lengths = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        audio, lengths, fed_back = _unpack(inputs)
+        if fed_back is not None:
+            if previous_tags is not None:
+                raise ValueError("previous_tags were given twice: in the inputs and as an argument; give them once")
+            previous_tags = fed_back
         stacked, mask = self.features(audio, lengths, training=training)
         if previous_tags is not None:
             return self.labeller((stacked, previous_tags), training=training, mask=mask)
