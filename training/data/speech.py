@@ -34,8 +34,10 @@ Example:
 import collections
 import concurrent.futures
 import io
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import wave
 
 import numpy as np
@@ -207,6 +209,23 @@ def _render_chunk(specs):
     return [render(spec) for spec in specs]
 
 
+def _render_in_a_fresh_process(specs):
+    """`_render_chunk(specs)` in a new Python process (numpy, scipy and eSpeak only: not the caller's modules)."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    command = [sys.executable, "-c", "from training.data import speech; speech._render_stdin_to_stdout()"]
+    result = subprocess.run(command, input=pickle.dumps(specs), capture_output=True, env=environment, check=False)
+    if result.returncode:
+        raise RuntimeError(f"synthesizing {len(specs)} utterances failed (exit status {result.returncode}):\n"
+                           f"{result.stderr.decode(errors='replace')[-3000:]}")
+    return pickle.loads(result.stdout)
+
+
+def _render_stdin_to_stdout():
+    """The worker of `_render_in_a_fresh_process`: pickled Specs in, pickled Examples out."""
+    specs = pickle.load(sys.stdin.buffer)
+    pickle.dump(_render_chunk(specs), sys.stdout.buffer)
+
+
 def render_all(specs, workers=None, chunk_size=CHUNK_SIZE):
     """[Example] for `specs`, in order: chunks of `chunk_size`, each rendered by a fresh process (`workers` at a
     time, default the CPU count). `specs` may also be a list of lists (e.g. one per split): each is chunked from its
@@ -217,18 +236,18 @@ def render_all(specs, workers=None, chunk_size=CHUNK_SIZE):
     chunks = [(g, group[i : i + chunk_size]) for g, group in enumerate(groups) for i in range(0, len(group), chunk_size)]
     results = [[] for _ in groups]
     if chunks:
-        context = multiprocessing.get_context("spawn")  # fresh: eSpeak's carried state starts anew in every chunk
-        with concurrent.futures.ProcessPoolExecutor(workers or os.cpu_count(), mp_context=context,
-                                                    max_tasks_per_child=1) as pool:
-            for (g, _), examples in zip(chunks, pool.map(_render_chunk, [chunk for _, chunk in chunks])):
+        # Threads that each wait on a fresh process: eSpeak's carried state starts anew in every chunk.
+        with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+            for (g, _), examples in zip(chunks, pool.map(_render_in_a_fresh_process, [c for _, c in chunks])):
                 results[g] += examples
     return results if nested else results[0]
 
 
-def speech_splits(sizes, seed, snr_db="drawn", kind=None, workers=None):
+def speech_splits(sizes, seed, snr_db="drawn", kind=None, workers=None, speakers_seed=None):
     """{split: [Example]} for `sizes` ({split: count}), each split from its own seeded stream and its own speakers
-    (`speaker_splits`), synthesized in its own chunks; `snr_db` and `kind` as in `draw_specs`, for every split."""
-    speakers = speaker_splits(seed)
+    (`speaker_splits` of `speakers_seed`, default `seed`), synthesized in its own chunks; `snr_db` and `kind` as in
+    `draw_specs`, for every split."""
+    speakers = speaker_splits(seed if speakers_seed is None else speakers_seed)
     specs = {}
     for name, count in sizes.items():
         if name not in SPLITS:

@@ -10,6 +10,7 @@ from training.tasks.latching import LatchingTask
 from training.tasks.listops import ListOpsTask
 from training.tasks.ntm import NTMTask
 from training.tasks.sentiment_trees import SentimentTreesTask
+from training.tasks.speech import SpeechTask
 from training.tasks.task import Task
 from training.tasks.translation import TranslationTask
 
@@ -17,7 +18,7 @@ _TASKS = {
     task.name: task
     for task in (AddingTask(), BabiTask(), CopyMemoryTask(), ForecastingTask(), LabellingTask(), LanguageModelTask(),
                  LatchingTask(), ListOpsTask(), NTMTask(), SentimentTreesTask(),
-                 TranslationTask())
+                 SpeechTask(), TranslationTask())
 }
 
 
@@ -33,4 +34,4 @@ def get(name):
 
 
 __all__ = ["AddingTask", "BabiTask", "CopyMemoryTask", "ForecastingTask", "LabellingTask", "LanguageModelTask",
-           "LatchingTask", "ListOpsTask", "NTMTask", "SentimentTreesTask", "Task", "TranslationTask", "get", "names"]
+           "LatchingTask", "ListOpsTask", "NTMTask", "SentimentTreesTask", "SpeechTask", "Task", "TranslationTask", "get", "names"]
