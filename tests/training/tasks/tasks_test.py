@@ -16,7 +16,7 @@ def resolved(name, **overrides):
 
 def test_registry_lists_the_valid_tasks():
     names = ["adding", "babi", "copy_memory", "forecasting", "labelling", "language_model", "latching",
-             "listops", "ntm", "sentiment_trees", "translation"]
+             "listops", "ntm", "sentiment_trees", "speech", "translation"]
     assert tasks.names() == names
     with pytest.raises(ValueError, match=r"unknown task 'add'; valid tasks: \['adding', 'babi', 'copy_memory', "):
         tasks.get("add")
