@@ -271,17 +271,24 @@ def frame_labels(words, num_frames, hop, vocabulary, silence=0):
 MANIFESTS = {"train": "train.tsv", "validation": "valid.tsv", "test": "test.tsv"}
 
 
-def read_wav(path, sample_rate=SAMPLE_RATE):
-    """float32 [samples] in [-1, 1] from a mono 16-bit PCM WAV file at `sample_rate` Hz; a ValueError names the file
-    and what it holds otherwise."""
+def read_wav_bytes(data, sample_rate=SAMPLE_RATE):
+    """`read_wav` of a WAV file's bytes."""
+    return read_wav(io.BytesIO(data), sample_rate, name="the WAV bytes")
+
+
+def read_wav(path, sample_rate=SAMPLE_RATE, name=None):
+    """float32 [samples] in [-1, 1] from a mono 16-bit PCM WAV file at `sample_rate` Hz (a path or a binary file
+    object); a ValueError names the file and what it holds otherwise."""
+    path = path if hasattr(path, "read") else str(path)
+    name = name or path
     try:
-        with wave.open(str(path), "rb") as f:
+        with wave.open(path, "rb") as f:
             channels, width, rate, count = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
             frames = f.readframes(count)
     except (wave.Error, EOFError) as error:
-        raise ValueError(f"{path} is not a readable PCM WAV file ({error}); expected 16 kHz mono 16-bit PCM") from error
+        raise ValueError(f"{name} is not a readable PCM WAV file ({error}); expected 16 kHz mono 16-bit PCM") from error
     if (channels, width, rate) != (1, 2, sample_rate):
-        raise ValueError(f"{path} holds {channels} channel(s) of {8 * width}-bit samples at {rate} Hz; expected 1 "
+        raise ValueError(f"{name} holds {channels} channel(s) of {8 * width}-bit samples at {rate} Hz; expected 1 "
                          f"channel of 16-bit samples at {sample_rate} Hz")
     return np.frombuffer(frames, "<i2").astype(np.float32) / 32768.0
 

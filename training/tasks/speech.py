@@ -536,6 +536,11 @@ class _Decoder:
         self.beam_width = int(config["beam_width"])
 
     def __call__(self, samples, lengths):
+        # TensorFlow's CTC decoders reject an empty batch: it gets an empty answer without them.
+        return tf.cond(tf.shape(samples)[0] > 0, lambda: self._transcripts(samples, lengths),
+                       lambda: tf.zeros([0], tf.string))
+
+    def _transcripts(self, samples, lengths):
         lengths = tf.cast(lengths, tf.int32)
         logits = self.model((samples, lengths), training=False)
         frames = self.model.output_lengths(lengths)
