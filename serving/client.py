@@ -7,6 +7,7 @@
 
     python -m serving.client --server=localhost:8500 --protocol=grpc --model=adding --input='[[[0.5, 1.0], ...]]'
     seqzoo-client --server=localhost:8501 --protocol=rest --model=adding --method=status
+    seqzoo-client --server=localhost:8501 --protocol=rest --model=speech --wav=one.wav,two.wav   # transcripts
 
 Errors raise `ServingClientError` with the server's code (e.g. "NOT_FOUND") and message, whichever the protocol.
 """
@@ -127,6 +128,10 @@ class RestClient(Client):
 
 
 def _jsonable(value):
+    if isinstance(value, bytes):
+        # Not through NumPy: a bytes scalar there ("S" dtype) loses its trailing NUL bytes, which binary data (a WAV
+        # file's last samples) may end with.
+        return {"b64": base64.b64encode(value).decode()}
     array = np.asarray(value)
     if array.dtype == object or array.dtype.kind == "S":
         return [_jsonable(v) for v in array] if array.ndim else {"b64": base64.b64encode(bytes(array.item())).decode()}
@@ -280,6 +285,9 @@ def define_flags():
                                        "sent as strings, numbers as float32); for classify and regress: a list of "
                                        "examples, each {feature: value or list of values}. Required by those three "
                                        "methods; no default.")
+    flags.DEFINE_list("wav", None, "WAV files (comma-separated) to send as the 'wav' input of predict, their bytes "
+                                   "as strings (base64 over REST), instead of --input: a speech model's "
+                                   "serving_default transcribes them. No default.")
     flags.DEFINE_string("signature", "", "The signature to call; empty: serving_default.")
     flags.DEFINE_integer("version", None, "The model version to call (default: the latest available).")
     flags.DEFINE_string("label", None, "A version label to call instead of --version (default: none).")
@@ -291,8 +299,20 @@ def main(argv):
     absl_warnings_only()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.wav:
+        if FLAGS.input is not None or FLAGS.method != "predict":
+            print("error: --wav sends WAV files to predict: give it without --input, with --method=predict",
+                  file=sys.stderr)
+            return 2
+        try:
+            inputs = wav_inputs(FLAGS.wav)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return call_and_print(FLAGS.server, FLAGS.protocol, FLAGS.model, "predict", None, FLAGS.signature,
+                              FLAGS.version, FLAGS.label, FLAGS.timeout, inputs=inputs)
     if FLAGS.method in ("predict", "classify", "regress") and FLAGS.input is None:
-        print(f"error: --input is required with --method={FLAGS.method}", file=sys.stderr)
+        print(f"error: --input (or --wav) is required with --method={FLAGS.method}", file=sys.stderr)
         return 2
     try:
         value = json.loads(FLAGS.input) if FLAGS.input is not None else None
@@ -303,16 +323,37 @@ def main(argv):
                           FLAGS.version, FLAGS.label, FLAGS.timeout)
 
 
+def wav_inputs(paths):
+    """{"wav": string tensor [len(paths)]} of the files' bytes: the input of a speech model's serving_default. A
+    file that cannot be read, or is not a RIFF WAVE file, is a ValueError naming it (the server checks the rest:
+    16 kHz, mono, 16-bit PCM)."""
+    contents = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise ValueError(f"cannot read --wav file {path}: {error.strerror}") from error
+        if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+            raise ValueError(f"--wav file {path} is not a WAV file (no RIFF/WAVE header); expected 16 kHz mono "
+                             "16-bit PCM WAV")
+        contents.append(data)
+    return {"wav": np.array(contents, dtype=object)}
+
+
 def call_and_print(server, protocol, model, method="predict", value=None, signature="", version=None, label=None,
-                   timeout=30.0):
-    """What `python -m serving.client` does once its flags are read: one call, with `value` (the parsed --input),
-    its answer printed as JSON. Returns the exit status: 0, or 1 when the server answers an error (printed)."""
+                   timeout=30.0, inputs=None):
+    """What `python -m serving.client` does once its flags are read: one call, with `value` (the parsed --input) or
+    ready `inputs` ({name: array}, e.g. `wav_inputs`), its answer printed as JSON. Returns the exit status: 0, or 1
+    when the server answers an error (printed)."""
     if protocol == "grpc":
         import_tensorflow()
     client = Client.connect(server, protocol, timeout)
     try:
         if method == "predict":
-            inputs = {k: _cli_tensor(v) for k, v in value.items()} if isinstance(value, dict) else _cli_tensor(value)
+            if inputs is None:
+                inputs = ({k: _cli_tensor(v) for k, v in value.items()} if isinstance(value, dict)
+                          else _cli_tensor(value))
             result = client.predict(model, inputs, signature, version, label)
         elif method in ("classify", "regress"):
             result = getattr(client, method)(model, value, signature, None, version, label)

@@ -1,5 +1,6 @@
 """serving.client: the same answers over REST and gRPC, NumPy in and out, errors with the server's code, the CLI."""
 
+import base64
 import json
 import re
 import subprocess
@@ -91,7 +92,8 @@ def test_command_line_help_describes_every_flag_with_its_default():
     flags_help = help_text[help_text.index("\nflags:\n"):]
     entries = re.split(r"\n  --", flags_help)[1:]
     names = sorted(re.match(r"(?:\[no\])?(\w+)", entry).group(1) for entry in entries)
-    assert names == ["input", "label", "method", "model", "protocol", "server", "signature", "timeout", "version"]
+    assert names == ["input", "label", "method", "model", "protocol", "server", "signature", "timeout", "version",
+                     "wav"]
     for entry in entries:
         description = entry.split(":", 1)[1]
         assert len(description.split()) >= 3, entry  # a description, not a bare name
@@ -106,9 +108,19 @@ def test_command_line_exit_status(ports):
     assert failed.returncode == 1 and "error: NOT_FOUND" in failed.stderr  # the server answered an error
     for args, message in [
         (["--input=[2.0]"], "Flag --model must have a value other than None"),
-        (["--model=half"], "error: --input is required with --method=predict"),
+        (["--model=half"], "error: --input (or --wav) is required with --method=predict"),
+        (["--model=half", "--wav=/nonexistent/one.wav"], "error: cannot read --wav file /nonexistent/one.wav"),
+        (["--model=half", f"--wav={__file__}"], "is not a WAV file (no RIFF/WAVE header)"),
+        (["--model=half", f"--wav={__file__}", "--input=[2.0]"], "error: --wav sends WAV files to predict"),
         (["--model=half", "--input=[2.0"], "error: --input is not JSON"),
         (["--model=half", "--protocol=http"], "value should be one of <grpc|rest>"),
     ]:
         result = client_command(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.returncode, result.stderr)
+
+
+def test_binary_strings_keep_their_trailing_nul_bytes_over_rest():
+    # A WAV file may end with zero samples; NumPy's bytes dtype would strip them.
+    data = b"RIFF\x00\x01WAVEdata\x00\x00"
+    encoded = serving_client._jsonable(np.array([data, b"x\x00"], dtype=object))
+    assert [base64.b64decode(item["b64"]) for item in encoded] == [data, b"x\x00"]

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from serving import client
 from serving import export
 from tests.helpers.saved_model import assert_dense_signature_outputs
 from tests.helpers.saved_model import load_with_session
@@ -54,7 +55,7 @@ def wavs(examples):
 
 
 def decoded(values):
-    return [v.decode("utf-8") for v in np.asarray(values).ravel()]
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()]
 
 
 @pytest.mark.slow
@@ -158,6 +159,15 @@ def test_served_over_rest_with_base64_and_grpc_with_batching(exported, tmp_path)
                           timeout=120).json()["predictions"]
         assert rows == expected
         assert grpc_predict(files) == expected
+        # The command-line client sends WAV files (--wav), over both APIs.
+        paths = []
+        for index, contents in enumerate(files[:3]):
+            paths.append(str(tmp_path / f"{index}.wav"))
+            with open(paths[-1], "wb") as f:
+                f.write(contents)
+        for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
+            answer = client.Client.connect(f"127.0.0.1:{port}", protocol).predict("speech", client.wav_inputs(paths))
+            assert decoded(answer["transcript"]) == expected[:3]
         # A bad file is INVALID_ARGUMENT with the reason, over both APIs; the server keeps serving.
         response = httpx.post(url, json={"instances": [{"b64": base64.b64encode(wav_file(rate=22050)).decode()}]},
                               timeout=120)
