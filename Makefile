@@ -68,6 +68,7 @@ bench: setup
 	$(PY) -m benchmarks.soak
 	$(PY) -m benchmarks.memory
 	$(PY) -m benchmarks.trees
+	$(PY) -m benchmarks.speech
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
