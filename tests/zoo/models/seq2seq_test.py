@@ -104,6 +104,35 @@ def test_source_padding_changes_nothing(name):
     assert not np.allclose(numpy(model((changed, target)))[0], logits[0], atol=1e-4)
 
 
+def feature_twin(model):
+    """The same Seq2Seq without a source vocabulary, its weights but the source embedding: it reads the embedded
+    source as feature vectors, with their mask."""
+    twin = Seq2Seq.from_config({**model.get_config(), "source_vocab_size": None, "source_dim": model.embedding_dim})
+    twin.build(None)
+    by_path = {w.path.split("/", 1)[1]: w for w in model.weights}
+    for weight in twin.weights:
+        weight.assign(by_path[weight.path.split("/", 1)[1]])
+    assert len(twin.weights) == len(model.weights) - 1  # all but the source embedding
+    return twin
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("name", ["luong_bidirectional", "plain_bidirectional"])
+def test_feature_sources_with_a_mask_equal_the_embedded_tokens(name):
+    model = make(name)
+    twin = feature_twin(model)
+    source, target = data()
+    mask = source != PAD
+    # Garbage at the padded positions: only the mask tells them apart.
+    features = np.where(mask[..., None], numpy(model.source_embedding.embeddings)[source], 5.0).astype("float32")
+    expected = numpy(model((source, target)))
+    np.testing.assert_allclose(numpy(twin(((features, mask), target))), expected, atol=1e-5)
+    np.testing.assert_allclose(run_steps(twin, (features, mask), target), expected, atol=1e-5)
+    np.testing.assert_array_equal(numpy(twin.source_mask((features, mask))), mask)
+    with pytest.raises(ValueError, match=r"takes its source as the pair \(features \[batch, S, source_dim\], mask"):
+        twin((features, target))
+
+
 @pytest.mark.jax
 def test_initial_state_is_the_attention_wrapper_s():
     model = make("luong_bidirectional")
@@ -453,8 +482,13 @@ def test_bad_arguments():
     def build(**kwargs):
         return Seq2Seq(**{"source_vocab_size": SOURCE_VOCAB, "target_vocab_size": TARGET_VOCAB, **kwargs})
 
-    with pytest.raises(ValueError, match=r"source_vocab_size must be a positive int, got None"):
+    neither_or_both = r"give source_vocab_size \(token ids in\) or source_dim \(feature vectors in\), not both"
+    with pytest.raises(ValueError, match=neither_or_both + r".*got source_vocab_size=None, source_dim=None"):
         Seq2Seq(None, 5)
+    with pytest.raises(ValueError, match=neither_or_both + r".*got source_vocab_size=5, source_dim=3"):
+        Seq2Seq(5, 5, source_dim=3)
+    with pytest.raises(ValueError, match=r"source_dim must be a positive int, got 0"):
+        Seq2Seq(None, 5, source_dim=0)
     with pytest.raises(ValueError, match=r"target_vocab_size must be a positive int, got 0"):
         Seq2Seq(5, 0)
     with pytest.raises(ValueError, match=r"cell must be one of 'elman', 'jordan', 'leaky', 'lstm', 'gru', got 'rnn'"):

@@ -20,6 +20,14 @@ from zoo.models.stacked_rnn.stacked_rnn import RECURRENT_LAYERS
 ATTENTIONS = ("none", "bahdanau", "luong")
 
 
+def _features_and_mask(source):
+    """(features, mask) of a feature-vector source, which must be that pair."""
+    if not isinstance(source, (tuple, list)) or len(source) != 2:
+        raise ValueError("a Seq2Seq without a source vocabulary (source_vocab_size=None) takes its source as the pair "
+                         f"(features [batch, S, source_dim], mask [batch, S]), got {type(source).__name__}")
+    return source
+
+
 def state_sizes(cell):
     """The sizes of a cell's state tensors, as a list (a cell may give one int or a list)."""
     return list(cell.state_size) if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
@@ -65,7 +73,11 @@ class Seq2Seq(keras.Model):
     capacity the attention lifts.
 
     Args:
-        source_vocab_size: positive int, number of source token ids.
+        source_vocab_size: positive int, number of source token ids; or None: the source is a sequence of feature
+            vectors (e.g. acoustic frames) with its mask, `(features [batch, S, source_dim], mask [batch, S])`, read
+            without an embedding (the embedding dropout then acts on the features).
+        source_dim: with `source_vocab_size=None`, the positive int size of the source's feature vectors (default
+            `None`; must be `None` with a vocabulary).
         target_vocab_size: positive int, number of target token ids.
         cell: which recurrence, in the encoder and the decoder: "elman", "jordan", "leaky", "lstm" or "gru"
             (default "lstm").
@@ -96,7 +108,8 @@ class Seq2Seq(keras.Model):
 
     Call arguments:
         inputs: `(source, target_in)`: source [batch, S] int32 and target_in [batch, T] int32 (the target shifted
-            right, starting with <bos>), both right-padded with `pad_id`.
+            right, starting with <bos>), both right-padded with `pad_id`; without a source vocabulary the source is
+            the pair `(features, mask)`.
         training: whether dropout is active.
         sampling_probability: `None` (default: teacher forcing) or the probability p in [0, 1] (a number or a float
             scalar tensor, so a schedule can change it without retracing) that a decoder step reads the model's
@@ -161,6 +174,7 @@ class Seq2Seq(keras.Model):
         self,
         source_vocab_size,
         target_vocab_size,
+        source_dim=None,
         cell="lstm",
         units=64,
         encoder_layers=1,
@@ -178,8 +192,15 @@ class Seq2Seq(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.source_vocab_size = arguments.positive_int("source_vocab_size", source_vocab_size)
+        self.source_vocab_size = (None if source_vocab_size is None
+                                  else arguments.positive_int("source_vocab_size", source_vocab_size))
         self.target_vocab_size = arguments.positive_int("target_vocab_size", target_vocab_size)
+        if (self.source_vocab_size is None) == (source_dim is None):
+            raise ValueError(
+                "give source_vocab_size (token ids in) or source_dim (feature vectors in), not both nor neither: got "
+                f"source_vocab_size={source_vocab_size!r}, source_dim={source_dim!r}"
+            )
+        self.source_dim = None if source_dim is None else arguments.positive_int("source_dim", source_dim)
         self.cell = arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
         self.units = arguments.positive_int("units", units)
         self.encoder_layers = arguments.positive_int("encoder_layers", encoder_layers)
@@ -205,11 +226,14 @@ class Seq2Seq(keras.Model):
         self.dropout = arguments.rate("dropout", dropout)
         self.tie_embeddings = arguments.boolean("tie_embeddings", tie_embeddings)
         self.cell_options = arguments.options("cell_options", cell_options)
-        self.pad_id = arguments.token_id("pad_id", pad_id, min(self.source_vocab_size, self.target_vocab_size))
+        self.pad_id = arguments.token_id("pad_id", pad_id, min(self.source_vocab_size or self.target_vocab_size,
+                                                               self.target_vocab_size))
 
         layer_class = RECURRENT_LAYERS[self.cell]
-        self.source_embedding = keras.layers.Embedding(self.source_vocab_size, self.embedding_dim,
-                                                       name="source_embedding")
+        self.source_embedding = None
+        if self.source_vocab_size is not None:
+            self.source_embedding = keras.layers.Embedding(self.source_vocab_size, self.embedding_dim,
+                                                           name="source_embedding")
         self.target_embedding = keras.layers.Embedding(self.target_vocab_size, self.embedding_dim,
                                                        name="target_embedding")
         self.encoder = []
@@ -284,9 +308,10 @@ class Seq2Seq(keras.Model):
         return None
 
     def build(self, inputs_shape=None):
-        self.source_embedding.build((None, None))
+        if self.source_embedding is not None:
+            self.source_embedding.build((None, None))
         self.target_embedding.build((None, None))
-        size = self.embedding_dim
+        size = self.embedding_dim if self.source_embedding is not None else self.source_dim
         for layer in self.encoder:
             layer.build((None, None, size))
             size = self.memory_size
@@ -301,13 +326,19 @@ class Seq2Seq(keras.Model):
 
     def source_mask(self, source):
         """[batch, S] bool, `True` at the real (not padded) source positions."""
+        if self.source_embedding is None:
+            return ops.cast(_features_and_mask(source)[1], "bool")
         return ops.not_equal(ops.cast(source, "int32"), self.pad_id)
 
     def encode(self, source, training=False):
         """Runs the encoder: returns the memory h̄ [batch, S, memory_size] and the top layer's final states (a list,
         forward then backward)."""
         mask = self.source_mask(source)
-        x = self.embedding_dropout(self.source_embedding(ops.cast(source, "int32")), training=training)
+        if self.source_embedding is None:
+            x = ops.cast(_features_and_mask(source)[0], self.compute_dtype)
+        else:
+            x = self.source_embedding(ops.cast(source, "int32"))
+        x = self.embedding_dropout(x, training=training)
         for layer in self.encoder:
             x, *final_states = layer(x, mask=mask, training=training)
         return x, final_states
@@ -398,6 +429,7 @@ class Seq2Seq(keras.Model):
             **super().get_config(),
             "source_vocab_size": self.source_vocab_size,
             "target_vocab_size": self.target_vocab_size,
+            "source_dim": self.source_dim,
             "cell": self.cell,
             "units": self.units,
             "encoder_layers": self.encoder_layers,
