@@ -11,6 +11,8 @@ from zoo.models.acoustic_model.acoustic_model_presets import ACOUSTIC_MODEL_PRES
 from zoo.models.ffnn_lm.ffnn_lm import FeedForwardLM
 from zoo.models.ffnn_lm.ffnn_lm_presets import FFNN_LM_PRESETS
 from zoo.models.gated_cnn_lm.gated_cnn_lm import GatedCNNLM
+from zoo.models.listen_attend_spell.listen_attend_spell import ListenAttendSpell
+from zoo.models.listen_attend_spell.listen_attend_spell_presets import LISTEN_ATTEND_SPELL_PRESETS
 from zoo.models.gated_cnn_lm.gated_cnn_lm_presets import GATED_CNN_LM_PRESETS
 from zoo.models.memn2n.memn2n import MemN2N
 from zoo.models.memn2n.memn2n_presets import MEMN2N_PRESETS
@@ -44,6 +46,7 @@ _PRESETS = {
         (NTM, NTM_PRESETS),
         (TreeModel, TREE_PRESETS),
         (AcousticModel, ACOUSTIC_MODEL_PRESETS),
+        (ListenAttendSpell, LISTEN_ATTEND_SPELL_PRESETS),
     )
     for name, preset in presets.items()
 }
@@ -84,7 +87,7 @@ def _lookup(name):
 
 
 __all__ = [
-    "AcousticModel", "FeedForwardLM", "Forecaster", "GatedCNNLM", "MemN2N", "NTM", "RNNLM", "Seq2Seq", "SequenceLabeller", "StackedRNN",
-    "TreeModel", "arguments_of",
+    "AcousticModel", "FeedForwardLM", "Forecaster", "GatedCNNLM", "ListenAttendSpell", "MemN2N", "NTM", "RNNLM",
+    "Seq2Seq", "SequenceLabeller", "StackedRNN", "TreeModel", "arguments_of",
     "get", "names", "preset",
 ]

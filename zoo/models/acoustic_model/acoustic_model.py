@@ -33,6 +33,28 @@ def stacked_lengths(frame_lengths, k):
     return (ops.cast(frame_lengths, "int32") + k - 1) // k
 
 
+def audio_features(model, audio, lengths=None, training=False):
+    """The audio front end of a model with `front_end` (`LogMelSpectrogram`), `augment` (`SpecAugment` or None) and
+    `stack`: (stacked features [batch, output frames, stack * num_mel_bins], their mask [batch, output frames]).
+    `audio` is float [batch, samples] in [-1, 1] or int16 PCM; `lengths` int [batch] (default: every sample)."""
+    name = type(model).__name__
+    if len(audio.shape) != 2:
+        raise ValueError(f"{name} takes audio [batch, samples] (or the pair (audio, lengths)), got shape "
+                         f"{tuple(audio.shape)}")
+    if audio.dtype == "int16":  # 16-bit PCM, as a WAV file holds it
+        audio = ops.cast(audio, "float32") / 32768.0
+    if lengths is None:
+        lengths = ops.full((ops.shape(audio)[0],), ops.shape(audio)[1], "int32")
+    lengths = ops.cast(lengths, "int32")
+    features = model.front_end(audio, lengths=lengths)
+    frame_mask = model.front_end.compute_mask(audio, lengths=lengths)
+    if model.augment is not None:
+        features = model.augment(features, training=training, mask=frame_mask)
+    stacked = stack_frames(features, model.stack)
+    output_lengths = stacked_lengths(model.front_end.frame_lengths(lengths), model.stack)
+    return stacked, ops.arange(ops.shape(stacked)[1])[None, :] < output_lengths[:, None]
+
+
 INPUT_KEYS = ("audio", "lengths", "previous_tags")
 
 
@@ -133,21 +155,7 @@ class AcousticModel(keras.Model):
 
     def features(self, audio, lengths=None, training=False):
         """(stacked features [batch, output frames, stack * num_mel_bins], their mask [batch, output frames])."""
-        if len(audio.shape) != 2:
-            raise ValueError(f"AcousticModel takes audio [batch, samples] (or the pair (audio, lengths)), got shape "
-                             f"{tuple(audio.shape)}")
-        if audio.dtype == "int16":  # 16-bit PCM, as a WAV file holds it
-            audio = ops.cast(audio, "float32") / 32768.0
-        if lengths is None:
-            lengths = ops.full((ops.shape(audio)[0],), ops.shape(audio)[1], "int32")
-        lengths = ops.cast(lengths, "int32")
-        features = self.front_end(audio, lengths=lengths)
-        frame_mask = self.front_end.compute_mask(audio, lengths=lengths)
-        if self.augment is not None:
-            features = self.augment(features, training=training, mask=frame_mask)
-        stacked = stack_frames(features, self.stack)
-        mask = ops.arange(ops.shape(stacked)[1])[None, :] < self.output_lengths(lengths)[:, None]
-        return stacked, mask
+        return audio_features(self, audio, lengths, training)
 
     def call(self, inputs, previous_tags=None, training=False):
         audio, lengths, fed_back = _unpack(inputs)

@@ -1,0 +1,1 @@
+"""ListenAttendSpell: an attention encoder-decoder from audio to characters."""
