@@ -342,7 +342,7 @@ class Trainer:
 
     def _replica_eval_step(self, inputs, targets, weights, first_window=None):
         if not self.streams:
-            predictions = self.model(inputs, training=False)
+            predictions = self.task.eval_predictions(self.config, self.model, inputs)
             return self._sums(targets, predictions, self.task.loss(self.config, targets, predictions), weights)
         state = self._replica_state(self.eval_state, first_window)
         predictions, state = self.task.stream_predictions(

@@ -13,6 +13,11 @@ Objectives:
 - "ctc" (presets `ctc`): an `AcousticModel` (log-mel, SpecAugment, frame stacking, bidirectional LSTMs) trained with
   CTC (Graves et al. 2006) over characters (`labels` "characters": the training transcripts' characters, the space
   among them) or words (`labels` "words"). Labels are ids 1..V, 0 is the blank.
+- "attention" (preset `attention`): a `ListenAttendSpell` model (the same front end read by an encoder–decoder with
+  Bahdanau attention; Chan et al. 2016) spells the transcript character by character, trained by teacher forcing
+  (ids: `<pad>` 0, `<bos>` 1, `<eos>` 2, the characters from 3). Validation decodes every utterance greedily for its
+  error rates (`eval_predictions`); the export decodes greedily or by beam search (`decoder`, `beam_width`), at
+  most `decode_length` characters.
 - "frames" (presets `feedback` and `plain`): the lecture's same-length form. Every output frame (30 ms) is tagged
   with the word whose sound covers its centre (from eSpeak's word positions): 0 silence, 1 + 2w the first frame of
   word w, 2 + 2w its other frames; a left-to-right labeller is trained on them with the cross-entropy, the
@@ -45,6 +50,8 @@ import tensorflow as tf
 import zoo
 from training.data import speech as speech_data
 from training.tasks.task import Task
+from zoo.decoding import beam_search
+from zoo.decoding import generate
 from zoo.decoding.ctc import collapse_word_tags
 from zoo.decoding.ctc import ctc_beam_search_decode
 from zoo.decoding.ctc import ctc_greedy_decode
@@ -73,8 +80,9 @@ _COMMON = {
     "objective": "ctc",
     "model": "ctc_acoustic_model",
     "model_options": {},
-    "decoder": "greedy",  # of the export: "greedy" or "beam" (CTC)
+    "decoder": "greedy",  # of the export: "greedy" or "beam" (CTC, attention)
     "beam_width": 16,
+    "decode_length": 80,  # the attention model's longest transcript, in characters
     "batch_size": 32,
     "learning_rate": 1e-3,
     "clip_global_norm": 5.0,
@@ -82,7 +90,10 @@ _COMMON = {
 }
 
 LABELS = ("characters", "words")
-OBJECTIVES = ("ctc", "frames")
+OBJECTIVES = ("ctc", "frames", "attention")
+# The attention model's special ids; its characters are 3 and up.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+SPECIAL_IDS = 3
 CORPORA = ("synthetic", "files")
 UTTERANCES = (None, "digits", "commands")
 DECODERS = ("greedy", "beam")
@@ -97,6 +108,8 @@ class SpeechTask(Task):
         "ctc": _COMMON,
         "feedback": {**_COMMON, "labels": "words", "objective": "frames", "model": "feedback_acoustic_model"},
         "plain": {**_COMMON, "labels": "words", "objective": "frames", "model": "plain_acoustic_model"},
+        "attention": {**_COMMON, "objective": "attention", "model": "las_acoustic_model", "decoder": "beam",
+                      "beam_width": 4},
     }
 
     def check_config(self, config):
@@ -117,12 +130,18 @@ class SpeechTask(Task):
                     f"needs labels 'words' and corpus 'synthetic', got labels {config['labels']!r} and corpus "
                     f"{config['corpus']!r}"
                 )
+        elif config["objective"] == "attention":
+            if config["model"] not in zoo.models.names() or "target_vocab_size" not in zoo.models.arguments_of(
+                    config["model"]):
+                raise ValueError(f"objective 'attention' spells the transcript with an encoder–decoder over audio: "
+                                 f"model must be a ListenAttendSpell preset such as 'las_acoustic_model', got "
+                                 f"{config['model']!r}")
         elif _model_options(config).get("feedback"):
             raise ValueError(
                 f"model {config['model']!r} feeds back its previous frame's tag, which only the 'frames' objective "
                 "gives it; use objective 'frames' (the feedback preset) or a model without feedback"
             )
-        for key in ("beam_width", "clean_digits_size", "validation_size", "test_size"):
+        for key in ("beam_width", "decode_length", "clean_digits_size", "validation_size", "test_size"):
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
@@ -178,18 +197,30 @@ class SpeechTask(Task):
     # Model, loss, metrics.
 
     def num_tags(self, config):
+        """The model's output size: the labels and CTC's blank, the frame tags, or the characters and the
+        attention model's specials."""
         size = len(self.corpus(config).vocabulary)
-        return size + 1 if config["objective"] == "ctc" else 1 + 2 * size
+        return {"ctc": size + 1, "frames": 1 + 2 * size, "attention": size + SPECIAL_IDS}[config["objective"]]
 
     def model_head(self, config):
         return {}
 
     def build_model(self, config):
-        return zoo.models.get(config["model"], num_tags=self.num_tags(config), **config["model_options"])
+        size = "target_vocab_size" if config["objective"] == "attention" else "num_tags"
+        return zoo.models.get(config["model"], **{size: self.num_tags(config)}, **config["model_options"])
 
     def train_predictions(self, config, model, inputs, step):
         return model(inputs, training=True)
 
+    def eval_predictions(self, config, model, inputs):
+        """The attention model's teacher-forced logits (for the loss) and its greedy transcripts (for the error
+        rates): {"logits", "decoded" int32 [batch, decode_length], "decoded_lengths"}; the other models' logits."""
+        logits = model(inputs, training=False)
+        if config["objective"] != "attention":
+            return logits
+        audio, lengths, _ = inputs
+        decoded, decoded_lengths = _spell_greedily(model, audio, lengths, int(config["decode_length"]))
+        return {"logits": logits, "decoded": decoded, "decoded_lengths": decoded_lengths}
     def output_lengths(self, config, samples):
         """int32 [batch]: the model's output frames for `samples` [batch] (`AcousticModel.output_lengths`)."""
         frame_length, frame_step, stack = _front_end(config)
@@ -199,7 +230,13 @@ class SpeechTask(Task):
 
     def loss(self, config, targets, predictions):
         labels, samples = targets
+        if isinstance(predictions, dict):
+            predictions = predictions["logits"]
         logits = tf.cast(predictions, tf.float32)
+        if config["objective"] == "attention":
+            mask = tf.cast(labels > 0, tf.float32)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+            return tf.reduce_sum(cross_entropy * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         if config["objective"] == "frames":
             tags, mask = _tags_and_mask(labels)
             cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(tags, logits)
@@ -210,7 +247,21 @@ class SpeechTask(Task):
         labels, samples = targets
         vocabulary = tf.constant(self.corpus(config).vocabulary)
         separator = "" if config["labels"] == "characters" else " "
-        if config["objective"] == "frames":
+        if config["objective"] == "attention":
+            labels = tf.cast(labels, tf.int32)
+            logits = predictions["logits"] if isinstance(predictions, dict) else predictions
+            mask = tf.cast(labels > 0, tf.float32)
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            result = {"correct_tokens": tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32) * mask, 1),
+                      "tokens": tf.reduce_sum(mask, axis=1)}
+            # The reference: the labels before <eos>.
+            references = label_strings(labels, tf.reduce_sum(tf.cast(labels >= SPECIAL_IDS, tf.int32), axis=1),
+                                       vocabulary, separator, offset=SPECIAL_IDS)
+            if not isinstance(predictions, dict):  # training: teacher-forced outputs only, no transcripts
+                return result
+            hypotheses = label_strings(predictions["decoded"], predictions["decoded_lengths"], vocabulary, separator,
+                                       offset=SPECIAL_IDS)
+        elif config["objective"] == "frames":
             tags, mask = _tags_and_mask(labels)
             lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
             predicted = tf.argmax(predictions, axis=-1, output_type=tf.int32)
@@ -237,6 +288,8 @@ class SpeechTask(Task):
             summary["cer"] = summary.pop("char_errors") / max(summary.pop("chars"), 1e-12)
         if "frames" in summary:
             summary["frame_accuracy"] = summary.pop("correct_frames") / max(summary.pop("frames"), 1e-12)
+        if "tokens" in summary:
+            summary["token_accuracy"] = summary.pop("correct_tokens") / max(summary.pop("tokens"), 1e-12)
         return summary
 
     # Decoding.
@@ -265,12 +318,13 @@ class SpeechTask(Task):
         return found
 
     def decode_metrics(self, config, model, split):
-        """WER and CER (jiwer) of the greedy decoding and, with CTC, of beam search, against the raw transcripts of
+        """WER and CER (jiwer) of the greedy decoding and, with CTC or attention, of beam search, against the raw
+        transcripts of
         `split`; on the synthetic corpus also on the test voices' clean digit strings ("wer_clean_digits_...")."""
         import jiwer
 
         corpus = self.corpus(config)
-        methods = ("greedy", "beam") if config["objective"] == "ctc" else ("greedy",)
+        methods = ("greedy",) if config["objective"] == "frames" else ("greedy", "beam")
         sets = {"": corpus.examples[split]}
         if split == "test" and CLEAN_DIGITS in corpus.examples:
             sets["_clean_digits"] = corpus.examples[CLEAN_DIGITS]
@@ -436,6 +490,12 @@ class SpeechCorpus:
         lengths = np.array([len(a) for a in audio], np.int32)
         if config["objective"] == "frames":
             labels = [self.frame_tags(e, len(a)) for e, a in zip(examples, audio)]
+        elif config["objective"] == "attention":
+            # Teacher forcing: <bos> y_1 .. y_n in, y_1 .. y_n <eos> out (the ids shifted past the specials).
+            ids = [self._labels(e.text) - 1 + SPECIAL_IDS for e in examples]
+            targets_in = [np.concatenate([[BOS_ID], i]).astype(np.int32) for i in ids]
+            labels = [np.concatenate([i, [EOS_ID]]).astype(np.int32) for i in ids]
+            return (audio, lengths, targets_in), (labels, lengths)
         else:
             labels = [self._labels(e.text) for e in examples]
         return (audio, lengths), (labels, lengths)
@@ -524,6 +584,29 @@ def _ints(values):
 # Decoding and export.
 
 
+def _spell_greedily(model, audio, lengths, max_length):
+    """The attention model's greedy transcripts: (ids int32 [batch, max_length] before <eos>, padded with 0, and
+    their counts [batch])."""
+    batch = tf.shape(audio)[0]
+    out = generate(model.step, model.initial_state((audio, lengths)), tf.fill([batch, 1], BOS_ID),
+                   tf.ones([batch], tf.int32), max_length, EOS_ID, pad_id=PAD_ID, banned_ids=(PAD_ID, BOS_ID))
+    return _before_eos(out["tokens"])
+
+
+def _spell_by_beam_search(model, audio, lengths, max_length, beam_width):
+    """The attention model's best beam-search transcripts, as `_spell_greedily` returns them."""
+    batch = tf.shape(audio)[0]
+    out = beam_search(model.step, model.initial_state((audio, lengths)), tf.fill([batch], BOS_ID), max_length,
+                      EOS_ID, beam_size=beam_width, pad_id=PAD_ID, banned_ids=(PAD_ID, BOS_ID))
+    return _before_eos(out["tokens"][:, 0])
+
+
+def _before_eos(tokens):
+    tokens = tf.cast(tokens, tf.int32)
+    real = tf.cumsum(tf.cast(tf.equal(tokens, EOS_ID) | tf.equal(tokens, PAD_ID), tf.int32), axis=1) == 0
+    return tf.where(real, tokens, 0), tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+
+
 class _Decoder:
     """samples [batch, time], lengths [batch] -> transcripts string [batch], in the graph."""
 
@@ -531,9 +614,10 @@ class _Decoder:
         self.model = model
         self.vocabulary = tf.constant(vocabulary)
         self.separator = "" if config["labels"] == "characters" else " "
-        self.frames = config["objective"] == "frames"
+        self.objective = config["objective"]
         self.method = method
         self.beam_width = int(config["beam_width"])
+        self.decode_length = int(config["decode_length"])
 
     def __call__(self, samples, lengths):
         # TensorFlow's CTC decoders reject an empty batch: it gets an empty answer without them.
@@ -542,9 +626,15 @@ class _Decoder:
 
     def _transcripts(self, samples, lengths):
         lengths = tf.cast(lengths, tf.int32)
+        if self.objective == "attention":
+            if self.method == "beam":
+                ids, counts = _spell_by_beam_search(self.model, samples, lengths, self.decode_length, self.beam_width)
+            else:
+                ids, counts = _spell_greedily(self.model, samples, lengths, self.decode_length)
+            return tf.strings.strip(label_strings(ids, counts, self.vocabulary, self.separator, offset=SPECIAL_IDS))
         logits = self.model((samples, lengths), training=False)
         frames = self.model.output_lengths(lengths)
-        if self.frames:
+        if self.objective == "frames":
             tags = tf.argmax(logits, axis=-1, output_type=tf.int32)
             words, counts = collapse_word_tags(tags, frames)
             text = label_strings(words, counts, self.vocabulary, self.separator, offset=0)

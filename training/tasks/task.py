@@ -75,6 +75,13 @@ class Task(abc.ABC):
         of training steps taken before this one (0 at the first; a resumed run goes on from its checkpoint's)."""
         return model(inputs, training=True)
 
+    def eval_predictions(self, config, model, inputs):
+        """The model's predictions on an evaluation batch (validation, test), in the trainer's replica step:
+        `model(inputs, training=False)`. A task whose metrics need more than the teacher-forced outputs (the speech
+        task's attention model decodes each utterance, for its word error rate) returns what its `loss` and
+        `metrics` read."""
+        return model(inputs, training=False)
+
     def train_scalars(self, config, step):
         """{name: float}: the values of the task's training schedules at `step` (counted as in
         `train_predictions`), which the trainer writes to TensorBoard beside the training loss. Empty by default."""

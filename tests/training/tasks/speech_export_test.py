@@ -30,18 +30,23 @@ def untrained(task, config):
     """The config's model with its initial weights: its frames' argmax labels are all over the alphabet, so the
     transcripts are long and differ from row to row (a trained-for-a-few-steps model writes only blanks)."""
     model = task.build_model(config)
-    model((np.zeros((1, 800), "float32"), np.array([800], "int32")))
+    inputs = (np.zeros((1, 800), "float32"), np.array([800], "int32"))
+    model(inputs + ((np.ones((1, 1), "int32"),) if config["objective"] == "attention" else ()))
     return model
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """{decoder: (task, config, model, path, loaded)} for CTC's greedy and beam decoders, and the frame labeller."""
+    """{name: (task, config, model, path, loaded)} for CTC's greedy and beam decoders, the frame labeller, and the
+    attention model with beam search."""
     work = tmp_path_factory.mktemp("speech_export")
     cache = str(work / "cache")
     found = {}
+    small_speller = {"units": 16, "encoder_layers": 1, "attention_options": {"units": 16}, "attention_layer_size": 16}
     for name, preset, overrides in (("greedy", "ctc", {}), ("beam", "ctc", {"decoder": "beam", "beam_width": 4}),
-                                    ("frames", "feedback", {})):
+                                    ("frames", "feedback", {}),
+                                    ("attention", "attention", {"beam_width": 3, "decode_length": 12,
+                                                                "model_options": small_speller})):
         task, config = runs.make_config("speech", preset, cache_dir=cache, **SIZES, **overrides)
         model = untrained(task, config)
         path = str(work / name)
@@ -59,7 +64,7 @@ def decoded(values):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["greedy", "beam", "frames"])
+@pytest.mark.parametrize("name", ["greedy", "beam", "frames", "attention"])
 def test_wav_and_samples_give_the_task_s_transcripts_in_both_loaders(exported, name):
     task, config, model, path, loaded = exported[name]
     assert_dense_signature_outputs(path)

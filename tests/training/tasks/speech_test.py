@@ -80,6 +80,30 @@ def test_word_frame_tags_collapse_back_into_the_transcript(cache):
     assert np.mean([np.mean(row == 1) for row in tags]) > 0.05
 
 
+def test_the_attention_model_reads_bos_and_characters_and_writes_characters_and_eos(cache):
+    task, config = make_config(cache, "attention")
+    corpus = task.corpus(config)
+    assert task.num_tags(config) == len(corpus.vocabulary) + speech.SPECIAL_IDS
+    (audio, lengths, targets_in), (labels, samples) = corpus.splits["train"]
+    for example, target_in, label in zip(corpus.examples["train"], targets_in, labels):
+        assert target_in[0] == speech.BOS_ID and label[-1] == speech.EOS_ID
+        np.testing.assert_array_equal(target_in[1:], label[:-1])
+        assert "".join(corpus.vocabulary[i - speech.SPECIAL_IDS] for i in label[:-1]) == example.text
+
+
+@pytest.mark.slow
+def test_the_attention_model_trains_and_is_measured_on_its_own_transcripts(cache, tmp_path):
+    # Validation decodes greedily (eval_predictions): its WER is that of the transcripts `transcribe` writes.
+    task, config = make_config(cache, "attention", batch_size=16, steps=2, model_options={
+        "units": 8, "encoder_layers": 1, "attention_options": {"units": 8}, "attention_layer_size": 8})
+    trainer = runs.train_best(task, config, str(tmp_path / "run"))
+    metrics = trainer.evaluate("validation")
+    assert {"loss", "wer", "cer", "token_accuracy"} <= set(metrics)
+    examples = task.corpus(config).examples["validation"]
+    hypotheses = task.transcribe(config, trainer.model, [e.audio for e in examples], "greedy")
+    np.testing.assert_allclose(metrics["wer"], jiwer.wer([e.text for e in examples], hypotheses), rtol=1e-6)
+
+
 def test_the_task_s_output_lengths_are_the_model_s(cache):
     for preset, options in (("ctc", {}), ("plain", {"stack": 2, "frame_step": 200})):
         task, config = make_config(cache, preset, model_options=options)
@@ -154,6 +178,8 @@ def test_label_strings_join_each_row_s_labels():
         ("ctc", {"utterances": "letters"}, r"utterances must be one of \(None, 'digits', 'commands'\)"),
         ("ctc", {"decoder": "viterbi"}, r"decoder must be one of \('greedy', 'beam'\), got 'viterbi'"),
         ("ctc", {"beam_width": 0}, r"beam_width must be a positive int, got 0"),
+        ("attention", {"model": "ctc_acoustic_model"}, r"model must be a ListenAttendSpell preset such as "
+                                                       r"'las_acoustic_model', got 'ctc_acoustic_model'"),
         ("feedback", {"corpus": "files", "data_dir": "x"}, r"needs labels 'words' and corpus 'synthetic'"),
     ],
 )

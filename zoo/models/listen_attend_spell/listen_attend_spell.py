@@ -79,7 +79,9 @@ class ListenAttendSpell(keras.Model):
         return self.speller.target_vocab_size
 
     def build(self, input_shape=None):
-        self.speller.build(None)
+        # The speller's input shapes ((features, mask), target_in): a SavedModel traces its default signature from
+        # them.
+        self.speller.build((((None, None, self.speller.source_dim), (None, None)), (None, None)))
 
     def output_lengths(self, lengths):
         """int32 [batch]: the encoder steps of audio of `lengths` samples."""
