@@ -1,15 +1,15 @@
-"""Speech recognition on synthesized speech from voices never heard in training: CTC against the lecture's frame
-labellers, with and without the output fed back.
+"""Speech recognition on synthesized speech from voices never heard in training: CTC, the lecture's frame labellers
+(with and without the output fed back) and an attention encoder–decoder.
 
-    python -m training.experiments.speech [--presets=ctc,feedback,plain] [--seed=0] [--epochs=N]
+    python -m training.experiments.speech [--presets=ctc,feedback,plain,attention] [--seed=0] [--epochs=N]
         [--snrs=0,5,10,20,30] [--snr_size=200] [--work_dir=runs/speech] [--output_dir=docs/results]
 
 Each preset of the speech task (`training.tasks.speech`) trains through the trainer on the same synthetic corpus
 (one run per preset under --work_dir: an interrupted experiment resumes, a rerun reuses finished runs), its best
 checkpoint by validation WER is then measured (jiwer) on
 
-1. the test split: utterances of the held-out voices, with the corpus's drawn noise; greedy decoding, and CTC's beam
-   search;
+1. the test split: utterances of the held-out voices, with the corpus's drawn noise; greedy decoding, and beam
+   search for CTC and attention;
 2. the test voices' clean digit strings (`test_clean_digits`): the target, CTC at <= 5% WER;
 3. the test voices at fixed signal-to-noise ratios (`--snrs`, `--snr_size` utterances each, white or pink noise;
    synthesized once with seed + 2 and kept beside the task's cache): WER against SNR, a figure;
@@ -46,9 +46,9 @@ from training.tasks import speech  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
-PRESETS = ("ctc", "feedback", "plain")
+PRESETS = ("ctc", "feedback", "plain", "attention")
 NAMES = {"ctc": "CTC, bidirectional LSTM", "feedback": "frame labeller, output fed back",
-         "plain": "frame labeller, no feedback"}
+         "plain": "frame labeller, no feedback", "attention": "attention encoder-decoder (LAS)"}
 # The issue's target: the CTC model's WER on clean digit strings from unheard voices.
 TARGET_WER = 0.05
 
@@ -174,7 +174,7 @@ def write_report(results, settings, output_dir, figures):
     os.makedirs(output_dir, exist_ok=True)
     snrs = settings["snrs"]
     lines = [
-        "# Speech recognition on unheard voices: CTC against the frame labellers",
+        "# Speech recognition on unheard voices: CTC, frame labellers and attention",
         "",
         f"Written by `{settings['command']}` on {datetime.date.today().isoformat()} "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
