@@ -25,13 +25,15 @@ Objectives:
   Runs of tags collapse into words (`zoo.decoding.collapse_word_tags`). Needs the synthetic corpus' alignments.
 
 Batches: the audio of a split is held in memory as int16 (the model scales it), bucketed by length in training
-(`training.data.batching`). Inputs are (audio, lengths) (and the fed-back tags when a feedback model trains);
-targets are (labels or frame tags + 1, 0 padding; the audio's lengths).
+(`training.data.batching`). Inputs are (audio, lengths), with the fed-back tags when a feedback model trains and
+`<bos>` + characters for the attention model; targets are (labels, frame tags + 1, or characters + `<eos>`, all with
+0 padding; the audio's lengths).
 
 Metrics: `wer` and `cer` (word and character error rates: edit distances summed over the split over the reference's
 words or characters), from the greedy CTC path or the collapsed tags, computed in the graph (`tf.edit_distance`);
 `frame_accuracy` for the frame objective. `training.evaluate` adds `decode_metrics`: WER and CER by `jiwer` of the
-exported decoding (greedy, and CTC beam search) against the raw transcripts, per split and on its clean digit strings.
+exported decoding (greedy, and beam search for CTC and attention) against the raw transcripts, per split and on the
+test voices' clean digit strings.
 
 Exports (`SpeechServing`): `serving_default(wav: string [batch])`: WAV file bytes (REST: {"b64": ...}), decoded in
 the graph; a file that is not 16 kHz mono is INVALID_ARGUMENT naming its rate and channels. `transcribe_samples
@@ -136,7 +138,11 @@ class SpeechTask(Task):
                 raise ValueError(f"objective 'attention' spells the transcript with an encoder–decoder over audio: "
                                  f"model must be a ListenAttendSpell preset such as 'las_acoustic_model', got "
                                  f"{config['model']!r}")
-        elif _model_options(config).get("feedback"):
+        if config["objective"] != "attention" and (config["model"] not in zoo.models.names()
+                                                   or "num_tags" not in zoo.models.arguments_of(config["model"])):
+            raise ValueError(f"objective {config['objective']!r} reads per-frame outputs: model must be an "
+                             f"AcousticModel preset such as 'ctc_acoustic_model', got {config['model']!r}")
+        if config["objective"] == "ctc" and _model_options(config).get("feedback"):
             raise ValueError(
                 f"model {config['model']!r} feeds back its previous frame's tag, which only the 'frames' objective "
                 "gives it; use objective 'frames' (the feedback preset) or a model without feedback"

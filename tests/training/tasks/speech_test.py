@@ -180,6 +180,8 @@ def test_label_strings_join_each_row_s_labels():
         ("ctc", {"beam_width": 0}, r"beam_width must be a positive int, got 0"),
         ("attention", {"model": "ctc_acoustic_model"}, r"model must be a ListenAttendSpell preset such as "
                                                        r"'las_acoustic_model', got 'ctc_acoustic_model'"),
+        ("ctc", {"model": "las_acoustic_model"}, r"objective 'ctc' reads per-frame outputs: model must be an "
+                                                 r"AcousticModel preset"),
         ("feedback", {"corpus": "files", "data_dir": "x"}, r"needs labels 'words' and corpus 'synthetic'"),
     ],
 )
