@@ -45,6 +45,7 @@ import hashlib
 import inspect
 import json
 import os
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -215,9 +216,6 @@ class SpeechTask(Task):
         size = "target_vocab_size" if config["objective"] == "attention" else "num_tags"
         return zoo.models.get(config["model"], **{size: self.num_tags(config)}, **config["model_options"])
 
-    def train_predictions(self, config, model, inputs, step):
-        return model(inputs, training=True)
-
     def eval_predictions(self, config, model, inputs):
         """The attention model's teacher-forced logits (for the loss) and its greedy transcripts (for the error
         rates): {"logits", "decoded" int32 [batch, decode_length], "decoded_lengths"}; the other models' logits."""
@@ -227,6 +225,7 @@ class SpeechTask(Task):
         audio, lengths, _ = inputs
         decoded, decoded_lengths = _spell_greedily(model, audio, lengths, int(config["decode_length"]))
         return {"logits": logits, "decoded": decoded, "decoded_lengths": decoded_lengths}
+
     def output_lengths(self, config, samples):
         """int32 [batch]: the model's output frames for `samples` [batch] (`AcousticModel.output_lengths`)."""
         frame_length, frame_step, stack = _front_end(config)
@@ -302,10 +301,18 @@ class SpeechTask(Task):
 
     def transcriber(self, config, model, method=None):
         """A tf.function (samples float [batch, time], lengths int32 [batch]) -> transcripts string [batch]: the
-        model's decoding (`method` "greedy" or "beam", default the config's `decoder`), as the export runs it."""
-        decode = _Decoder(model, self.corpus(config).vocabulary, config, method or config["decoder"])
-        return tf.function(decode, input_signature=[tf.TensorSpec([None, None], tf.float32),
-                                                    tf.TensorSpec([None], tf.int32)])
+        model's decoding (`method` "greedy" or "beam", default the config's `decoder`), as the export runs it. Kept
+        per model (weakly) and settings, so that it is traced once however often it runs."""
+        method = method or config["decoder"]
+        vocabulary = tuple(self.corpus(config).vocabulary)
+        settings = (method, vocabulary, config["labels"], config["objective"], int(config["beam_width"]),
+                    int(config["decode_length"]))
+        per_model = self.__dict__.setdefault("_transcribers", weakref.WeakKeyDictionary()).setdefault(model, {})
+        if settings not in per_model:
+            decode = _Decoder(weakref.ref(model), list(vocabulary), config, method)
+            per_model[settings] = tf.function(decode, input_signature=[tf.TensorSpec([None, None], tf.float32),
+                                                                       tf.TensorSpec([None], tf.int32)])
+        return per_model[settings]
 
     def transcribe(self, config, model, audio, method=None, batch_size=32):
         """The transcripts (str) of `audio` (a list of 1-D float arrays at 16 kHz)."""
@@ -325,8 +332,8 @@ class SpeechTask(Task):
 
     def decode_metrics(self, config, model, split):
         """WER and CER (jiwer) of the greedy decoding and, with CTC or attention, of beam search, against the raw
-        transcripts of
-        `split`; on the synthetic corpus also on the test voices' clean digit strings ("wer_clean_digits_...")."""
+        transcripts of `split`; for the test split of the synthetic corpus also on the test voices' clean digit
+        strings ("wer_clean_digits_...")."""
         import jiwer
 
         corpus = self.corpus(config)
@@ -614,10 +621,12 @@ def _before_eos(tokens):
 
 
 class _Decoder:
-    """samples [batch, time], lengths [batch] -> transcripts string [batch], in the graph."""
+    """samples [batch, time], lengths [batch] -> transcripts string [batch], in the graph. `model_ref()` gives the
+    model: a weak reference where the decoder is cached apart from it (`SpeechTask.transcriber`), so that the cache
+    does not keep a dropped model alive."""
 
-    def __init__(self, model, vocabulary, config, method):
-        self.model = model
+    def __init__(self, model_ref, vocabulary, config, method):
+        self.model_ref = model_ref
         self.vocabulary = tf.constant(vocabulary)
         self.separator = "" if config["labels"] == "characters" else " "
         self.objective = config["objective"]
@@ -631,15 +640,16 @@ class _Decoder:
                        lambda: tf.zeros([0], tf.string))
 
     def _transcripts(self, samples, lengths):
+        model = self.model_ref()
         lengths = tf.cast(lengths, tf.int32)
         if self.objective == "attention":
             if self.method == "beam":
-                ids, counts = _spell_by_beam_search(self.model, samples, lengths, self.decode_length, self.beam_width)
+                ids, counts = _spell_by_beam_search(model, samples, lengths, self.decode_length, self.beam_width)
             else:
-                ids, counts = _spell_greedily(self.model, samples, lengths, self.decode_length)
+                ids, counts = _spell_greedily(model, samples, lengths, self.decode_length)
             return tf.strings.strip(label_strings(ids, counts, self.vocabulary, self.separator, offset=SPECIAL_IDS))
-        logits = self.model((samples, lengths), training=False)
-        frames = self.model.output_lengths(lengths)
+        logits = model((samples, lengths), training=False)
+        frames = model.output_lengths(lengths)
         if self.objective == "frames":
             tags = tf.argmax(logits, axis=-1, output_type=tf.int32)
             words, counts = collapse_word_tags(tags, frames)
@@ -670,7 +680,7 @@ class SpeechServing(tf.Module):
         super().__init__()
         self.model = model
         self.sample_rate = int(_model_options(config).get("sample_rate", speech_data.SAMPLE_RATE))
-        self._decode = _Decoder(model, task.corpus(config).vocabulary, config, config["decoder"])
+        self._decode = _Decoder(lambda: self.model, task.corpus(config).vocabulary, config, config["decoder"])
         self.functions = {
             "serving_default": tf.function(self._from_wav, input_signature=[tf.TensorSpec([None], tf.string,
                                                                                           name="wav")]),
