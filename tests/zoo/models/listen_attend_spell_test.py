@@ -74,7 +74,6 @@ def test_greedy_and_beam_search_decode_it():
     assert numpy(greedy["tokens"]).shape[0] == 3 and numpy(beam["tokens"]).shape[:2] == (3, 3)
 
 
-@pytest.mark.jax
 def test_spec_augment_and_dropout_only_while_training():
     plain = model_of()
     augmented = model_of(spec_augment={"freq_masks": 2, "freq_mask_width": 6, "seed": 0})
