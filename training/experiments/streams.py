@@ -185,7 +185,14 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
     timing = train_for(task, config, model_dir, minutes, jit_compile=jit_compile, max_steps=max_steps)
     trainer = Trainer(task, {**config, "epochs": max(len(timing["curve"]), 1)}, model_dir, progress="lines",
                       out=io.StringIO())
-    trainer.restore("best")
+    if timing["curve"] and trainer.restore("best"):
+        # The best checkpoint's validation figure: the lowest on the curve (a trainer restored to "best" holds the
+        # model's weights, not the monitored value).
+        validation_nats = min(point[2] for point in timing["curve"])
+    else:
+        # A run shorter than an epoch has no validation pass and no best checkpoint: its last weights are measured.
+        trainer.restore("latest")
+        validation_nats = math.log(trainer.evaluate("validation")["perplexity"])
     corpus = task.corpus(config)
     test = trainer.evaluate("test")
     result = {
@@ -195,7 +202,7 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
         "minutes": timing["seconds"] / 60,
         "steps": timing["steps"],
         "curve": timing["curve"],
-        "validation_nats": math.log(float(trainer.best)),
+        "validation_nats": validation_nats,
         "test_nats": math.log(test["perplexity"]),
         "test_nats_streamed": stream_nats(trainer.model, corpus.stream_ids("test")),
         "test_tokens": int(len(corpus.stream_ids("test")) - 1),

@@ -31,6 +31,9 @@ def test_a_run_trains_to_its_budget_and_a_rerun_resumes_without_training_more(ti
     assert streamed["streams"] and not sentences["streams"]
     # A budget shorter than an epoch: exactly one epoch, one point on the curve.
     assert len(streamed["curve"]) == 1 and streamed["steps"] == streamed["curve"][0][1] > 0
+    # The best checkpoint's validation figure is the curve's lowest, a finite number of nats.
+    assert streamed["validation_nats"] == min(point[2] for point in streamed["curve"])
+    assert 0 < streamed["validation_nats"] < math.log(40)
     assert sentences["steps"] == streamed["steps"]
     again = streams.run_model("lstm", 0, 0.0001, work_dir, TINY, sample_length=30)
     assert again["steps"] == streamed["steps"] and again["curve"] == streamed["curve"]
