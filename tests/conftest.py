@@ -1,11 +1,19 @@
 """Test-session set-up: TensorFlow is imported once, without its start-up banner; the `jax` and `jax_pass_only`
-markers are declared, and the JAX pass is scheduled first."""
+markers are declared, and the JAX pass is scheduled first. What the tasks cache (synthesized speech) goes to a
+directory of the test session's own, never to the user's cache."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 from training.startup import import_tensorflow
 
 import_tensorflow()
+
+if "SEQZOO_CACHE" not in os.environ:
+    os.environ["SEQZOO_CACHE"] = tempfile.mkdtemp(prefix="seqzoo-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SEQZOO_CACHE"], ignore_errors=True)
 
 # The one test that runs the `jax`-marked tests in a pytest process of its own (about 1.5 minutes).
 _JAX_PASS = "tests/zoo/jax_backend_test.py::test_marked_zoo_tests_pass_under_jax"

@@ -76,6 +76,8 @@ NUMERIC = {
     "serving_max_nodes": POSITIVE_INT_OR_NONE,
     "decode_length": POSITIVE_INT,
     "beam_size": POSITIVE_INT,
+    "beam_width": POSITIVE_INT,
+    "clean_digits_size": POSITIVE_INT,
     "length_penalty": NON_NEGATIVE,
     "bits": POSITIVE_INT,
     "eval_min_length": POSITIVE_INT_OR_NONE,

@@ -137,6 +137,8 @@ TINY_RUNS = {  # task: (preset, overrides) of a two-step run (data_dir None: a s
     "ntm": ("copy", {"train_size": 128, "validation_size": 32, "test_size": 32}),
     "sentiment_trees": ("fine", {"data_dir": None, "batch_size": 8, "sort_window": 4,
                                  "model_options": {"units": 8, "embedding_dim": 8}}),
+    "speech": ("ctc", {"train_size": 32, "validation_size": 8, "test_size": 8, "clean_digits_size": 4,
+                       "batch_size": 8, "model_options": {"units": 8, "num_layers": 1}}),
     "translation": ("dates", {"train_size": 128, "validation_size": 32, "test_size": 32}),
 }
 
@@ -190,6 +192,9 @@ def signature_inputs(task, config, signature):
         return {"tree": np.array([trees.format_tree(t) for t in task.data(config).trees["test"][:3]], dtype=object)}
     if signature == "nbest":
         return {"source": np.array([b"2026/11/25", b"Wednesday, 25.11.2026"], dtype=object)}
+    if signature == "transcribe_samples":
+        return {"samples": np.random.default_rng(0).uniform(-0.1, 0.1, (2, 4000)).astype("float32"),
+                "lengths": np.array([4000, 2500], "int32")}
     raise AssertionError(f"no test inputs for the signature {signature!r}: add them to signature_inputs")
 
 

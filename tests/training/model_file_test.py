@@ -29,7 +29,7 @@ PRESETS = [
                               ("forecasting", "file"), ("translation", "files"),
                               ("sentiment_trees", "fine"), ("sentiment_trees", "binary")}
 ]
-SMALL_DATA = {"train_size": 64, "validation_size": 16, "test_size": 16}
+SMALL_DATA = {"train_size": 64, "validation_size": 16, "test_size": 16, "clean_digits_size": 4}
 
 
 def batch(task, config, count=3):
@@ -40,7 +40,9 @@ def batch(task, config, count=3):
     if isinstance(inputs, dict):
         return {key: _padded(column[:count], 0 if key == "words" else -1) for key, column in inputs.items()}
     if isinstance(inputs, tuple):
-        return tuple(_padded(column[:count]) for column in inputs)
+        # A column of fixed-size values (an array: e.g. the speech task's audio lengths) is taken as it is.
+        return tuple(column[:count] if isinstance(column, np.ndarray) else _padded(column[:count])
+                     for column in inputs)
     return _padded(inputs[:count])
 
 

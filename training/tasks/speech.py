@@ -3,8 +3,8 @@
 Data (`training.data.speech`):
 - "synthetic" (default): spoken digit strings and commands synthesized with eSpeak NG, seeded, on voices split so
   that validation and test voices are never heard in training; noise at a drawn SNR. The utterances are synthesized
-  once per data config and kept as TFRecord files under `cache_dir` (default `$XDG_CACHE_HOME/seqzoo/speech` or
-  `~/.cache/seqzoo/speech`); later runs and epochs read them. A fourth split, "test_clean_digits", holds clean digit
+  once per data config and kept as TFRecord files under `cache_dir` (default `$SEQZOO_CACHE/speech`, else
+  `$XDG_CACHE_HOME/seqzoo/speech` or `~/.cache/seqzoo/speech`); later runs and epochs read them. A fourth split, "test_clean_digits", holds clean digit
   strings spoken by the test voices (the issue's target is measured on it).
 - "files": `--data_dir=DIR` with `DIR/{train,valid,test}.tsv` manifests of 16 kHz mono 16-bit PCM WAV files
   (`speech.read_manifest`).
@@ -520,8 +520,12 @@ def _corpus(config_json):
 
 
 def cache_dir(config):
+    """Where synthesized speech is kept: config["cache_dir"]; else $SEQZOO_CACHE/speech; else
+    $XDG_CACHE_HOME/seqzoo/speech, or ~/.cache/seqzoo/speech."""
     if config.get("cache_dir"):
         return config["cache_dir"]
+    if os.environ.get("SEQZOO_CACHE"):
+        return os.path.join(os.environ["SEQZOO_CACHE"], "speech")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "seqzoo", "speech")
 

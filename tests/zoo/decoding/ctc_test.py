@@ -38,7 +38,6 @@ def test_best_path_is_the_frames_argmax_collapsed():
                                     for b, n in enumerate(lengths)]
 
 
-@pytest.mark.jax
 def test_beam_search_finds_the_most_probable_labelling_summed_over_its_alignments():
     # Every path of 5 frames over 3 classes, summed by the labelling it collapses to: the exact answer. Logits
     # chosen so that the best path (one alignment) and the best labelling (all of them) differ in some rows.

@@ -21,7 +21,6 @@ def runs(flags):
     return list(zip(starts, ends - starts))
 
 
-@pytest.mark.jax
 def test_the_identity_unless_training():
     x = features()
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(SpecAugment(seed=1)(x)), x)
@@ -53,7 +52,6 @@ def test_masks_are_whole_channel_bands_and_frame_spans_within_their_limits():
     assert max(widths) > 20 and np.mean(masked.all(axis=1).mean(axis=1)) > 0.1
 
 
-@pytest.mark.jax
 def test_one_band_is_uniform_in_width_and_place():
     x = features(batch=400, frames=4)
     y = keras.ops.convert_to_numpy(SpecAugment(freq_masks=1, freq_mask_width=20, time_masks=0, seed=0)(
@@ -66,7 +64,6 @@ def test_one_band_is_uniform_in_width_and_place():
     assert min(starts) <= 2 and max(s + w for b in bands if b for s, w in b) >= CHANNELS - 2
 
 
-@pytest.mark.jax
 def test_the_seed_fixes_the_masks_and_calls_draw_anew():
     x = features(batch=8)
     a, b = SpecAugment(seed=5), SpecAugment(seed=5)

@@ -116,8 +116,7 @@ def feature_twin(model):
     return twin
 
 
-@pytest.mark.jax
-@pytest.mark.parametrize("name", ["luong_bidirectional", "plain_bidirectional"])
+@pytest.mark.parametrize("name", jax_for(["luong_bidirectional", "plain_bidirectional"], ("luong_bidirectional",)))
 def test_feature_sources_with_a_mask_equal_the_embedded_tokens(name):
     model = make(name)
     twin = feature_twin(model)
