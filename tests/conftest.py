@@ -1,6 +1,6 @@
 """Test-session set-up: TensorFlow is imported once, without its start-up banner; the `jax` and `jax_pass_only`
 markers are declared, and the JAX pass is scheduled first. What the tasks cache (synthesized speech) goes to a
-directory of the test session's own, never to the user's cache."""
+directory of the test run's own, never to the user's cache."""
 
 import atexit
 import os
