@@ -13,7 +13,7 @@ TINY = {"train_size": 32, "validation_size": 8, "test_size": 8, "clean_digits_si
 def test_two_presets_measured_and_reported(tmp_path):
     overrides = {**TINY, "cache_dir": str(tmp_path / "cache")}
     results, models = [], {}
-    for preset in ("ctc", "feedback"):
+    for preset in ("ctc", "plain"):
         result, models[preset] = experiment.run_preset(preset, 0, str(tmp_path / "runs"), overrides, [10.0], 4)
         results.append(result)
         assert result["steps"] == 2 and result["parameters"] > 0
@@ -30,7 +30,7 @@ def test_two_presets_measured_and_reported(tmp_path):
         str(output / "speech_spectrogram.png"))
     settings = {"command": "python -m training.experiments.speech --snrs=10", "seed": 0, "snrs": [10.0], "snr_size": 4}
     text = open(experiment.write_report(results, settings, str(output), figures)).read()
-    assert "| CTC, bidirectional LSTM (`ctc`) |" in text and "| frame labeller, output fed back (`feedback`) |" in text
+    assert "| CTC, bidirectional LSTM (`ctc`) |" in text and "| frame labeller, no feedback (`plain`) |" in text
     assert "Target: the CTC model at <= 5% WER on clean digit strings" in text and "**missed**" in text
     assert "| model | 10 dB | clean |" in text
     for name in ("speech_snr.png", "speech_spectrogram.png"):

@@ -39,7 +39,8 @@ def model_of(seed=0, **overrides):
     return model
 
 
-@pytest.mark.jax
+# Not in the JAX pass: its parts are (the front end in acoustic_model_test, Seq2Seq's feature source in
+# seq2seq_test).
 def test_the_model_is_its_front_end_read_by_the_speller():
     model = model_of()
     x, lengths, y = audio(), np.array([4000, 2500, 1200]), targets()
