@@ -12,7 +12,6 @@ per-round ratio (pipeline / cached). Target: <= 1.05.
 
 import datetime
 import io
-import statistics
 import tempfile
 
 from absl import flags
@@ -58,28 +57,6 @@ def build(task_name, preset, overrides, model_dir):
     return Trainer(task, config, model_dir, out=io.StringIO())
 
 
-def measure(trainer):
-    stream = iter(trainer.train_data())
-    cached = [next(stream) for _ in range(FLAGS.steps)]
-
-    def from_pipeline():
-        for _ in range(FLAGS.steps):
-            trainer.train_step(next(stream))
-
-    def from_memory():
-        for batch in cached:
-            trainer.train_step(batch)
-
-    from_pipeline(), from_memory()  # trace, and warm the pipeline up as a run's first steps do
-    times = report.interleaved({"pipeline": from_pipeline, "cached": from_memory}, FLAGS.rounds)
-    per_step = 1e3 / FLAGS.steps
-    return (
-        per_step * statistics.median(times["pipeline"]),
-        per_step * statistics.median(times["cached"]),
-        report.median_ratio(times["pipeline"], times["cached"]),
-    )
-
-
 def section(rows):
     lines = [
         "## Input pipeline: training steps fed by tf.data against cached batches (`benchmarks/pipeline.py`)",
@@ -112,7 +89,8 @@ def main(argv):
     with tempfile.TemporaryDirectory() as scratch:
         for index, (name, task_name, preset, overrides, tokens) in enumerate(CONFIGS):
             print(f"{name}: {FLAGS.rounds} rounds...", flush=True)
-            result = measure(build(task_name, preset, overrides, f"{scratch}/{index}"))
+            result = report.pipeline_against_cached(build(task_name, preset, overrides, f"{scratch}/{index}"),
+                                                    FLAGS.steps, FLAGS.rounds)
             print(f"  pipeline {result[0]:.2f} ms/step, cached {result[1]:.2f} ms/step, ratio {result[2]:.3f}")
             rows.append((name, tokens, result))
     text = section(rows)

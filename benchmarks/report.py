@@ -48,6 +48,27 @@ def interleaved(runs, rounds, seed=0):
     return times
 
 
+def pipeline_against_cached(trainer, steps, rounds):
+    """Training-step time of `trainer` fed by its own tf.data pipeline against the same batches already in memory:
+    (pipeline ms/step, cached ms/step, median of per-round ratios), over `rounds` interleaved rounds of `steps`."""
+    stream = iter(trainer.train_data())
+    cached = [next(stream) for _ in range(steps)]
+
+    def from_pipeline():
+        for _ in range(steps):
+            trainer.train_step(next(stream))
+
+    def from_memory():
+        for batch in cached:
+            trainer.train_step(batch)
+
+    from_pipeline(), from_memory()  # trace, and warm the pipeline up as a run's first steps do
+    times = interleaved({"pipeline": from_pipeline, "cached": from_memory}, rounds)
+    per_step = 1e3 / steps
+    return (per_step * statistics.median(times["pipeline"]), per_step * statistics.median(times["cached"]),
+            median_ratio(times["pipeline"], times["cached"]))
+
+
 def median_ratio(numerator, denominator):
     """The median over rounds of the per-round ratio: robust to drifts that hit both runs of a round."""
     return statistics.median(a / b for a, b in zip(numerator, denominator))

@@ -80,22 +80,7 @@ def real_time_factors(task, config, scratch):
 
 def pipeline_ratio(task, config, scratch):
     trainer = Trainer(task, {**config, "batch_size": 16}, f"{scratch}/run", out=io.StringIO())
-    stream = iter(trainer.train_data())
-    cached = [next(stream) for _ in range(FLAGS.steps)]
-
-    def from_pipeline():
-        for _ in range(FLAGS.steps):
-            trainer.train_step(next(stream))
-
-    def from_memory():
-        for batch in cached:
-            trainer.train_step(batch)
-
-    from_pipeline(), from_memory()
-    times = report.interleaved({"pipeline": from_pipeline, "cached": from_memory}, FLAGS.rounds)
-    per_step = 1e3 / FLAGS.steps
-    return (per_step * statistics.median(times["pipeline"]), per_step * statistics.median(times["cached"]),
-            report.median_ratio(times["pipeline"], times["cached"]))
+    return report.pipeline_against_cached(trainer, FLAGS.steps, FLAGS.rounds)
 
 
 def section(factors, seconds, pipeline, parameters):

@@ -5,8 +5,6 @@ out, as the paper finds it the least useful)."""
 import keras
 from keras import ops
 
-from zoo import arguments
-
 
 def band_mask(size, widths, starts):
     """bool [batch, size]: True inside the band [start, start + width) of each row.

@@ -33,6 +33,25 @@ def stacked_lengths(frame_lengths, k):
     return (ops.cast(frame_lengths, "int32") + k - 1) // k
 
 
+def build_front_end(model, sample_rate, frame_length, frame_step, num_mel_bins, stack, spec_augment):
+    """Sets a speech model's front end: `stack`, `spec_augment` (a copy, or None), `front_end`
+    (`LogMelSpectrogram`) and `augment` (`SpecAugment`, or None), the arguments checked."""
+    model.stack = arguments.positive_int("stack", stack)
+    if spec_augment is not None and not isinstance(spec_augment, dict):
+        raise ValueError(f"spec_augment must be a dict of SpecAugment arguments or None, got {spec_augment!r}")
+    model.spec_augment = None if spec_augment is None else dict(spec_augment)
+    model.front_end = LogMelSpectrogram(sample_rate=sample_rate, frame_length=frame_length, frame_step=frame_step,
+                                        num_mel_bins=num_mel_bins, name="front_end")
+    model.augment = None if spec_augment is None else SpecAugment(**model.spec_augment, name="spec_augment")
+
+
+def front_end_config(model):
+    """The constructor arguments of `build_front_end`, for a model's `get_config`."""
+    front = model.front_end
+    return {"sample_rate": front.sample_rate, "frame_length": front.frame_length, "frame_step": front.frame_step,
+            "num_mel_bins": front.num_mel_bins, "stack": model.stack, "spec_augment": model.spec_augment}
+
+
 def audio_features(model, audio, lengths=None, training=False):
     """The audio front end of a model with `front_end` (`LogMelSpectrogram`), `augment` (`SpecAugment` or None) and
     `stack`: (stacked features [batch, output frames, stack * num_mel_bins], their mask [batch, output frames]).
@@ -123,13 +142,7 @@ class AcousticModel(keras.Model):
                  feedback=False, tag_embedding_dim=16, cell_options=None, **kwargs):
         super().__init__(**kwargs)
         self.num_tags = arguments.positive_int("num_tags", num_tags)
-        self.stack = arguments.positive_int("stack", stack)
-        if spec_augment is not None and not isinstance(spec_augment, dict):
-            raise ValueError(f"spec_augment must be a dict of SpecAugment arguments or None, got {spec_augment!r}")
-        self.spec_augment = None if spec_augment is None else dict(spec_augment)
-        self.front_end = LogMelSpectrogram(sample_rate=sample_rate, frame_length=frame_length, frame_step=frame_step,
-                                           num_mel_bins=num_mel_bins, name="front_end")
-        self.augment = None if spec_augment is None else SpecAugment(**self.spec_augment, name="spec_augment")
+        build_front_end(self, sample_rate, frame_length, frame_step, num_mel_bins, stack, spec_augment)
         arguments.one_of("cell", cell, tuple(RECURRENT_LAYERS))
         self.labeller = SequenceLabeller(
             vocab_size=None, num_tags=self.num_tags, cell=cell, units=units, num_layers=num_layers,
@@ -173,17 +186,11 @@ class AcousticModel(keras.Model):
         return shift_tags(tags, self.start_tag)
 
     def get_config(self):
-        front = self.front_end
         labeller = self.labeller
         return {
             **super().get_config(),
             "num_tags": self.num_tags,
-            "sample_rate": front.sample_rate,
-            "frame_length": front.frame_length,
-            "frame_step": front.frame_step,
-            "num_mel_bins": front.num_mel_bins,
-            "stack": self.stack,
-            "spec_augment": self.spec_augment,
+            **front_end_config(self),
             "cell": labeller.cell,
             "units": labeller.units,
             "num_layers": labeller.num_layers,

@@ -3,12 +3,10 @@ O. Vinyals 2016, "Listen, attend and spell"): the lecture's encoder–decoder wi
 speech."""
 
 import keras
-from keras import ops
 
-from zoo import arguments
-from zoo.layers.log_mel_spectrogram import LogMelSpectrogram
-from zoo.layers.spec_augment import SpecAugment
 from zoo.models.acoustic_model.acoustic_model import audio_features
+from zoo.models.acoustic_model.acoustic_model import build_front_end
+from zoo.models.acoustic_model.acoustic_model import front_end_config
 from zoo.models.acoustic_model.acoustic_model import stacked_lengths
 from zoo.models.seq2seq.seq2seq import Seq2Seq
 
@@ -60,13 +58,7 @@ class ListenAttendSpell(keras.Model):
                  attention="bahdanau", attention_options=None, attention_layer_size=None, bridge="dense", dropout=0.0,
                  cell_options=None, pad_id=0, **kwargs):
         super().__init__(**kwargs)
-        self.stack = arguments.positive_int("stack", stack)
-        if spec_augment is not None and not isinstance(spec_augment, dict):
-            raise ValueError(f"spec_augment must be a dict of SpecAugment arguments or None, got {spec_augment!r}")
-        self.spec_augment = None if spec_augment is None else dict(spec_augment)
-        self.front_end = LogMelSpectrogram(sample_rate=sample_rate, frame_length=frame_length, frame_step=frame_step,
-                                           num_mel_bins=num_mel_bins, name="front_end")
-        self.augment = None if spec_augment is None else SpecAugment(**self.spec_augment, name="spec_augment")
+        build_front_end(self, sample_rate, frame_length, frame_step, num_mel_bins, stack, spec_augment)
         self.speller = Seq2Seq(
             None, target_vocab_size, source_dim=self.stack * self.front_end.num_mel_bins, cell=cell, units=units,
             encoder_layers=encoder_layers, bidirectional=True, embedding_dim=embedding_dim, attention=attention,
@@ -115,16 +107,11 @@ class ListenAttendSpell(keras.Model):
         return self.speller.alignment(state)
 
     def get_config(self):
-        front, speller = self.front_end, self.speller
+        speller = self.speller
         return {
             **super().get_config(),
             "target_vocab_size": speller.target_vocab_size,
-            "sample_rate": front.sample_rate,
-            "frame_length": front.frame_length,
-            "frame_step": front.frame_step,
-            "num_mel_bins": front.num_mel_bins,
-            "stack": self.stack,
-            "spec_augment": self.spec_augment,
+            **front_end_config(self),
             "cell": speller.cell,
             "units": speller.units,
             "encoder_layers": speller.encoder_layers,
