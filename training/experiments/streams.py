@@ -17,6 +17,11 @@ None: every line a sequence of its own from `<bos>`, the state reset) for as man
 both measured on the test split by `stream_nats` (the whole split, one stream, the state carried through it; the
 sentence-trained model has never seen a state carried over a line end, which is the point) and by its own mode.
 
+Each finished model's result (metrics, validation curve, sample) is also recorded in docs/results/streams/
+NAME_seedS.json and reused by a later run with the same preset, seed, budget and overrides, so that the experiment
+(five hour-long runs and the comparison) can be run a few models at a time, `--models=...`, and the report written
+from the records; remove a record to train its model again.
+
 Writes docs/results/streams.md and streams_curves.png (validation nats per character against training minutes).
 """
 
@@ -42,6 +47,7 @@ import keras  # noqa: E402
 from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
 from training.experiments import language_models  # noqa: E402
+from training.data import text_corpus  # noqa: E402
 from training.experiments import memory_figures  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
@@ -177,9 +183,27 @@ def sample_text(model, vocabulary, length=400, temperature=0.8, seed=0):
     return "".join(characters)
 
 
+def record_path(record_dir, name, seed):
+    return os.path.join(record_dir, f"{name}_seed{seed}.json")
+
+
 def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False, max_steps=None, name=None,
-              sample_length=400):
-    """Trains one preset for `minutes` (see `train_for`) and measures its best checkpoint on the test split."""
+              sample_length=400, record_dir=None):
+    """Trains one preset for `minutes` (see `train_for`) and measures its best checkpoint on the test split.
+
+    With `record_dir`, the finished result is also written to `record_dir/NAME_seedS.json` (`record_path`), and a
+    later call with the same preset, seed, budget and overrides returns that record without training: an experiment
+    of several hour-long runs can be run a few models at a time (`--models`) and its report written from the records
+    (they are small: metrics, the validation curve and the sample). Remove a record to train its model again."""
+    budget = {"preset": preset, "seed": seed, "minutes": minutes if math.isfinite(minutes) else None,
+              "max_steps": max_steps, "overrides": overrides or {}, "sample_length": sample_length}
+    path = record_path(record_dir, name or preset, seed) if record_dir else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+        if record.get("budget") == budget:
+            print(f"{name or preset} seed {seed}: the result recorded in {path}", file=sys.stderr, flush=True)
+            return record["result"]
     task, config = run_config_for(preset, seed, overrides or {})
     model_dir = os.path.join(work_dir, name or preset, f"seed{seed}")
     timing = train_for(task, config, model_dir, minutes, jit_compile=jit_compile, max_steps=max_steps)
@@ -211,6 +235,32 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
     print(f"{name or preset} seed {seed}: " + json.dumps({k: v for k, v in result.items() if k not in ("curve",
                                                                                                          "sample")}),
           flush=True)
+    if path:
+        os.makedirs(record_dir, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"budget": budget, "result": result}, f, indent=1)
+            f.write("\n")
+    return result
+
+
+def speaker_turns(lines):
+    """The speaker names of a play's text: every line that follows a blank line (or starts the text), ends with ":"
+    and is at most four words ("KING RICHARD III:", "First Citizen:"), without its colon."""
+    return [line[:-1] for i, line in enumerate(lines)
+            if (i == 0 or not lines[i - 1].strip()) and line.endswith(":") and 1 <= len(line[:-1].split()) <= 4]
+
+
+def unseen_speakers(splits):
+    """For a play's text (`read_text_corpus`): {split: (turns, turns by speakers never named in training, [those
+    names])} for validation and test; {} when the training text names no speaker."""
+    known = set(speaker_turns(splits["train"]))
+    if not known:
+        return {}
+    result = {}
+    for split in ("validation", "test"):
+        turns = speaker_turns(splits[split])
+        new = [name for name in turns if name not in known]
+        result[split] = (len(turns), len(new), sorted(set(new)))
     return result
 
 
@@ -258,6 +308,18 @@ def write_report(results, comparison, settings, output_dir):
             f"**{'met' if met else 'missed'}**. Anchors (validation, other splits of the same text): nanoGPT's "
             "character-level transformer (10.7M parameters, a few minutes on one A100) 1.47 nats; its CPU \"baby\" "
             "configuration about 1.88.",
+        ]
+    speakers = settings.get("speakers")
+    if speakers:
+        (valid_turns, valid_new, _), (test_turns, test_new, test_names) = speakers["validation"], speakers["test"]
+        lines += [
+            "",
+            "The test split is a harder text than the validation split: it is the text's last 5%, and of its "
+            f"{test_turns} speaker turns (a name on its own line after a blank one) {test_new} "
+            f"({100 * test_new / max(test_turns, 1):.0f}%) are by speakers never named in the training text "
+            f"({', '.join(test_names)}), against {valid_new} of {valid_turns} "
+            f"({100 * valid_new / max(valid_turns, 1):.0f}%) in validation; a character model spells a name it has "
+            "never seen one letter at a time. (Counted by `streams.unseen_speakers`.)",
         ]
     lines += ["", f"![validation nats per character against training minutes]({os.path.basename(figure)})", ""]
     if comparison:
@@ -307,20 +369,23 @@ def main(argv):
     del argv
     language_models.check_models(FLAGS.models)
     overrides = {"data_dir": os.path.abspath(FLAGS.data_dir)} if FLAGS.data_dir else {}
-    results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, FLAGS.jit_compile)
+    record_dir = os.path.join(FLAGS.output_dir, "streams")
+    results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, FLAGS.jit_compile,
+                         record_dir=record_dir)
                for preset in FLAGS.models]
     comparison = None
     if FLAGS.compare:
         streamed = results[0]
         sentences = run_model(streamed["preset"], FLAGS.seed, math.inf, FLAGS.work_dir,
                               {**overrides, "bptt_steps": None}, FLAGS.jit_compile, max_steps=streamed["steps"],
-                              name=f"{streamed['preset']}_sentences")
+                              name=f"{streamed['preset']}_sentences", record_dir=record_dir)
         comparison = (streamed, sentences)
     command = "python -m training.experiments.streams" + "".join(
         f" --{name}={value}" for name, value in (("models", ",".join(FLAGS.models)), ("minutes", FLAGS.minutes),
                                                  ("seed", FLAGS.seed), ("data_dir", FLAGS.data_dir))
         if value is not None)
-    settings = {"command": command, "seed": FLAGS.seed, "minutes": FLAGS.minutes}
+    settings = {"command": command, "seed": FLAGS.seed, "minutes": FLAGS.minutes,
+                "speakers": unseen_speakers(text_corpus.read_text_corpus(overrides.get("data_dir")))}
     path = write_report(results, comparison, settings, FLAGS.output_dir)
     print(f"wrote {path}", file=sys.stderr)
 

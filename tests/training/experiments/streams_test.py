@@ -19,15 +19,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp("runs"))
-    streamed = streams.run_model("lstm", 0, 0.0001, work_dir, TINY, sample_length=30)
+    record_dir = str(tmp_path_factory.mktemp("records"))
+    streamed = streams.run_model("lstm", 0, 0.0001, work_dir, TINY, sample_length=30, record_dir=record_dir)
     sentences = streams.run_model("lstm", 0, math.inf, work_dir, {**TINY, "bptt_steps": None},
-                                  max_steps=streamed["steps"], name="lstm_sentences", sample_length=30)
-    return work_dir, streamed, sentences
+                                  max_steps=streamed["steps"], name="lstm_sentences", sample_length=30,
+                                  record_dir=record_dir)
+    return work_dir, streamed, sentences, record_dir
 
 
 @pytest.mark.slow
 def test_a_run_trains_to_its_budget_and_a_rerun_resumes_without_training_more(tiny_runs):
-    work_dir, streamed, sentences = tiny_runs
+    work_dir, streamed, sentences, _ = tiny_runs
     assert streamed["streams"] and not sentences["streams"]
     # A budget shorter than an epoch: exactly one epoch, one point on the curve.
     assert len(streamed["curve"]) == 1 and streamed["steps"] == streamed["curve"][0][1] > 0
@@ -42,7 +44,7 @@ def test_a_run_trains_to_its_budget_and_a_rerun_resumes_without_training_more(ti
 
 @pytest.mark.slow
 def test_the_streamed_test_figure_is_the_one_stream_nll_of_every_token(tiny_runs):
-    _, streamed, sentences = tiny_runs
+    _, streamed, sentences, _ = tiny_runs
     # The trainer's evaluation (one stream, windows of 8, state carried) and stream_nats (windows of 1000) agree.
     np.testing.assert_allclose(streamed["test_nats"], streamed["test_nats_streamed"], rtol=1e-4)
     assert 0 < streamed["test_nats"] < math.log(40)
@@ -52,7 +54,7 @@ def test_the_streamed_test_figure_is_the_one_stream_nll_of_every_token(tiny_runs
 
 @pytest.mark.slow
 def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_path):
-    _, streamed, sentences = tiny_runs
+    _, streamed, sentences, _ = tiny_runs
     settings = {"command": "python -m training.experiments.streams --minutes=0.0001", "seed": 0, "minutes": 0.0001}
     path = streams.write_report([streamed], (streamed, sentences), settings, str(tmp_path))
     text = open(path).read()
@@ -63,6 +65,37 @@ def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_p
     assert f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} |" in text
     assert streamed["sample"].rstrip() in text
     assert (tmp_path / "streams_curves.png").read_bytes().startswith(PNG)
+
+
+@pytest.mark.slow
+def test_a_finished_result_is_recorded_and_reused_only_for_the_same_budget(tiny_runs, tmp_path):
+    _, streamed, sentences, record_dir = tiny_runs
+    recorded = json.loads(open(streams.record_path(record_dir, "lstm_sentences", 0)).read())
+    assert recorded["result"] == json.loads(json.dumps(sentences)) and recorded["budget"]["max_steps"] == sentences["steps"]
+    # A work directory that cannot hold a run: reusing the record must not train.
+    blocked = tmp_path / "not_a_directory"
+    blocked.write_text("")
+    again = streams.run_model("lstm", 0, 0.0001, str(blocked), TINY, sample_length=30, record_dir=record_dir)
+    assert again == json.loads(json.dumps(streamed))
+    # Another budget is another experiment: it trains (here, into the blocked directory, which fails).
+    with pytest.raises(Exception):
+        streams.run_model("lstm", 0, 0.0002, str(blocked), TINY, sample_length=30, record_dir=record_dir)
+
+
+def test_the_report_counts_the_turns_of_speakers_never_named_in_training(tmp_path):
+    splits = {"train": ["First Citizen:", "Speak.", "", "ROMEO:", "Hail: and well met:", "", "x"],
+              "validation": ["ROMEO:", "Ay.", "", "JULIET:", "No.", "Yes:"],
+              "test": ["JULIET:", "So.", "", "First Citizen:", "We are.", "", "NURSE:", "Anon!"]}
+    assert streams.speaker_turns(splits["train"]) == ["First Citizen", "ROMEO"]
+    counts = streams.unseen_speakers(splits)
+    assert counts == {"validation": (2, 1, ["JULIET"]), "test": (3, 2, ["JULIET", "NURSE"])}
+    assert streams.unseen_speakers({**splits, "train": ["no play here", "at all."]}) == {}
+    run = {"preset": "char_lstm", "parameters": 10, "minutes": 59.0, "steps": 5, "curve": [[59.0, 5, 1.3]],
+           "validation_nats": 1.3, "test_nats": 1.36, "test_nats_streamed": 1.34, "sample": "to be"}
+    settings = {"command": "c", "seed": 0, "minutes": 60, "speakers": counts}
+    text = open(streams.write_report([run], None, settings, str(tmp_path))).read()
+    assert "of its 3 speaker turns" in text and "2 (67%) are by speakers never named" in text
+    assert "(JULIET, NURSE), against 1 of 2 (50%) in validation" in text
 
 
 def test_the_verdict_compares_the_lstm_with_the_target_and_the_hour(tmp_path):
