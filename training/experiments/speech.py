@@ -16,7 +16,10 @@ checkpoint by validation WER is then measured (jiwer) on
 
 and one clean test utterance is drawn as its log-mel spectrogram with, under it, the CTC model's most probable label
 at each output frame and eSpeak's word alignment. Writes docs/results/speech.md, speech_snr.png and
-speech_spectrogram.png.
+speech_spectrogram.png. Each finished preset's result is also recorded in docs/results/speech/PRESET_seedS.json and
+reused by a later run with the same settings, so the presets can be trained a few at a time (`--presets=...`) and the
+report written from the records (`training.experiments.records`); the spectrogram is drawn when the CTC model is
+trained.
 """
 
 import datetime
@@ -42,6 +45,7 @@ from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
 from training.data import speech as speech_data  # noqa: E402
 from training.experiments import memory_figures  # noqa: E402
+from training.experiments import records  # noqa: E402
 from training.tasks import speech  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
@@ -94,8 +98,22 @@ def wer(task, config, model, examples, method="greedy"):
     return jiwer.wer(references, task.transcribe(config, model, [e.audio for e in examples], method))
 
 
-def run_preset(preset, seed, work_dir, overrides, snrs, snr_size):
-    """Trains one preset (or resumes it) and measures its best checkpoint."""
+def snr_key(snr_db):
+    """The key of an SNR's WER in a result ("10" for 10 dB; "clean"): a string, as the result's JSON record keeps it."""
+    return "clean" if snr_db is None else f"{snr_db:g}"
+
+
+def run_preset(preset, seed, work_dir, overrides, snrs, snr_size, record_dir=None):
+    """Trains one preset (or resumes it) and measures its best checkpoint. Returns (result, (task, config, model)).
+
+    With `record_dir`, the result is also recorded there (`training.experiments.records`), and a later call with the
+    same preset, seed, overrides and SNR sets returns (that record, None) without training."""
+    # Where the synthesized speech is cached does not change the result (nor belongs in a record).
+    budget = {"preset": preset, "seed": seed, "snrs": list(snrs), "snr_size": snr_size,
+              "overrides": {key: value for key, value in overrides.items() if key != "cache_dir"}}
+    recorded = records.load(record_dir, preset, seed, budget) if record_dir else None
+    if recorded is not None:
+        return recorded, None
     task, config = run_config_for(preset, seed, overrides)
     model_dir = os.path.join(work_dir, preset, f"seed{seed}")
     trainer = Trainer(task, config, model_dir, progress="lines", out=io.StringIO())
@@ -111,10 +129,12 @@ def run_preset(preset, seed, work_dir, overrides, snrs, snr_size):
         "minutes": sum(entry["seconds"] for entry in history) / 60 if history else None,
         "validation_wer": float(trainer.best),
         "decoded": decoded,
-        "snr": {snr: wer(task, config, trainer.model, snr_set(config, snr, snr_size)) for snr in snrs},
+        "snr": {snr_key(snr): wer(task, config, trainer.model, snr_set(config, snr, snr_size))
+                for snr in [*snrs, None]},
     }
-    result["snr"]["clean"] = wer(task, config, trainer.model, snr_set(config, None, snr_size))
     print(f"{preset} seed {seed}: " + json.dumps(result), flush=True)
+    if record_dir:
+        records.save(record_dir, preset, seed, budget, result)
     return result, (task, config, trainer.model)
 
 
@@ -123,7 +143,7 @@ def draw_snr(results, snrs, path):
     figure, axes = plt.subplots(figsize=(6.5, 4))
     positions = list(range(len(snrs) + 1))
     for r in results:
-        values = [100 * r["snr"][snr] for snr in snrs] + [100 * r["snr"]["clean"]]
+        values = [100 * r["snr"][snr_key(snr)] for snr in [*snrs, None]]
         axes.plot(positions, values, marker="o", label=NAMES.get(r["preset"], r["preset"]))
     axes.set_xticks(positions, [f"{snr:g} dB" for snr in snrs] + ["clean"])
     axes.set_xlabel("signal-to-noise ratio")
@@ -207,7 +227,7 @@ def write_report(results, settings, output_dir, figures):
               "| model | " + " | ".join(f"{snr:g} dB" for snr in snrs) + " | clean |",
               "|---|" + "---|" * (len(snrs) + 1)]
     for r in results:
-        values = [r["snr"][snr] for snr in snrs] + [r["snr"]["clean"]]
+        values = [r["snr"][snr_key(snr)] for snr in [*snrs, None]]
         lines.append(f"| {NAMES.get(r['preset'], r['preset'])} | " + " | ".join(f"{100 * v:.1f}%" for v in values)
                      + " |")
     lines += ["", f"![WER against SNR]({os.path.basename(figures['snr'])})", ""]
@@ -234,16 +254,19 @@ def main(argv):
         overrides["epochs"] = FLAGS.epochs
     if FLAGS.cache_dir:
         overrides["cache_dir"] = os.path.abspath(FLAGS.cache_dir)
-    results, models = [], {}
+    record_dir = os.path.join(FLAGS.output_dir, "speech")
+    spectrogram = os.path.join(FLAGS.output_dir, "speech_spectrogram.png")
+    results, figures = [], {}
     for preset in FLAGS.presets:
-        result, models[preset] = run_preset(preset, FLAGS.seed, FLAGS.work_dir, overrides, snrs, FLAGS.snr_size)
+        result, trained = run_preset(preset, FLAGS.seed, FLAGS.work_dir, overrides, snrs, FLAGS.snr_size, record_dir)
         results.append(result)
-    figures = {"snr": draw_snr(results, snrs, os.path.join(FLAGS.output_dir, "speech_snr.png"))}
-    if "ctc" in models:
-        task, config, model = models["ctc"]
-        example = task.corpus(config).examples[speech.CLEAN_DIGITS][0]
-        figures["spectrogram"] = draw_spectrogram(task, config, model, example,
-                                                  os.path.join(FLAGS.output_dir, "speech_spectrogram.png"))
+        if preset == "ctc" and trained is not None:  # drawn when the model is trained (a record has no weights)
+            task, config, model = trained
+            example = task.corpus(config).examples[speech.CLEAN_DIGITS][0]
+            figures["spectrogram"] = draw_spectrogram(task, config, model, example, spectrogram)
+        elif preset == "ctc" and os.path.exists(spectrogram):
+            figures["spectrogram"] = spectrogram
+    figures["snr"] = draw_snr(results, snrs, os.path.join(FLAGS.output_dir, "speech_snr.png"))
     command = "python -m training.experiments.speech" + "".join(
         f" --{name}={value}" for name, value in (("presets", ",".join(FLAGS.presets)), ("seed", FLAGS.seed),
                                                  ("epochs", FLAGS.epochs), ("snrs", ",".join(FLAGS.snrs)),

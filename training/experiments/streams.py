@@ -1,26 +1,35 @@
-"""Character-level language models on one stream of text, trained with truncated BPTT and a carried state, on the
-same parameter budget and the same wall-clock budget; and the same LSTM trained sentence by sentence.
+"""Character-level language models on one stream of text, trained with truncated BPTT and a carried state: the LSTM
+against the issue's target, five models on the same parameter and wall-clock budget, and the LSTM trained sentence by
+sentence against streamed.
 
-    python -m training.experiments.streams [--models=char_lstm,char_gru,char_elman,char_gcnn,char_ffnn]
-        [--minutes=60] [--seed=0] [--data_dir=FILE_OR_DIR (default: the bundled tiny Shakespeare)]
+    python -m training.experiments.streams [--target_minutes=60] [--models=char_lstm,char_gru,char_elman,char_gcnn,
+        char_ffnn] [--minutes=20] [--compare] [--seed=0] [--data_dir=FILE_OR_DIR (default: the bundled tiny
+        Shakespeare)]
 
-Each model is a preset of the language_model task (`char_*`: streams of characters, the state carried from window
+Every model is a preset of the language_model task (`char_*`: streams of characters, the state carried from window
 to window, `training.data.streams`). A run trains epoch after epoch until one more epoch, as long as the last, would
-take its training time (validation passes left out) past `--minutes`; the runs live under --work_dir, so an
+take its training time (validation passes left out) past its budget; the runs live under --work_dir, so an
 interrupted experiment resumes where it was (the training time so far is kept in the run's streams_timing.json),
-losing at most the epoch it was in. The best checkpoint by validation perplexity is
-evaluated on the test split, streamed with the state carried through it: nats per character = ln(perplexity), a
-character being every character of the text and every line end (`<eos>`), as char-rnn and nanoGPT count them.
+losing at most the epoch it was in. The best checkpoint by validation perplexity is evaluated on the test split,
+streamed with the state carried through it: nats per character = ln(perplexity), a character being every character
+of the text and every line end (`<eos>`), as char-rnn and nanoGPT count them.
 
-The comparison (`--compare`, default on): the first model's preset trained sentence by sentence (`bptt_steps`
-None: every line a sequence of its own from `<bos>`, the state reset) for as many steps as its streamed run took,
-both measured on the test split by `stream_nats` (the whole split, one stream, the state carried through it; the
-sentence-trained model has never seen a state carried over a line end, which is the point) and by its own mode.
+Three parts, each skipped when its flag is empty or off:
+1. The target (`--target_minutes`, 0 skips): `char_lstm` trained for that long (the issue: <= 1.35 nats per character
+   on the test split within an hour on 2 cores).
+2. The comparison (`--models`, each for `--minutes`): the models on the same budget, one after the other in one
+   invocation, so on one machine (a wall-clock budget means nothing across machines of different speeds; every
+   result records its machine and its measured matrix-product speed, and the report says when they differ).
+3. Sentence by sentence against streamed (`--compare`, with the target): `char_lstm` trained sentence by sentence
+   (`bptt_steps` None: every line a sequence of its own from `<bos>`, the state reset) for as many steps as the target
+   run took, both measured on the test split by `stream_nats` (the whole split, one stream, the state carried
+   through it; the sentence-trained model has never seen a state carried over a line end, which is the point) and
+   by their own modes.
 
-Each finished model's result (metrics, validation curve, sample) is also recorded in docs/results/streams/
-NAME_seedS.json and reused by a later run with the same preset, seed, budget and overrides, so that the experiment
-(five hour-long runs and the comparison) can be run a few models at a time, `--models=...`, and the report written
-from the records; remove a record to train its model again.
+Each finished run's result (metrics, validation curve, sample, machine) is also recorded in docs/results/streams/
+NAME_seedS.json and reused by a later invocation with the same preset, seed, budget and overrides
+(`training.experiments.records`), so the parts can be run in separate invocations and the report written from the
+records; remove a record to train its run again.
 
 Writes docs/results/streams.md and streams_curves.png (validation nats per character against training minutes).
 """
@@ -32,6 +41,7 @@ import math
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 from absl import flags
@@ -46,17 +56,20 @@ import keras  # noqa: E402
 
 from training import config as run_config  # noqa: E402
 from training import tasks  # noqa: E402
-from training.experiments import language_models  # noqa: E402
 from training.data import text_corpus  # noqa: E402
+from training.experiments import language_models  # noqa: E402
 from training.experiments import memory_figures  # noqa: E402
+from training.experiments import records  # noqa: E402
 from training.trainer import DEFAULTS  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 
 MODELS = ("char_lstm", "char_gru", "char_elman", "char_gcnn", "char_ffnn")
+TARGET_PRESET = "char_lstm"
 NAMES = {"char_lstm": "LSTM", "char_gru": "GRU", "char_elman": "Elman RNN", "char_gcnn": "gated CNN",
          "char_ffnn": "feed-forward n-gram"}
 # The issue's target: the streamed LSTM's test nats per character, within an hour of training on 2 cores.
 TARGET_NATS = 1.35
+TARGET_MINUTES = 60.0
 TIMING_FILE = "streams_timing.json"
 
 FLAGS = flags.FLAGS
@@ -65,12 +78,17 @@ FLAGS = flags.FLAGS
 def define_flags():
     """The command line's flags (defined when the module runs as a program: other experiments define some of the
     same names, and tests import several of them in one process)."""
-    flags.DEFINE_list("models", list(MODELS), "Presets of the language_model task to compare.")
-    flags.DEFINE_float("minutes", 60.0, "Training time per model (validation passes left out).", lower_bound=0.01)
+    flags.DEFINE_float("target_minutes", TARGET_MINUTES, f"Training time of the target run ({TARGET_PRESET}); 0 "
+                       "skips it.", lower_bound=0.0)
+    flags.DEFINE_list("models", list(MODELS), "Presets of the language_model task to compare on the same budget "
+                      "(empty: no comparison).")
+    flags.DEFINE_float("minutes", 20.0, "Training time of each compared model (validation passes left out).",
+                       lower_bound=0.01)
     flags.DEFINE_integer("seed", 0, "The seed of every run.", lower_bound=0)
     flags.DEFINE_string("data_dir", None, "A text file or a Penn Treebank layout directory (default: the presets' "
                         "bundled tiny Shakespeare).")
-    flags.DEFINE_boolean("compare", True, "Also train the first model sentence by sentence for as many steps.")
+    flags.DEFINE_boolean("compare", True, f"Also train {TARGET_PRESET} sentence by sentence for as many steps as the "
+                         "target run.")
     flags.DEFINE_boolean("jit_compile", True, "Compile the training steps with XLA.")
     flags.DEFINE_string("work_dir", "runs/streams", "Where the runs live (reused when the experiment is rerun).")
     flags.DEFINE_string("output_dir", "docs/results", "Where streams.md and its figure are written.")
@@ -183,29 +201,22 @@ def sample_text(model, vocabulary, length=400, temperature=0.8, seed=0):
     return "".join(characters)
 
 
-def record_path(record_dir, name, seed):
-    return os.path.join(record_dir, f"{name}_seed{seed}.json")
-
-
 def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False, max_steps=None, name=None,
               sample_length=400, record_dir=None):
     """Trains one preset for `minutes` (see `train_for`) and measures its best checkpoint on the test split.
 
-    With `record_dir`, the finished result is also written to `record_dir/NAME_seedS.json` (`record_path`), and a
-    later call with the same preset, seed, budget and overrides returns that record without training: an experiment
-    of several hour-long runs can be run a few models at a time (`--models`) and its report written from the records
-    (they are small: metrics, the validation curve and the sample). Remove a record to train its model again."""
+    With `record_dir`, the finished result is also recorded there (`training.experiments.records`), and a later call
+    with the same preset, seed, budget and overrides returns that record without training: an experiment of several
+    hour-long runs can be run a few models at a time (`--models`) and its report written from the records (they are
+    small: metrics, the validation curve and the sample). Remove a record to train its model again."""
     budget = {"preset": preset, "seed": seed, "minutes": minutes if math.isfinite(minutes) else None,
               "max_steps": max_steps, "overrides": overrides or {}, "sample_length": sample_length}
-    path = record_path(record_dir, name or preset, seed) if record_dir else None
-    if path and os.path.exists(path):
-        with open(path) as f:
-            record = json.load(f)
-        if record.get("budget") == budget:
-            print(f"{name or preset} seed {seed}: the result recorded in {path}", file=sys.stderr, flush=True)
-            return record["result"]
+    recorded = records.load(record_dir, name or preset, seed, budget) if record_dir else None
+    if recorded is not None:
+        return recorded
     task, config = run_config_for(preset, seed, overrides or {})
     model_dir = os.path.join(work_dir, name or preset, f"seed{seed}")
+    machine = machine_info()
     timing = train_for(task, config, model_dir, minutes, jit_compile=jit_compile, max_steps=max_steps)
     trainer = Trainer(task, {**config, "epochs": max(len(timing["curve"]), 1)}, model_dir, progress="lines",
                       out=io.StringIO())
@@ -231,16 +242,36 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
         "test_nats_streamed": stream_nats(trainer.model, corpus.stream_ids("test")),
         "test_tokens": int(len(corpus.stream_ids("test")) - 1),
         "sample": sample_text(trainer.model, corpus.vocabulary, length=sample_length, seed=seed),
+        "machine": machine,
     }
     print(f"{name or preset} seed {seed}: " + json.dumps({k: v for k, v in result.items() if k not in ("curve",
                                                                                                          "sample")}),
           flush=True)
-    if path:
-        os.makedirs(record_dir, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump({"budget": budget, "result": result}, f, indent=1)
-            f.write("\n")
+    if record_dir:
+        records.save(record_dir, name or preset, seed, budget, result)
     return result
+
+
+def matmul_gflops(size=1024, repeats=10):
+    """This machine's float32 matrix-product speed through TensorFlow, in GFLOP/s (size x size, the best of three
+    rounds): a figure that tells machines apart, as training minutes compare only on machines of one speed."""
+    matrix = tf.random.stateless_normal([size, size], seed=[0, 0])
+    product = tf.function(lambda x: tf.linalg.matmul(x, x))
+    product(matrix).numpy()
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            result = product(matrix)
+        result.numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
+def machine_info():
+    """{"processor", "cores", "matmul_gflops", "date"} of the machine a run trains on."""
+    return {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "matmul_gflops": round(matmul_gflops(), 1), "date": datetime.date.today().isoformat()}
 
 
 def speaker_turns(lines):
@@ -268,84 +299,118 @@ def _bits(nats):
     return nats / math.log(2)
 
 
-def write_report(results, comparison, settings, output_dir):
-    """Writes streams.md (and streams_curves.png) from `run_model` results; returns the report's path."""
+def _row(r):
+    return (f"| {NAMES.get(r['preset'], r['preset'])} (`{r['preset']}`) | {r['parameters']:,} | {r['minutes']:.1f} | "
+            f"{r['steps']:,} | {r['validation_nats']:.3f} | {r['test_nats_streamed']:.3f} | "
+            f"{_bits(r['test_nats_streamed']):.3f} |")
+
+
+TABLE = ["| model | parameters | training minutes | steps | validation nats/char | test nats/char | test bits/char |",
+         "|---|---|---|---|---|---|---|"]
+
+
+def _machine(r):
+    m = r.get("machine")
+    return f"{m['processor']}, {m['cores']} cores, {m['matmul_gflops']:g} GFLOP/s float32 matmul, {m['date']}" if m \
+        else "machine not recorded"
+
+
+def write_report(target, results, comparison, settings, output_dir):
+    """Writes streams.md (and streams_curves.png) from `run_model` results: the target run (or None), the compared
+    models (a list, maybe empty) and the sentence-by-sentence comparison ((streamed, sentences) or None); returns
+    the report's path."""
     os.makedirs(output_dir, exist_ok=True)
-    figure = draw_curves(results, os.path.join(output_dir, "streams_curves.png"))
     lines = [
         "# Character-level language models on one stream of text (truncated BPTT)",
         "",
-        f"Written by `{settings['command']}` on {datetime.date.today().isoformat()} "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}); seed {settings['seed']}.",
+        f"Written by `{settings['command']}` on {datetime.date.today().isoformat()} (TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}); seed {settings['seed']}. Each run's machine is given with it: training "
+        "minutes compare only on one machine.",
         "",
-        "Every model is the language_model task's preset of its name, trained for the same wall-clock budget "
-        f"({settings['minutes']:g} minutes of training each, validation passes left out) with truncated BPTT: the "
-        "text is cut into parallel streams, each batch is the next window of every stream, and the state at the end "
-        "of a window starts the next (its gradient stopped). The best checkpoint by validation is measured on the "
-        "test split (the last 5% of the text) as one stream, the state carried through it from its first character "
-        "to its last. nats per character = ln(perplexity), a character being every character of the text and every "
-        "line end. The validation figures are those of training's validation passes: the split cut into the run's "
-        "evaluation streams (eval_batch_size, by default the batch's 64), each from a fresh state, so they read a "
-        "little higher than one stream would.",
-        "",
-        "| model | parameters | training minutes | steps | validation nats/char | test nats/char | test bits/char |",
-        "|---|---|---|---|---|---|---|",
+        "Every model is the language_model task's preset of its name, trained with truncated BPTT: the text is cut "
+        "into parallel streams, each batch is the next window of every stream, and the state at the end of a window "
+        "starts the next (its gradient stopped). A run trains epoch after epoch while one more epoch fits in its "
+        "budget of training minutes (validation passes left out). The best checkpoint by validation is measured on "
+        "the test split (the last 5% of the text) as one stream, the state carried through it from its first "
+        "character to its last. nats per character = ln(perplexity), a character being every character of the text "
+        "and every line end. The validation figures are those of training's validation passes: the split cut into "
+        "the run's evaluation streams (eval_batch_size, by default the batch's 64), each from a fresh state, so "
+        "they read a little higher than one stream would.",
     ]
-    for r in results:
-        lines.append(
-            f"| {NAMES.get(r['preset'], r['preset'])} (`{r['preset']}`) | {r['parameters']:,} | {r['minutes']:.1f} | "
-            f"{r['steps']:,} | {r['validation_nats']:.3f} | {r['test_nats_streamed']:.3f} | "
-            f"{_bits(r['test_nats_streamed']):.3f} |"
-        )
-    lstm = next((r for r in results if r["preset"] == "char_lstm"), None)
-    if lstm is not None:
-        met = lstm["test_nats_streamed"] <= TARGET_NATS and lstm["minutes"] <= 60.0 + 1e-6
+    if target is not None:
+        met = target["test_nats_streamed"] <= TARGET_NATS and target["minutes"] <= TARGET_MINUTES + 1e-6
         lines += [
             "",
-            f"Target: the streamed LSTM at <= {TARGET_NATS} nats per character on the test split within one hour of "
-            f"training on this machine. Measured: {lstm['test_nats_streamed']:.3f} after {lstm['minutes']:.1f} minutes: "
-            f"**{'met' if met else 'missed'}**. Anchors (validation, other splits of the same text): nanoGPT's "
-            "character-level transformer (10.7M parameters, a few minutes on one A100) 1.47 nats; its CPU \"baby\" "
-            "configuration about 1.88.",
+            f"## The target: the streamed LSTM within {TARGET_MINUTES:g} minutes",
+            "",
+            f"Trained on {_machine(target)}.",
+            "",
+            *TABLE,
+            _row(target),
+            "",
+            f"Target: the streamed LSTM at <= {TARGET_NATS} nats per character on the test split within one hour "
+            f"of training on this machine. Measured: {target['test_nats_streamed']:.3f} after "
+            f"{target['minutes']:.1f} minutes: **{'met' if met else 'missed'}**. Anchors (validation, other splits "
+            "of the same text): nanoGPT's character-level transformer (10.7M parameters, a few minutes on one A100) "
+            "1.47 nats; its CPU \"baby\" configuration about 1.88.",
         ]
-    speakers = settings.get("speakers")
-    if speakers:
-        (valid_turns, valid_new, _), (test_turns, test_new, test_names) = speakers["validation"], speakers["test"]
+        speakers = settings.get("speakers")
+        if speakers:
+            (valid_turns, valid_new, _), (test_turns, test_new, test_names) = speakers["validation"], speakers["test"]
+            lines += [
+                "",
+                "The test split is a harder text than the validation split: it is the text's last 5%, and of its "
+                f"{test_turns} speaker turns (a name on its own line after a blank one) {test_new} "
+                f"({100 * test_new / max(test_turns, 1):.0f}%) are by speakers never named in the training text "
+                f"({', '.join(test_names)}), against {valid_new} of {valid_turns} "
+                f"({100 * valid_new / max(valid_turns, 1):.0f}%) in validation; a character model spells a name it "
+                "has never seen one letter at a time. (Counted by `streams.unseen_speakers`.)",
+            ]
+    if results:
+        machines = sorted({_machine(r) for r in results})
         lines += [
             "",
-            "The test split is a harder text than the validation split: it is the text's last 5%, and of its "
-            f"{test_turns} speaker turns (a name on its own line after a blank one) {test_new} "
-            f"({100 * test_new / max(test_turns, 1):.0f}%) are by speakers never named in the training text "
-            f"({', '.join(test_names)}), against {valid_new} of {valid_turns} "
-            f"({100 * valid_new / max(valid_turns, 1):.0f}%) in validation; a character model spells a name it has "
-            "never seen one letter at a time. (Counted by `streams.unseen_speakers`.)",
+            f"## {len(results)} models on the same budget",
+            "",
+            f"Each trained for {settings['minutes']:g} minutes, one after the other on "
+            + (machines[0] if len(machines) == 1 else
+               "machines that differ (" + "; ".join(machines) + "): the minutes do not compare")
+            + ". The presets hold the parameter budget (see their comments in `training/tasks/language_model.py`).",
+            "",
+            *TABLE,
+            *(_row(r) for r in results),
         ]
-    lines += ["", f"![validation nats per character against training minutes]({os.path.basename(figure)})", ""]
+    shown = ([target] if target is not None else []) + list(results)
+    if shown:
+        figure = draw_curves(shown, os.path.join(output_dir, "streams_curves.png"))
+        lines += ["", f"![validation nats per character against training minutes]({os.path.basename(figure)})"]
     if comparison:
         streamed, sentences = comparison
         lines += [
+            "",
             "## Sentence by sentence against streamed, at equal steps",
             "",
             f"The same preset (`{streamed['preset']}`) trained for {sentences['steps']:,} steps sentence by sentence "
             "(every line a sequence of its own from `<bos>`, a fresh state per line: the task's mode before streams) "
-            "and streamed. Both are scored on the whole test split as one stream, the state carried through it "
-            f"({streamed['test_tokens']:,} characters), and each in its own mode.",
+            "and streamed (the target run). Both are scored on the whole test split as one stream, the state carried "
+            f"through it ({streamed['test_tokens']:,} characters), and each in its own mode. The sentence-by-sentence "
+            f"run trained on {_machine(sentences)}, in {sentences['minutes']:.1f} minutes.",
             "",
             "| training | test nats/char, one stream | test nats per token in its own mode |",
             "|---|---|---|",
             f"| streamed, carried state | {streamed['test_nats_streamed']:.3f} | {streamed['test_nats']:.3f} |",
             f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} | {sentences['test_nats']:.3f} (each "
             "line from `<bos>`, blank lines left out) |",
-            "",
         ]
-    lines += ["## Samples", "", "400 characters from each model's best checkpoint after a line end, temperature 0.8, "
-              f"seed {settings['seed']}.", ""]
-    for r in results:
-        lines += [f"### {NAMES.get(r['preset'], r['preset'])}", "", "```", r["sample"].rstrip(), "```", ""]
+    if shown:
+        lines += ["", "## Samples", "", "400 characters from each run's best checkpoint after a line end, "
+                  f"temperature 0.8, seed {settings['seed']}.", ""]
+        for r, title in ([(target, f"LSTM, the target run ({target['minutes']:.0f} minutes)")] if target else []) + \
+                [(r, f"{NAMES.get(r['preset'], r['preset'])} ({r['minutes']:.0f} minutes)") for r in results]:
+            lines += [f"### {title}", "", "```", r["sample"].rstrip(), "```", ""]
     path = os.path.join(output_dir, "streams.md")
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines).rstrip("\n") + "\n")
     return path
 
 
@@ -370,23 +435,27 @@ def main(argv):
     language_models.check_models(FLAGS.models)
     overrides = {"data_dir": os.path.abspath(FLAGS.data_dir)} if FLAGS.data_dir else {}
     record_dir = os.path.join(FLAGS.output_dir, "streams")
+    target = None
+    if FLAGS.target_minutes > 0:
+        target = run_model(TARGET_PRESET, FLAGS.seed, FLAGS.target_minutes, FLAGS.work_dir, overrides,
+                           FLAGS.jit_compile, record_dir=record_dir)
     results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, FLAGS.jit_compile,
-                         record_dir=record_dir)
+                         name=f"{preset}_{FLAGS.minutes:g}min", record_dir=record_dir)
                for preset in FLAGS.models]
     comparison = None
-    if FLAGS.compare:
-        streamed = results[0]
-        sentences = run_model(streamed["preset"], FLAGS.seed, math.inf, FLAGS.work_dir,
-                              {**overrides, "bptt_steps": None}, FLAGS.jit_compile, max_steps=streamed["steps"],
-                              name=f"{streamed['preset']}_sentences", record_dir=record_dir)
-        comparison = (streamed, sentences)
+    if FLAGS.compare and target is not None:
+        sentences = run_model(TARGET_PRESET, FLAGS.seed, math.inf, FLAGS.work_dir, {**overrides, "bptt_steps": None},
+                              FLAGS.jit_compile, max_steps=target["steps"], name=f"{TARGET_PRESET}_sentences",
+                              record_dir=record_dir)
+        comparison = (target, sentences)
     command = "python -m training.experiments.streams" + "".join(
-        f" --{name}={value}" for name, value in (("models", ",".join(FLAGS.models)), ("minutes", FLAGS.minutes),
+        f" --{name}={value}" for name, value in (("target_minutes", FLAGS.target_minutes),
+                                                 ("models", ",".join(FLAGS.models)), ("minutes", FLAGS.minutes),
                                                  ("seed", FLAGS.seed), ("data_dir", FLAGS.data_dir))
-        if value is not None)
+        if value is not None) + ("" if FLAGS.compare else " --nocompare")
     settings = {"command": command, "seed": FLAGS.seed, "minutes": FLAGS.minutes,
                 "speakers": unseen_speakers(text_corpus.read_text_corpus(overrides.get("data_dir")))}
-    path = write_report(results, comparison, settings, FLAGS.output_dir)
+    path = write_report(target, results, comparison, settings, FLAGS.output_dir)
     print(f"wrote {path}", file=sys.stderr)
 
 

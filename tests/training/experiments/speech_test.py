@@ -14,15 +14,20 @@ def test_two_presets_measured_and_reported(tmp_path):
     overrides = {**TINY, "cache_dir": str(tmp_path / "cache")}
     results, models = [], {}
     for preset in ("ctc", "plain"):
-        result, models[preset] = experiment.run_preset(preset, 0, str(tmp_path / "runs"), overrides, [10.0], 4)
+        result, models[preset] = experiment.run_preset(preset, 0, str(tmp_path / "runs"), overrides, [10.0], 4,
+                                                       record_dir=str(tmp_path / "records"))
         results.append(result)
         assert result["steps"] == 2 and result["parameters"] > 0
-        assert set(result["snr"]) == {10.0, "clean"} and all(0 <= v for v in result["snr"].values())
+        assert set(result["snr"]) == {"10", "clean"} and all(0 <= v for v in result["snr"].values())
     assert "wer_beam" in results[0]["decoded"] and "wer_beam" not in results[1]["decoded"]
     # The SNR sets are synthesized once: a second call reads the same utterances.
     task, config, _ = models["ctc"]
     first, again = experiment.snr_set(config, 10.0, 4), experiment.snr_set(config, 10.0, 4)
     assert [e.text for e in first] == [e.text for e in again] and {e.snr_db for e in first} == {10.0}
+    # A finished preset is recorded: asked again with the same settings, it is not trained (nor measured) again.
+    again, trained = experiment.run_preset("plain", 0, str(tmp_path / "elsewhere"), overrides, [10.0], 4,
+                                           record_dir=str(tmp_path / "records"))
+    assert trained is None and again == results[1] and not (tmp_path / "elsewhere").exists()
     output = tmp_path / "docs"
     figures = {"snr": experiment.draw_snr(results, [10.0], str(output / "speech_snr.png"))}
     figures["spectrogram"] = experiment.draw_spectrogram(

@@ -3,10 +3,12 @@ reported."""
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 
+from training.experiments import records
 from training.experiments import streams
 
 # A tiny LSTM LM on the grammar corpus: 4 streams in windows of 8 tokens; one evaluation stream, so that the
@@ -56,21 +58,32 @@ def test_the_streamed_test_figure_is_the_one_stream_nll_of_every_token(tiny_runs
 def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_path):
     _, streamed, sentences, _ = tiny_runs
     settings = {"command": "python -m training.experiments.streams --minutes=0.0001", "seed": 0, "minutes": 0.0001}
-    path = streams.write_report([streamed], (streamed, sentences), settings, str(tmp_path))
+    other = {**streamed, "preset": "char_gru", "test_nats_streamed": 2.5, "sample": "a sample of its own"}
+    path = streams.write_report(streamed, [streamed, other], (streamed, sentences), settings, str(tmp_path))
     text = open(path).read()
-    # The table's test figure: the whole split as one stream.
+    # The tables' test figure: the whole split as one stream.
     one_stream = streamed["test_nats_streamed"]
-    assert f"| {one_stream:.3f} | {one_stream / math.log(2):.3f} |" in text
+    assert text.count(f"| {one_stream:.3f} | {one_stream / math.log(2):.3f} |") == 2  # the target and the comparison
+    assert "| GRU (`char_gru`) |" in text and "| 2.500 | 3.607 |" in text and "## 2 models on the same budget" in text
+    # Both runs trained here: one machine, named with its measured speed.
+    machine = streamed["machine"]
+    assert machine["cores"] == os.cpu_count() and machine["matmul_gflops"] > 0
+    assert f"one after the other on {machine['processor']}, {machine['cores']} cores" in text
+    assert "the minutes do not compare" not in text
     assert "## Sentence by sentence against streamed, at equal steps" in text
     assert f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} |" in text
-    assert streamed["sample"].rstrip() in text
+    assert streamed["sample"].rstrip() in text and "a sample of its own" in text
     assert (tmp_path / "streams_curves.png").read_bytes().startswith(PNG)
+    # Runs on machines of different speeds: the report says their minutes do not compare.
+    faster = {**other, "machine": {**machine, "matmul_gflops": 2 * machine["matmul_gflops"]}}
+    text = open(streams.write_report(None, [streamed, faster], None, settings, str(tmp_path))).read()
+    assert "machines that differ" in text and "the minutes do not compare" in text and "## The target" not in text
 
 
 @pytest.mark.slow
 def test_a_finished_result_is_recorded_and_reused_only_for_the_same_budget(tiny_runs, tmp_path):
     _, streamed, sentences, record_dir = tiny_runs
-    recorded = json.loads(open(streams.record_path(record_dir, "lstm_sentences", 0)).read())
+    recorded = json.loads(open(records.record_path(record_dir, "lstm_sentences", 0)).read())
     assert recorded["result"] == json.loads(json.dumps(sentences)) and recorded["budget"]["max_steps"] == sentences["steps"]
     # A work directory that cannot hold a run: reusing the record must not train.
     blocked = tmp_path / "not_a_directory"
@@ -93,7 +106,7 @@ def test_the_report_counts_the_turns_of_speakers_never_named_in_training(tmp_pat
     run = {"preset": "char_lstm", "parameters": 10, "minutes": 59.0, "steps": 5, "curve": [[59.0, 5, 1.3]],
            "validation_nats": 1.3, "test_nats": 1.36, "test_nats_streamed": 1.34, "sample": "to be"}
     settings = {"command": "c", "seed": 0, "minutes": 60, "speakers": counts}
-    text = open(streams.write_report([run], None, settings, str(tmp_path))).read()
+    text = open(streams.write_report(run, [], None, settings, str(tmp_path))).read()
     assert "of its 3 speaker turns" in text and "2 (67%) are by speakers never named" in text
     assert "(JULIET, NURSE), against 1 of 2 (50%) in validation" in text
 
@@ -102,11 +115,11 @@ def test_the_verdict_compares_the_lstm_with_the_target_and_the_hour(tmp_path):
     run = {"preset": "char_lstm", "parameters": 10, "minutes": 59.0, "steps": 5, "curve": [[59.0, 5, 1.3]],
            "validation_nats": 1.3, "test_nats": 1.36, "test_nats_streamed": 1.34, "sample": "to be"}
     settings = {"command": "c", "seed": 0, "minutes": 60}
-    text = open(streams.write_report([run], None, settings, str(tmp_path))).read()
+    text = open(streams.write_report(run, [], None, settings, str(tmp_path))).read()
     assert "**met**" in text
     # The verdict is on the one-stream test figure (test_nats is the run's own evaluation streams').
     for late_or_worse in ({"minutes": 61.0}, {"test_nats": 1.3, "test_nats_streamed": 1.36}):
-        text = open(streams.write_report([{**run, **late_or_worse}], None, settings, str(tmp_path))).read()
+        text = open(streams.write_report({**run, **late_or_worse}, [], None, settings, str(tmp_path))).read()
         assert "**missed**" in text
 
 
