@@ -3,12 +3,13 @@
 import os
 import platform
 import sys
-import re
 import statistics
 import time
 
 import keras
 import tensorflow as tf
+
+from training.machine import cpu_name
 
 
 def machine():
@@ -16,18 +17,9 @@ def machine():
     gpus = tf.config.list_physical_devices("GPU")
     devices = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
     return (
-        f"{_cpu_name()}, {os.cpu_count()} cores, {devices or 'no GPU'}; "
+        f"{cpu_name()}, {os.cpu_count()} cores, {devices or 'no GPU'}; "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}"
     )
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            match = re.search(r"model name\s*:\s*(.+)", f.read())
-        return match.group(1).strip() if match else platform.processor()
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def interleaved(runs, rounds, seed=0):

@@ -41,7 +41,6 @@ import math
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 from absl import flags
@@ -55,6 +54,7 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 from training import config as run_config  # noqa: E402
+from training import machine  # noqa: E402
 from training import tasks  # noqa: E402
 from training.data import text_corpus  # noqa: E402
 from training.experiments import language_models  # noqa: E402
@@ -216,7 +216,7 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
         return recorded
     task, config = run_config_for(preset, seed, overrides or {})
     model_dir = os.path.join(work_dir, name or preset, f"seed{seed}")
-    machine = machine_info()
+    trained_on = machine_info()
     timing = train_for(task, config, model_dir, minutes, jit_compile=jit_compile, max_steps=max_steps)
     trainer = Trainer(task, {**config, "epochs": max(len(timing["curve"]), 1)}, model_dir, progress="lines",
                       out=io.StringIO())
@@ -242,7 +242,7 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
         "test_nats_streamed": stream_nats(trainer.model, corpus.stream_ids("test")),
         "test_tokens": int(len(corpus.stream_ids("test")) - 1),
         "sample": sample_text(trainer.model, corpus.vocabulary, length=sample_length, seed=seed),
-        "machine": machine,
+        "machine": trained_on,
     }
     print(f"{name or preset} seed {seed}: " + json.dumps({k: v for k, v in result.items() if k not in ("curve",
                                                                                                          "sample")}),
@@ -252,26 +252,9 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
     return result
 
 
-def matmul_gflops(size=1024, repeats=10):
-    """This machine's float32 matrix-product speed through TensorFlow, in GFLOP/s (size x size, the best of three
-    rounds): a figure that tells machines apart, as training minutes compare only on machines of one speed."""
-    matrix = tf.random.stateless_normal([size, size], seed=[0, 0])
-    product = tf.function(lambda x: tf.linalg.matmul(x, x))
-    product(matrix).numpy()
-    best = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            result = product(matrix)
-        result.numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 * repeats / best / 1e9
-
-
 def machine_info():
-    """{"processor", "cores", "matmul_gflops", "date"} of the machine a run trains on."""
-    return {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "matmul_gflops": round(matmul_gflops(), 1), "date": datetime.date.today().isoformat()}
+    """{"processor", "cores", "matmul_gflops", "date"} of the machine a run trains on (`training.machine`)."""
+    return {**machine.describe(), "date": datetime.date.today().isoformat()}
 
 
 def speaker_turns(lines):
