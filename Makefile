@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,experiments]'
 	touch $(STAMP)
 
-# The main job: train six small models (adding, latching, a language model, a date translator, a bAbI memory
-# network, a ListOps Tree-LSTM), export them to saved_models/, start the model server, query it over REST and gRPC,
+# The main job: train seven small models (adding, latching, a language model, a date translator, a bAbI memory
+# network, a ListOps Tree-LSTM, a speech recognizer), export them to saved_models/, start the model server, query it over REST and gRPC,
 # print the answers, stop it. `make serve` does the same and keeps serving.
 DEMO_DIR := runs/demo
 # The ListOps Tree-LSTM, small and quick (about 40 s on 2 CPU cores): shallower lists (depth 3 at most) than the
@@ -26,6 +26,10 @@ DEMO_DIR := runs/demo
 LISTOPS_DEMO := train_size=4000, validation_size=200, test_size=200, max_depth=3, max_length=40, test_min_depth=3, \
 	test_max_depth=4, test_max_length=60, node_loss_weight=1.0, batch_size=32, sort_window=4, \
 	model_options={"units": 64, "embedding_dim": 64}
+# The speech recognizer, small and quick: the ctc preset on spoken digit strings only (synthesized with eSpeak NG,
+# noise drawn as in the preset), fewer utterances, one bidirectional layer of 128.
+SPEECH_DEMO := utterances="digits", train_size=1600, validation_size=96, test_size=96, clean_digits_size=64, \
+	batch_size=32, epochs=8, model_options={"units": 128, "num_layers": 1}
 .PHONY: demo-models serve
 demo-models: setup
 	rm -rf $(DEMO_DIR)
@@ -45,6 +49,9 @@ demo-models: setup
 	$(PY) -m training.train --task=listops --preset=tree_lstm --model_dir=$(DEMO_DIR)/listops --progress=lines \
 		'--override=$(LISTOPS_DEMO)' --epochs=10
 	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/listops --name=listops
+	$(PY) -m training.train --task=speech --preset=ctc --model_dir=$(DEMO_DIR)/speech --progress=lines \
+		'--override=$(SPEECH_DEMO)'
+	$(PY) -m serving.export --model_dir=$(DEMO_DIR)/speech --name=speech
 
 demo: demo-models
 	$(PY) -m serving.demo

@@ -41,6 +41,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 5, "Interleaved rounds (at least 5 for the record).", lower_bound=1)
 flags.DEFINE_integer("utterances", 32, "Test utterances transcribed per round.", lower_bound=16)
 flags.DEFINE_integer("steps", 20, "Training steps per timed pipeline run.", lower_bound=1)
+flags.DEFINE_integer("train_size", 640, "Training utterances the pipeline draws its batches from.", lower_bound=16)
 flags.DEFINE_string("output", "docs/performance.md", "Markdown file whose speech section is rewritten; empty: none.")
 
 RTF_TARGET = 50.0
@@ -52,8 +53,9 @@ SIZES = {"train_size": 640, "validation_size": 32, "test_size": 64, "clean_digit
 
 def config_of(preset="ctc", **overrides):
     task = tasks.get("speech")
+    sizes = {**SIZES, "train_size": FLAGS.train_size, "test_size": max(SIZES["test_size"], FLAGS.utterances)}
     return task, {"task": "speech", "preset": preset,
-                  **run_config.resolve(DEFAULTS, task.presets, preset, {**SIZES, **overrides})}
+                  **run_config.resolve(DEFAULTS, task.presets, preset, {**sizes, **overrides})}
 
 
 def real_time_factors(task, config, scratch):
@@ -88,7 +90,8 @@ def section(factors, seconds, pipeline, parameters):
         "## Speech: real-time factor of the export, and the input pipeline (`benchmarks/speech.py`)",
         "",
         f"Command: `python -m benchmarks.speech --rounds={FLAGS.rounds} --utterances={FLAGS.utterances} "
-        f"--steps={FLAGS.steps}`{report.make_bench_note(FLAGS, ['rounds', 'utterances', 'steps'])}, "
+        f"--steps={FLAGS.steps} --train_size={FLAGS.train_size}`"
+        f"{report.make_bench_note(FLAGS, ['rounds', 'utterances', 'steps', 'train_size'])}, "
         f"{datetime.date.today().isoformat()}.",
         f"Machine: {report.machine()}.",
         "",

@@ -4,7 +4,7 @@ and gRPC, print the answers, and stop it (or, with --serve, keep serving and pri
     python -m serving.demo [--serve] [--export_base=saved_models] [--port=8500] [--rest_api_port=8501]
     seqzoo-demo [--serve] ...          (the same command, from any directory)
 
-It expects `adding`, `latching`, `lm`, `dates`, `babi` and `listops` exports under --export_base (the Makefile trains
+It expects `adding`, `latching`, `lm`, `dates`, `babi`, `listops` and `speech` exports under --export_base (the Makefile trains
 and exports them first).
 """
 
@@ -33,7 +33,7 @@ from training.data import dates as dates_data  # noqa: E402
 from training.data import listops  # noqa: E402
 
 FLAGS = flags.FLAGS
-MODELS = ("adding", "latching", "lm", "dates", "babi", "listops")
+MODELS = ("adding", "latching", "lm", "dates", "babi", "listops", "speech")
 # Dates the translator has never seen (its test dates are drawn from the same range; these are written by hand).
 HUMAN_DATES = ("25 November 2026", "nov 25 '26", "Wednesday, 25.11.2026", "2026/11/25", "le 1er mars 1999",
                "am 9. Oktober 1977", "jueves, 3 de junio de 2049")
@@ -48,6 +48,10 @@ STORY = ("Mary moved to the bathroom.\nJohn went to the hallway.\nMary travelled
 QUESTIONS = ("Where is Mary?", "Where is John?")
 # A ListOps expression of depth 3, written by hand: every operator once, lists of two to four arguments (value 5).
 EXPRESSION = "[SM 2 [MIN 9 7 ] [MAX 3 5 [MED 1 8 6 ] ] 0 ]"
+# Digit strings for the speech model, spoken by eSpeak NG in a voice it never heard (the first test voice of the
+# demo run's seed, 0): the words, and the rate (words per minute) and pitch of each.
+SPOKEN = (("four two seven", 160, 40), ("nine one one", 180, 60), ("three eight zero five six", 150, 50))
+SPEECH_SEED = 0
 # The batching and monitoring configs, read from the installed package (package data), not the current directory.
 CONFIGS = importlib.resources.files("serving") / "configs"
 flags.DEFINE_bool("serve", False, "Keep serving after the queries, until Ctrl-C.")
@@ -123,6 +127,7 @@ def queries():
     dates(rest, grpc)
     memory(rest)
     list_values(rest)
+    spoken_digits(rest, grpc)
     print("\nstatus over REST:", json.dumps(rest.status("adding")))
     with urllib.request.urlopen(f"http://127.0.0.1:{FLAGS.rest_api_port}/monitoring/prometheus/metrics") as page:
         counts = [line for line in page.read().decode().splitlines() if line.startswith(":tensorflow:serving:request_count")]
@@ -211,6 +216,26 @@ def list_values(rest):
         print(f"    {text:{width}} model {computed}   correct {correct}{mark}")
 
 
+def spoken_digits(rest, grpc):
+    """The speech model: digit strings synthesized in a voice held out of its training, sent as WAV files (REST:
+    base64 in JSON, as TF Serving's API has it; gRPC: a string tensor), each transcript beside what was said."""
+    from training.data import espeak  # eSpeak NG: the speech extra, in the demo's install
+    from training.data import speech as speech_data
+
+    variant = speech_data.speaker_splits(SPEECH_SEED)["test"][0]
+    print(f"\nspeech: a CTC acoustic model transcribes spoken digits, synthesized in a voice it never heard "
+          f"(eSpeak NG, en-us + {variant})")
+    specs = [speech_data.Spec(text, espeak.Voice("en-us", variant), rate, pitch, 50, 1, -6.0, None, "white", 0)
+             for text, rate, pitch in SPOKEN]
+    examples = speech_data.render_all(specs)
+    wavs = np.array([speech_data.wav_bytes(example.audio) for example in examples], dtype=object)
+    by_rest = rest.predict("speech", {"wav": wavs})["transcript"]
+    by_grpc = grpc.predict("speech", {"wav": wavs})["transcript"]
+    for example, a, b in zip(examples, by_rest, by_grpc):
+        seconds = len(example.audio) / speech_data.SAMPLE_RATE
+        print(f"  said {example.text!r:28} ({seconds:.1f} s of WAV)   REST {_text(a)!r}   gRPC {_text(b)!r}")
+
+
 def _shown(argument):
     """A flag as the echoed command shows it: a path inside the current directory made relative."""
     name, sep, value = argument.partition("=")
@@ -249,6 +274,8 @@ def main(argv):
                   "\"question\": \"Where is Mary?\"}]}'\n"
                   f"  curl -X POST http://localhost:{FLAGS.rest_api_port}/v1/models/listops:predict "
                   "-d '{\"instances\": [\"[MAX 2 9 [MIN 4 7 ] 0 ]\"]}'\n"
+                  f"  seqzoo-client --server=localhost:{FLAGS.rest_api_port} --protocol=rest --model=speech "
+                  "--wav=YOUR_16KHZ_MONO.wav\n"
                   f"  curl http://localhost:{FLAGS.rest_api_port}/monitoring/prometheus/metrics", flush=True)
             server.wait()
     except KeyboardInterrupt:

@@ -363,7 +363,8 @@ def write_report(target, results, comparison, settings, output_dir):
             *TABLE,
             *(_row(r) for r in results),
         ]
-    shown = ([target] if target is not None else []) + list(results)
+    shown = ([(f"LSTM, the target run ({target['minutes']:.0f} minutes)", target)] if target is not None else []) + \
+        [(f"{NAMES.get(r['preset'], r['preset'])} ({r['minutes']:.0f} minutes)", r) for r in results]
     if shown:
         figure = draw_curves(shown, os.path.join(output_dir, "streams_curves.png"))
         lines += ["", f"![validation nats per character against training minutes]({os.path.basename(figure)})"]
@@ -376,8 +377,7 @@ def write_report(target, results, comparison, settings, output_dir):
             f"The same preset (`{streamed['preset']}`) trained for {sentences['steps']:,} steps sentence by sentence "
             "(every line a sequence of its own from `<bos>`, a fresh state per line: the task's mode before streams) "
             "and streamed (the target run). Both are scored on the whole test split as one stream, the state carried "
-            f"through it ({streamed['test_tokens']:,} characters), and each in its own mode. The sentence-by-sentence "
-            f"run trained on {_machine(sentences)}, in {sentences['minutes']:.1f} minutes.",
+            f"through it ({streamed['test_tokens']:,} characters), and each in its own mode.",
             "",
             "| training | test nats/char, one stream | test nats per token in its own mode |",
             "|---|---|---|",
@@ -388,8 +388,7 @@ def write_report(target, results, comparison, settings, output_dir):
     if shown:
         lines += ["", "## Samples", "", "400 characters from each run's best checkpoint after a line end, "
                   f"temperature 0.8, seed {settings['seed']}.", ""]
-        for r, title in ([(target, f"LSTM, the target run ({target['minutes']:.0f} minutes)")] if target else []) + \
-                [(r, f"{NAMES.get(r['preset'], r['preset'])} ({r['minutes']:.0f} minutes)") for r in results]:
+        for title, r in shown:
             lines += [f"### {title}", "", "```", r["sample"].rstrip(), "```", ""]
     path = os.path.join(output_dir, "streams.md")
     with open(path, "w") as f:
@@ -397,14 +396,15 @@ def write_report(target, results, comparison, settings, output_dir):
     return path
 
 
-def draw_curves(results, path):
+def draw_curves(labelled, path):
+    """Validation nats against training minutes of each (label, result) in `labelled`."""
     plt = memory_figures._pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
-    for r in results:
+    for label, r in labelled:
         if not r["curve"]:
             continue
         minutes, _, nats = zip(*r["curve"])
-        axes.plot(minutes, nats, marker="o", markersize=3, label=NAMES.get(r["preset"], r["preset"]))
+        axes.plot(minutes, nats, marker="o", markersize=3, label=label)
     axes.axhline(TARGET_NATS, color="grey", linestyle="--", linewidth=1, label=f"target {TARGET_NATS} (test)")
     axes.set_xlabel("training minutes")
     axes.set_ylabel("validation nats per character")

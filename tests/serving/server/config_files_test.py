@@ -17,4 +17,4 @@ def test_the_shipped_configs_parse():
     # that `make demo` exports.
     example = config_files.read_model_server_config(os.path.join(REPOSITORY, "saved_models", "models.config.example"))
     assert [(m.name, m.base_path) for m in example.model_config_list.config] == [
-        (n, n) for n in ("adding", "latching", "lm", "dates", "babi", "listops")]
+        (n, n) for n in ("adding", "latching", "lm", "dates", "babi", "listops", "speech")]
