@@ -16,8 +16,11 @@ Alignments. eSpeak's word events give the sample where each word's sound starts;
 of the utterance's loudest: every sample, and so every frame, is a word or silence (`frame_labels`).
 
 Determinism. eSpeak carries part of its state from one text to the next (`training.data.espeak`), so utterances are
-synthesized in chunks of CHUNK_SIZE, each in a fresh process: utterance i of a split depends only on the seed, the
-split and the utterances of its own chunk, whatever else is synthesized, and the chunks run on every core.
+synthesized in chunks of CHUNK_SIZE, each in a fresh process: what utterance i of a split says, by whom and how, its
+noise and gain depend only on the seed, the split and its chunk, whatever else is synthesized, and the chunks run on
+every core. The samples themselves are not bit-exact: the same spec rendered in different fresh processes has
+given slightly different waveforms (seen under load, up to 0.04 of full scale), so a corpus is synthesized once and
+its TFRecord cache is what runs read.
 
 Real recordings. `read_manifest(data_dir, split)`: DIR/{train,valid,test}.tsv, lines `path<TAB>transcript` with
 paths relative to DIR, 16 kHz mono 16-bit PCM WAV files (`read_wav`).
@@ -185,6 +188,14 @@ def noise(kind, count, rng):
     return x / max(np.sqrt(np.mean(x**2)), 1e-12)  # exactly unit power: the SNR is then exactly the one asked for
 
 
+def add_noise(audio, words, snr_db, colour, seed):
+    """`audio` plus `colour` noise (seeded) whose power is the words' mean power (the whole audio's when there are no
+    words) `snr_db` below: the SNR of the speech, not of its silences."""
+    voiced = np.concatenate([audio[start:end] for _, start, end in words] or [audio])
+    power = np.mean(voiced.astype(np.float64) ** 2)
+    return audio + np.sqrt(power / 10 ** (snr_db / 10)) * noise(colour, len(audio), np.random.default_rng(seed))
+
+
 def render(spec):
     """The `Example` a Spec describes (synthesized in this process: see the module's note on determinism)."""
     pcm, events = espeak.synthesize(spec.text, spec.voice, spec.rate, spec.pitch, spec.pitch_range, spec.word_gap)
@@ -197,10 +208,7 @@ def render(spec):
     words = align_words(audio, starts, texts)
     audio *= 10 ** (spec.gain_db / 20) / max(np.abs(audio).max(), 1e-6)
     if spec.snr_db is not None:
-        voiced = np.concatenate([audio[start:end] for _, start, end in words] or [audio])
-        power = np.mean(voiced.astype(np.float64) ** 2)
-        rng = np.random.default_rng(spec.noise_seed)
-        audio = audio + np.sqrt(power / 10 ** (spec.snr_db / 10)) * noise(spec.noise, len(audio), rng)
+        audio = add_noise(audio, words, spec.snr_db, spec.noise, spec.noise_seed)
     audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
     return Example(audio, spec.text, words, f"{spec.voice.language}+{spec.voice.variant}", spec.snr_db)
 

@@ -45,11 +45,15 @@ def test_utterances_are_digit_strings_or_commands_with_drawn_conditions(splits):
 
 
 def test_an_utterance_depends_only_on_the_seed_its_split_and_its_place(splits):
-    # The test split alone, one worker: the same samples as when it was drawn with the other splits on two.
+    # The test split alone, one worker: the same utterances as when it was drawn with the other splits on two. Their
+    # samples agree closely, not bit for bit: eSpeak NG's waveform can differ slightly from process to process (the
+    # module's note on determinism; seen up to 0.04 of full scale), and each word's span within 10 ms.
     again = speech.speech_splits({"test": SIZES["test"]}, seed=3, workers=1)["test"]
     for one, other in zip(splits["test"], again):
-        assert one.text == other.text and one.words == other.words
-        np.testing.assert_array_equal(one.audio, other.audio)
+        assert one.text == other.text and [w for w, _, _ in one.words] == [w for w, _, _ in other.words]
+        assert one.speaker == other.speaker and one.snr_db == other.snr_db and len(one.audio) == len(other.audio)
+        np.testing.assert_allclose(one.audio, other.audio, atol=0.1)
+        np.testing.assert_allclose([w[1:] for w in one.words], [w[1:] for w in other.words], atol=160)
     other_seed = speech.speech_splits({"test": 3}, seed=4, workers=1)["test"]
     assert [e.text for e in other_seed] != [e.text for e in splits["test"][:3]]
 
@@ -71,19 +75,25 @@ def test_each_word_is_aligned_with_its_sound():
 
 
 def test_noise_is_added_at_the_stated_snr():
+    # The speech's power is the words' (not the silences'): a louder word span and a quiet rest.
     rng = np.random.default_rng(1)
-    clean = speech.draw_specs(1, ["f2"], rng, snr_db=None, kind="digits")[0]
+    audio = np.concatenate([0.3 * rng.standard_normal(4000), 0.01 * rng.standard_normal(2000)])
+    words = (("one", 0, 2500), ("two", 2500, 4000))
     for colour in ("white", "pink"):
-        noisy = clean._replace(snr_db=10.0, noise=colour, gain_db=-6.0)
-        # One utterance per chunk: each from a fresh eSpeak, so the noisy one's speech is the clean one's.
-        a, b = speech.render_all([clean._replace(gain_db=-6.0), noisy], workers=2, chunk_size=1)
-        added = b.audio.astype(float) - a.audio
-        voiced = np.concatenate([a.audio[start:end] for _, start, end in a.words]).astype(float)
-        snr = 10 * np.log10(np.mean(voiced**2) / np.mean(added**2))
-        assert abs(snr - 10.0) < 0.01, (colour, snr)  # the noise has exactly unit power: no sampling error
-        assert b.snr_db == 10.0 and a.snr_db is None
-        peak = 10 ** (-6 / 20)
-        assert abs(np.abs(a.audio).max() - peak) < 1e-3
+        added = speech.add_noise(audio, words, 10.0, colour, 7) - audio
+        snr = 10 * np.log10(np.mean(audio[:4000] ** 2) / np.mean(added**2))
+        assert abs(snr - 10.0) < 1e-9, (colour, snr)  # the noise has exactly unit power: no sampling error
+        np.testing.assert_array_equal(added, speech.add_noise(audio, words, 10.0, colour, 7) - audio)  # seeded
+    # Rendered: the stated SNR is kept with the example, and the clean one is scaled to its gain.
+    clean = speech.draw_specs(1, ["f2"], rng, snr_db=None, kind="digits")[0]
+    a, b = speech.render_all([clean._replace(gain_db=-6.0), clean._replace(snr_db=10.0, gain_db=-6.0)], workers=2,
+                             chunk_size=1)
+    assert b.snr_db == 10.0 and a.snr_db is None
+    assert abs(np.abs(a.audio).max() - 10 ** (-6 / 20)) < 1e-3
+    added = b.audio.astype(float) - a.audio
+    voiced = np.concatenate([a.audio[start:end] for _, start, end in a.words]).astype(float)
+    # Within 1 dB: the two renders' speech can differ slightly (see the module's note on determinism).
+    assert abs(10 * np.log10(np.mean(voiced**2) / np.mean(added**2)) - 10.0) < 1.0
 
 
 def test_pink_noise_has_its_power_in_the_low_frequencies():
