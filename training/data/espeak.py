@@ -97,6 +97,10 @@ class _Engine:
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"eSpeak NG did not start (espeak_Initialize returned {rate}, expected the sample rate "
                                f"{SAMPLE_RATE}); its data directory is {self.data_path}")
+        # eSpeak NG draws from a random generator while it synthesizes (seeded from the clock when it starts): seeded
+        # here, the same texts in the same voices give the same samples in every process.
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(0)
         self.lib = lib
         self._variants = None
         self.chunks, self.words = [], []

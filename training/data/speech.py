@@ -18,10 +18,9 @@ of the utterance's loudest: every sample, and so every frame, is a word or silen
 Determinism. eSpeak carries part of its state from one text to the next (`training.data.espeak`), so utterances are
 synthesized in chunks of CHUNK_SIZE, each in a fresh process: what utterance i of a split says, by whom and how, its
 noise and gain depend only on the seed, the split and its chunk, whatever else is synthesized, and the chunks run on
-every core. The samples themselves are not bit-exact: the same spec rendered in different fresh processes gives
-slightly different waveforms (seen one process after another on a quiet machine too, up to 0.04 of full scale; four
-processes started together once gave identical ones), so a corpus is synthesized once and its TFRecord cache is what
-runs read.
+every core. eSpeak NG also draws from a random generator as it synthesizes, seeded from the clock when it starts
+(without a seed, the same spec in two fresh processes differed by up to 0.04 of full scale); `training.data.espeak`
+seeds it, so the samples are the same in every process.
 
 Real recordings. `read_manifest(data_dir, split)`: DIR/{train,valid,test}.tsv, lines `path<TAB>transcript` with
 paths relative to DIR, 16 kHz mono 16-bit PCM WAV files (`read_wav`).

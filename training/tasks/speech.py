@@ -65,7 +65,7 @@ from zoo.models.sequence_labeller.sequence_labeller import shift_tags
 SPLITS = ("train", "validation", "test")
 CLEAN_DIGITS = "test_clean_digits"
 # Bumped when the synthesized data changes, so that older cache files are not read for newer data.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _COMMON = {
     "corpus": "synthetic",
