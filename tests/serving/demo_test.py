@@ -123,7 +123,7 @@ def test_train_export_serve_query(tmp_path):
     # lists right, the root, a sum modulo 10 of four values, wrong: 6 for 5).
     assert all(model == right for text, model, right, _ in nodes if text.isdigit()), output
     # The speech recognizer: digit strings in a voice it never heard, sent as WAV over REST (base64) and gRPC; the same
-    # transcript both ways, and mostly right: the demo model measured 8.8% WER on the test voices' clean digit strings
+    # transcript both ways, and mostly right: the demo model measured 8.5% WER on the test voices' clean digit strings
     # (`training.evaluate`, seed 0; all three phrases right), so at most 3 of the 12 words may be wrong.
     spoken = re.findall(r"^  said '([a-z ]+)' +\(([\d.]+) s of WAV\)   REST '([a-z ]*)'   gRPC '([a-z ]*)'$", output,
                         re.M)
