@@ -298,6 +298,28 @@ def _machine(r):
         else "machine not recorded"
 
 
+# The matrix-product readings of one machine, taken at each run's start, spread by up to about 20% (five runs in one
+# invocation on one 2-core machine read 225 to 273 GFLOP/s): runs on one processor whose readings stay within this
+# ratio are reported as one machine.
+SAME_MACHINE_SPEED_RATIO = 1.3
+
+
+def _machines(results):
+    """The sentence's words for the machines the compared runs trained on: one machine, or those that differ."""
+    recorded = [r.get("machine") for r in results]
+    if all(recorded):
+        kinds = {(m["processor"], m["cores"]) for m in recorded}
+        speeds = [m["matmul_gflops"] for m in recorded]
+        if len(kinds) == 1 and max(speeds) <= SAME_MACHINE_SPEED_RATIO * min(speeds):
+            ((processor, cores),) = kinds
+            dates = sorted({m["date"] for m in recorded})
+            return (f"one machine ({processor}, {cores} cores, {min(speeds):g} to {max(speeds):g} GFLOP/s float32 "
+                    f"matmul as measured at each run's start, {', '.join(dates)})")
+    machines = sorted({_machine(r) for r in results})
+    return machines[0] if len(machines) == 1 else (
+        "machines that differ (" + "; ".join(machines) + "): the minutes do not compare")
+
+
 def write_report(target, results, comparison, settings, output_dir):
     """Writes streams.md (and streams_curves.png) from `run_model` results: the target run (or None), the compared
     models (a list, maybe empty) and the sentence-by-sentence comparison ((streamed, sentences) or None); returns
@@ -350,14 +372,11 @@ def write_report(target, results, comparison, settings, output_dir):
                 "has never seen one letter at a time. (Counted by `streams.unseen_speakers`.)",
             ]
     if results:
-        machines = sorted({_machine(r) for r in results})
         lines += [
             "",
             f"## {len(results)} models on the same budget",
             "",
-            f"Each trained for {settings['minutes']:g} minutes, one after the other on "
-            + (machines[0] if len(machines) == 1 else
-               "machines that differ (" + "; ".join(machines) + "): the minutes do not compare")
+            f"Each trained for {settings['minutes']:g} minutes, one after the other on {_machines(results)}"
             + ". The presets hold the parameter budget (see their comments in `training/tasks/language_model.py`).",
             "",
             *TABLE,

@@ -68,14 +68,20 @@ def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_p
     # Both runs trained here: one machine, named with its measured speed.
     machine = streamed["machine"]
     assert machine["cores"] == os.cpu_count() and machine["matmul_gflops"] > 0
-    assert f"one after the other on {machine['processor']}, {machine['cores']} cores" in text
+    assert f"one after the other on one machine ({machine['processor']}, {machine['cores']} cores" in text
     assert "the minutes do not compare" not in text
     assert "## Sentence by sentence against streamed, at equal steps" in text
     assert f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} |" in text
     assert streamed["sample"].rstrip() in text and "a sample of its own" in text
     assert (tmp_path / "streams_curves.png").read_bytes().startswith(PNG)
+    # One machine's readings spread by a fifth from run to run (streams.SAME_MACHINE_SPEED_RATIO): still one machine.
+    speed = machine["matmul_gflops"]
+    noisy = {**other, "machine": {**machine, "matmul_gflops": 1.2 * speed}}
+    text = open(streams.write_report(None, [streamed, noisy], None, settings, str(tmp_path))).read()
+    assert f"one machine ({machine['processor']}, {machine['cores']} cores, {speed:g} to {1.2 * speed:g} GFLOP/s" in text
+    assert "the minutes do not compare" not in text
     # Runs on machines of different speeds: the report says their minutes do not compare.
-    faster = {**other, "machine": {**machine, "matmul_gflops": 2 * machine["matmul_gflops"]}}
+    faster = {**other, "machine": {**machine, "matmul_gflops": 2 * speed}}
     text = open(streams.write_report(None, [streamed, faster], None, settings, str(tmp_path))).read()
     assert "machines that differ" in text and "the minutes do not compare" in text and "## The target" not in text
 
