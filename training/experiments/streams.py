@@ -4,7 +4,7 @@ sentence against streamed.
 
     python -m training.experiments.streams [--target_minutes=60] [--models=char_lstm,char_gru,char_elman,char_gcnn,
         char_ffnn] [--minutes=20] [--compare] [--seed=0] [--data_dir=FILE_OR_DIR (default: the bundled tiny
-        Shakespeare)]
+        Shakespeare)] [--jit_compile=target,models (default: no part compiles with XLA)]
 
 Every model is a preset of the language_model task (`char_*`: streams of characters, the state carried from window
 to window, `training.data.streams`). A run trains epoch after epoch until one more epoch, as long as the last, would
@@ -74,6 +74,13 @@ TIMING_FILE = "streams_timing.json"
 
 FLAGS = flags.FLAGS
 
+# The parts `--jit_compile` names. No part compiles with XLA by default: on 2 CPU cores (TF 2.21) XLA slowed the
+# training step of every char_* preset, 30 steps of `python -m training.train --task=language_model --preset=P
+# --steps=30 [--jit_compile]`, steps/s with and without XLA: char_lstm 0.79 / 1.05, char_gru 0.91 / 0.94, char_elman
+# 0.57 / 1.18, char_gcnn 1.20 / 1.25, char_ffnn 0.19 / 1.60 (an epoch of the feed-forward model took 894 s with XLA,
+# 112 s without).
+JIT_COMPILE_PARTS = ("target", "models")
+
 
 def define_flags():
     """The command line's flags (defined when the module runs as a program: other experiments define some of the
@@ -89,7 +96,11 @@ def define_flags():
                         "bundled tiny Shakespeare).")
     flags.DEFINE_boolean("compare", True, f"Also train {TARGET_PRESET} sentence by sentence for as many steps as the "
                          "target run.")
-    flags.DEFINE_boolean("jit_compile", True, "Compile the training steps with XLA.")
+    flags.DEFINE_list("jit_compile", [], "The parts whose runs compile their training step with XLA: target (the "
+                      "target run and its sentence-by-sentence twin), models (the comparison). Default: none (see "
+                      "JIT_COMPILE_PARTS).")
+    flags.register_validator("jit_compile", lambda parts: set(parts) <= set(JIT_COMPILE_PARTS),
+                             f"--jit_compile names parts of the experiment: any of {list(JIT_COMPILE_PARTS)}")
     flags.DEFINE_string("work_dir", "runs/streams", "Where the runs live (reused when the experiment is rerun).")
     flags.DEFINE_string("output_dir", "docs/results", "Where streams.md and its figure are written.")
 
@@ -210,7 +221,8 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
     hour-long runs can be run a few models at a time (`--models`) and its report written from the records (they are
     small: metrics, the validation curve and the sample). Remove a record to train its model again."""
     budget = {"preset": preset, "seed": seed, "minutes": minutes if math.isfinite(minutes) else None,
-              "max_steps": max_steps, "overrides": overrides or {}, "sample_length": sample_length}
+              "max_steps": max_steps, "overrides": overrides or {}, "sample_length": sample_length,
+              "jit_compile": bool(jit_compile)}
     recorded = records.load(record_dir, name or preset, seed, budget) if record_dir else None
     if recorded is not None:
         return recorded
@@ -243,6 +255,7 @@ def run_model(preset, seed, minutes, work_dir, overrides=None, jit_compile=False
         "test_tokens": int(len(corpus.stream_ids("test")) - 1),
         "sample": sample_text(trainer.model, corpus.vocabulary, length=sample_length, seed=seed),
         "machine": trained_on,
+        "jit_compile": bool(jit_compile),
     }
     print(f"{name or preset} seed {seed}: " + json.dumps({k: v for k, v in result.items() if k not in ("curve",
                                                                                                          "sample")}),
@@ -304,6 +317,17 @@ def _machine(r):
 SAME_MACHINE_SPEED_RATIO = 1.3
 
 
+def _xla(runs):
+    """How the runs' training steps were compiled, in words."""
+    compiled = [r for r in runs if r.get("jit_compile")]
+    if not compiled:
+        return "the training step without XLA"
+    if len(compiled) == len(runs):
+        return "the training step compiled with XLA"
+    return ("the training step compiled with XLA for " + ", ".join(f"`{r['preset']}`" for r in compiled)
+            + " and without it for the others: the minutes do not compare")
+
+
 def _machines(results):
     """The sentence's words for the machines the compared runs trained on: one machine, or those that differ."""
     recorded = [r.get("machine") for r in results]
@@ -348,7 +372,7 @@ def write_report(target, results, comparison, settings, output_dir):
             "",
             f"## The target: the streamed LSTM within {TARGET_MINUTES:g} minutes",
             "",
-            f"Trained on {_machine(target)}.",
+            f"Trained on {_machine(target)}; {_xla([target])}.",
             "",
             *TABLE,
             _row(target),
@@ -376,8 +400,8 @@ def write_report(target, results, comparison, settings, output_dir):
             "",
             f"## {len(results)} models on the same budget",
             "",
-            f"Each trained for {settings['minutes']:g} minutes, one after the other on {_machines(results)}"
-            + ". The presets hold the parameter budget (see their comments in `training/tasks/language_model.py`).",
+            f"Each trained for {settings['minutes']:g} minutes, one after the other on {_machines(results)}; "
+            f"{_xla(results)}. The presets hold the parameter budget (see their comments in `training/tasks/language_model.py`).",
             "",
             *TABLE,
             *(_row(r) for r in results),
@@ -435,25 +459,27 @@ def main(argv):
     absl_warnings_only()
     del argv
     language_models.check_models(FLAGS.models)
+    target_xla, models_xla = ("target" in FLAGS.jit_compile), ("models" in FLAGS.jit_compile)
     overrides = {"data_dir": os.path.abspath(FLAGS.data_dir)} if FLAGS.data_dir else {}
     record_dir = os.path.join(FLAGS.output_dir, "streams")
     target = None
     if FLAGS.target_minutes > 0:
-        target = run_model(TARGET_PRESET, FLAGS.seed, FLAGS.target_minutes, FLAGS.work_dir, overrides,
-                           FLAGS.jit_compile, record_dir=record_dir)
-    results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, FLAGS.jit_compile,
+        target = run_model(TARGET_PRESET, FLAGS.seed, FLAGS.target_minutes, FLAGS.work_dir, overrides, target_xla,
+                           record_dir=record_dir)
+    results = [run_model(preset, FLAGS.seed, FLAGS.minutes, FLAGS.work_dir, overrides, models_xla,
                          name=f"{preset}_{FLAGS.minutes:g}min", record_dir=record_dir)
                for preset in FLAGS.models]
     comparison = None
     if FLAGS.compare and target is not None:
         sentences = run_model(TARGET_PRESET, FLAGS.seed, math.inf, FLAGS.work_dir, {**overrides, "bptt_steps": None},
-                              FLAGS.jit_compile, max_steps=target["steps"], name=f"{TARGET_PRESET}_sentences",
+                              target_xla, max_steps=target["steps"], name=f"{TARGET_PRESET}_sentences",
                               record_dir=record_dir)
         comparison = (target, sentences)
     command = "python -m training.experiments.streams" + "".join(
         f" --{name}={value}" for name, value in (("target_minutes", FLAGS.target_minutes),
                                                  ("models", ",".join(FLAGS.models)), ("minutes", FLAGS.minutes),
-                                                 ("seed", FLAGS.seed), ("data_dir", FLAGS.data_dir))
+                                                 ("seed", FLAGS.seed), ("data_dir", FLAGS.data_dir),
+                                                 ("jit_compile", ",".join(FLAGS.jit_compile) or None))
         if value is not None) + ("" if FLAGS.compare else " --nocompare")
     settings = {"command": command, "seed": FLAGS.seed, "minutes": FLAGS.minutes,
                 "speakers": unseen_speakers(text_corpus.read_text_corpus(overrides.get("data_dir")))}
