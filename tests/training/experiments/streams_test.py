@@ -70,6 +70,11 @@ def test_the_report_has_its_table_comparison_samples_and_figure(tiny_runs, tmp_p
     assert machine["cores"] == os.cpu_count() and machine["matmul_gflops"] > 0
     assert f"one after the other on one machine ({machine['processor']}, {machine['cores']} cores" in text
     assert "the minutes do not compare" not in text
+    # Every run says how its step was compiled; one compiled with XLA among others without it is not comparable.
+    assert "; the training step without XLA." in text and not streamed["jit_compile"]
+    mixed = open(streams.write_report(None, [streamed, {**other, "jit_compile": True}], None, settings,
+                                      str(tmp_path))).read()
+    assert "compiled with XLA for `char_gru` and without it for the others: the minutes do not compare" in mixed
     assert "## Sentence by sentence against streamed, at equal steps" in text
     assert f"| sentence by sentence | {sentences['test_nats_streamed']:.3f} |" in text
     assert streamed["sample"].rstrip() in text and "a sample of its own" in text
@@ -91,6 +96,7 @@ def test_a_finished_result_is_recorded_and_reused_only_for_the_same_budget(tiny_
     _, streamed, sentences, record_dir = tiny_runs
     recorded = json.loads(open(records.record_path(record_dir, "lstm_sentences", 0)).read())
     assert recorded["result"] == json.loads(json.dumps(sentences)) and recorded["budget"]["max_steps"] == sentences["steps"]
+    assert recorded["budget"]["jit_compile"] is False
     # A work directory that cannot hold a run: reusing the record must not train.
     blocked = tmp_path / "not_a_directory"
     blocked.write_text("")
@@ -99,6 +105,9 @@ def test_a_finished_result_is_recorded_and_reused_only_for_the_same_budget(tiny_
     # Another budget is another experiment: it trains (here, into the blocked directory, which fails).
     with pytest.raises(Exception):
         streams.run_model("lstm", 0, 0.0002, str(blocked), TINY, sample_length=30, record_dir=record_dir)
+    with pytest.raises(Exception):  # the same run compiled with XLA
+        streams.run_model("lstm", 0, 0.0001, str(blocked), TINY, jit_compile=True, sample_length=30,
+                          record_dir=record_dir)
 
 
 def test_the_report_counts_the_turns_of_speakers_never_named_in_training(tmp_path):
