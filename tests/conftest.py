@@ -15,7 +15,7 @@ if "SEQZOO_CACHE" not in os.environ:
     os.environ["SEQZOO_CACHE"] = tempfile.mkdtemp(prefix="seqzoo-test-cache-")
     atexit.register(shutil.rmtree, os.environ["SEQZOO_CACHE"], ignore_errors=True)
 
-# The one test that runs the `jax`-marked tests in a pytest process of its own (about 1.5 minutes).
+# The one test that runs the `jax`-marked tests in a pytest process of its own (about 9 to 11 minutes on 2 cores).
 _JAX_PASS = "tests/zoo/jax_backend_test.py::test_marked_zoo_tests_pass_under_jax"
 
 
