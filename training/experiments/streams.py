@@ -409,7 +409,8 @@ def write_report(target, results, comparison, settings, output_dir):
             f"## {len(results)} models on the same budget",
             "",
             f"Each trained for {settings['minutes']:g} minutes, one after the other on {_machines(results)}; "
-            f"{_xla(results)}. The presets hold the parameter budget (see their comments in `training/tasks/language_model.py`).",
+            f"{_xla(results)}. The presets hold the parameter budget (see their comments in "
+            "`training/tasks/language_model.py`).",
             "",
             *TABLE,
             *(_row(r) for r in results),
