@@ -151,12 +151,12 @@ _ZAREMBA_PRESETS = {
 # characters (char-rnn's default seq_length is 50; 100 spans about two lines of verse, and the carried state reaches
 # further back), 64 parallel streams (the 1.0M training characters make streams of 15,685 characters, 156 windows per
 # epoch: enough updates per epoch, and 6,400 characters per step keep the matrix products large), Adam at 2e-3
-# (char-rnn's learning rate, with RMSprop; the Elman model's is lower, see _CHAR_SETTINGS), the gradient's global
-# norm clipped at 5 (char-rnn's grad_clip), dropout 0.3 on the non-recurrent connections, and the rate decayed by 0.9 per epoch after the 10th (char-rnn: 0.97 per epoch
-# after the 10th of 50), for 20 epochs. The dropout was tuned on the LSTM's validation curve (tiny Shakespeare, seed
-# 0): with 0.2 the validation nats bottomed at 1.366 in epoch 14 and rose to 1.398 by epoch 23 (training loss about
-# 1.03: overfitting); with 0.5 they were still 1.420 at epoch 12, the training loss as high as the validation's
-# (underfitting within the hour's budget, as the rate decays).
+# (char-rnn's learning rate, with RMSprop; the Elman model's is lower, see _CHAR_SETTINGS), the gradient's global norm
+# clipped at 5 (char-rnn's grad_clip), dropout 0.3 on the non-recurrent connections, and the rate decayed by 0.9 per
+# epoch after the 10th (char-rnn: 0.97 per epoch after the 10th of 50), for 20 epochs. The dropout was tuned on the
+# LSTM's validation curve (tiny Shakespeare, seed 0): with 0.2 the validation nats bottomed at 1.366 in epoch 14 and
+# rose to 1.398 by epoch 23 (training loss about 1.03: overfitting); with 0.5 they were still 1.420 at epoch 12, the
+# training loss as high as the validation's (underfitting within the hour's budget, as the rate decays).
 # Sentence by sentence (bptt_steps=None), a line is a sentence: max_length 1000 keeps every line of tiny Shakespeare
 # (the longest has 63 characters) and of most texts whole.
 _CHAR_COMMON = {
