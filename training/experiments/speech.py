@@ -126,7 +126,9 @@ def run_preset(preset, seed, work_dir, overrides, snrs, snr_size, record_dir=Non
         "parameters": int(sum(np.prod(v.shape) for v in trainer.model.trainable_variables)),
         "epochs": int(trainer.epoch),
         "steps": int(trainer.step),
+        # The training time of the epochs this process trained: all of them, unless the run was resumed.
         "minutes": sum(entry["seconds"] for entry in history) / 60 if history else None,
+        "timed_epochs": len(history),
         "validation_wer": float(trainer.best),
         "decoded": decoded,
         "snr": {snr_key(snr): wer(task, config, trainer.model, snr_set(config, snr, snr_size))
@@ -190,6 +192,17 @@ def draw_spectrogram(task, config, model, example, path):
     return memory_figures._save(figure, path, plt)
 
 
+def minutes_cell(result):
+    """A result's training minutes for the report: the whole run's, or those of the epochs timed after a resume (a run
+    resumed after its last epoch has none)."""
+    timed = result["timed_epochs"]
+    if not timed:
+        return "–"
+    if timed == result["epochs"]:
+        return f"{result['minutes']:.1f}"
+    return f"{result['minutes']:.1f} (the last {timed} epochs; resumed)"
+
+
 def write_report(results, settings, output_dir, figures):
     os.makedirs(output_dir, exist_ok=True)
     snrs = settings["snrs"]
@@ -212,7 +225,7 @@ def write_report(results, settings, output_dir, figures):
     for r in results:
         d = r["decoded"]
         beam = f"{100 * d['wer_beam']:.1f}%" if "wer_beam" in d else "–"
-        minutes = f"{r['minutes']:.1f}" if r["minutes"] is not None else "–"
+        minutes = minutes_cell(r)
         lines.append(f"| {NAMES.get(r['preset'], r['preset'])} (`{r['preset']}`) | {r['parameters']:,} | {r['epochs']} "
                      f"| {minutes} | {100 * d['wer_greedy']:.1f}% | {beam} | {100 * d['cer_greedy']:.1f}% | "
                      f"{100 * d['wer_clean_digits_greedy']:.1f}% |")

@@ -18,6 +18,7 @@ def test_two_presets_measured_and_reported(tmp_path):
                                                        record_dir=str(tmp_path / "records"))
         results.append(result)
         assert result["steps"] == 2 and result["parameters"] > 0
+        assert result["timed_epochs"] == 0 and experiment.minutes_cell(result) == "–"  # stopped mid-epoch
         assert set(result["snr"]) == {"10", "clean"} and all(0 <= v for v in result["snr"].values())
     assert "wer_beam" in results[0]["decoded"] and "wer_beam" not in results[1]["decoded"]
     # The SNR sets are synthesized once: a second call reads the same utterances.
@@ -40,3 +41,10 @@ def test_two_presets_measured_and_reported(tmp_path):
     assert "| model | 10 dB | clean |" in text
     for name in ("speech_snr.png", "speech_spectrogram.png"):
         assert (output / name).read_bytes().startswith(PNG)
+
+
+def test_the_minutes_say_when_a_resumed_run_timed_only_its_last_epochs():
+    assert experiment.minutes_cell({"epochs": 20, "timed_epochs": 20, "minutes": 8.04}) == "8.0"
+    assert experiment.minutes_cell({"epochs": 20, "timed_epochs": 15, "minutes": 6.5}) == (
+        "6.5 (the last 15 epochs; resumed)")
+    assert experiment.minutes_cell({"epochs": 20, "timed_epochs": 0, "minutes": None}) == "–"
