@@ -18,7 +18,9 @@ def test_two_presets_measured_and_reported(tmp_path):
                                                        record_dir=str(tmp_path / "records"))
         results.append(result)
         assert result["steps"] == 2 and result["parameters"] > 0
-        assert result["timed_epochs"] == 0 and experiment.minutes_cell(result) == "–"  # stopped mid-epoch
+        # Two steps are one epoch of 32 utterances in batches of 16, timed whole.
+        assert result["timed_epochs"] == result["epochs"] == 1
+        assert experiment.minutes_cell(result) == f"{result['minutes']:.1f}"
         assert set(result["snr"]) == {"10", "clean"} and all(0 <= v for v in result["snr"].values())
     assert "wer_beam" in results[0]["decoded"] and "wer_beam" not in results[1]["decoded"]
     # The SNR sets are synthesized once: a second call reads the same utterances.
